@@ -1,0 +1,89 @@
+//! PostgreSQL access: connection pool, schema migrations and (as the indexer and
+//! API land) the repositories that own each table.
+//!
+//! The schema has three parts (see `migrations/`):
+//! - `chain`: the raw log store, recent block hashes and the indexer checkpoint;
+//! - `derived`: everything computed from the logs, rebuildable at any time;
+//! - `app`: off-chain data (metadata, users, verification, notifications).
+
+use std::time::Duration;
+
+use sqlx::{
+    PgPool,
+    migrate::{MigrateError, Migrator},
+    postgres::{PgConnectOptions, PgPoolOptions},
+};
+
+/// The schema migrations, embedded in the binary.
+pub static MIGRATOR: Migrator = sqlx::migrate!("./migrations");
+
+/// What can go wrong talking to the database.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The database could not be reached or refused the connection.
+    #[error("cannot connect to PostgreSQL at {target}: {source}")]
+    Connect {
+        /// Host and database, never the password.
+        target: String,
+        /// The driver's error.
+        source: sqlx::Error,
+    },
+    /// A migration failed or the database has migrations this binary does not know.
+    #[error("database migration failed: {0}")]
+    Migrate(#[from] MigrateError),
+    /// A query failed.
+    #[error("database query failed: {0}")]
+    Query(#[from] sqlx::Error),
+}
+
+/// Opens a connection pool of at most `max_connections`, failing fast when the
+/// server is unreachable.
+pub async fn connect(options: PgConnectOptions, max_connections: u32) -> Result<PgPool, StoreError> {
+    let target = format!(
+        "{}:{}/{}",
+        options.get_host(),
+        options.get_port(),
+        options.get_database().unwrap_or("postgres")
+    );
+    PgPoolOptions::new()
+        .max_connections(max_connections)
+        .acquire_timeout(Duration::from_secs(10))
+        .connect_with(options)
+        .await
+        .map_err(|source| StoreError::Connect { target, source })
+}
+
+/// Outcome of [`migrate`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MigrationReport {
+    /// Migrations applied by this call, oldest first (empty when up to date).
+    pub applied: Vec<String>,
+    /// Migrations known to this binary.
+    pub known: usize,
+}
+
+/// Applies every pending migration; a second call applies nothing.
+/// Concurrent callers are serialised by sqlx's advisory lock.
+pub async fn migrate(pool: &PgPool) -> Result<MigrationReport, StoreError> {
+    let before = applied_versions(pool).await?;
+    MIGRATOR.run(pool).await?;
+    let after = applied_versions(pool).await?;
+    let applied = MIGRATOR
+        .iter()
+        .filter(|m| after.contains(&m.version) && !before.contains(&m.version))
+        .map(|m| format!("{:04} {}", m.version, m.description))
+        .collect();
+    Ok(MigrationReport { applied, known: MIGRATOR.iter().count() })
+}
+
+async fn applied_versions(pool: &PgPool) -> Result<Vec<i64>, StoreError> {
+    let exists: bool = sqlx::query_scalar("SELECT to_regclass('public._sqlx_migrations') IS NOT NULL")
+        .fetch_one(pool)
+        .await?;
+    if !exists {
+        return Ok(Vec::new());
+    }
+    Ok(sqlx::query_scalar("SELECT version FROM _sqlx_migrations WHERE success ORDER BY version")
+        .fetch_all(pool)
+        .await?)
+}

@@ -1,0 +1,12 @@
+//! Test harness shared by every crate's integration tests: real Postgres (a
+//! fresh database per test), real anvil (its own process per test) with the
+//! reference contracts deployed, and drivers for trades, stakes and votes.
+//!
+//! Test code: panics on setup failure are the right way to fail a test.
+#![allow(clippy::expect_used, clippy::unwrap_used)]
+
+pub mod chain;
+pub mod db;
+
+pub use chain::TestChain;
+pub use db::TestDb;

@@ -1,1 +1,83 @@
-fn main() {}
+//! `animoca-trade`: one binary, one subcommand per process role (SPEC §3).
+
+mod commands;
+mod config;
+mod shutdown;
+mod telemetry;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+use crate::config::{CommonConfig, ConfigError, Env};
+
+/// Animoca Trade backend: indexes the credential and persona markets, serves the
+/// API and live updates.
+#[derive(Debug, Parser)]
+#[command(name = "animoca-trade", version)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Apply the database migrations to DATABASE_URL (safe to run again: applies only what is missing).
+    Migrate,
+    /// Deploy the reference contracts to RPC_URL with PRIVATE_KEY and print the addresses as .env lines.
+    Deploy(commands::deploy::DeployArgs),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    if let Err(error) = config::load_dotenv() {
+        return config_failure(&error);
+    }
+    let mut env = Env::from_process();
+    let common = CommonConfig::read(&mut env).unwrap_or_default();
+    let prepared = match cli.command {
+        Command::Migrate => config::MigrateConfig::read(&mut env).map(Prepared::Migrate),
+        Command::Deploy(args) => config::DeployConfig::read(&mut env).map(|config| Prepared::Deploy(config, args)),
+    };
+    if let Err(error) = env.finish() {
+        return config_failure(&error);
+    }
+    let Some(prepared) = prepared else {
+        // `finish` reports every variable a reader could not produce.
+        return ExitCode::from(2);
+    };
+
+    let _telemetry = telemetry::init(common.sentry_dsn.as_deref());
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("error: cannot start the async runtime: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(async move {
+        let shutdown = shutdown::on_signal();
+        match prepared {
+            Prepared::Migrate(config) => commands::migrate::run(config, shutdown).await,
+            Prepared::Deploy(config, args) => commands::deploy::run(config, args, shutdown).await,
+        }
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            tracing::error!(error = format!("{error:#}"), "command failed");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// A command with its validated configuration.
+enum Prepared {
+    Migrate(config::MigrateConfig),
+    Deploy(config::DeployConfig, commands::deploy::DeployArgs),
+}
+
+fn config_failure(error: &ConfigError) -> ExitCode {
+    eprintln!("error: {error}");
+    ExitCode::from(2)
+}

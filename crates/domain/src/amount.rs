@@ -18,11 +18,8 @@ where
     if decimals == 0 {
         return digits;
     }
-    let padded = if digits.len() <= decimals {
-        format!("{}{digits}", "0".repeat(decimals + 1 - digits.len()))
-    } else {
-        digits
-    };
+    let padded =
+        if digits.len() <= decimals { format!("{}{digits}", "0".repeat(decimals + 1 - digits.len())) } else { digits };
     let (whole, fraction) = padded.split_at(padded.len() - decimals);
     format!("{whole}.{fraction}")
 }
@@ -48,7 +45,10 @@ mod tests {
         assert_eq!(format_units(U256::from(1u64), 6), "0.000001");
         assert_eq!(format_units(U256::ZERO, 6), "0.000000");
         assert_eq!(format_units(U256::from(123u64), 0), "123");
-        assert_eq!(format_units(U256::MAX, 18), "115792089237316195423570985008687907853269984665640564039457.584007913129639935");
+        assert_eq!(
+            format_units(U256::MAX, 18),
+            "115792089237316195423570985008687907853269984665640564039457.584007913129639935"
+        );
         assert_eq!(format_signed_units(true, U256::from(5u64), 1), "-0.5");
         assert_eq!(format_signed_units(true, U256::ZERO, 1), "0.0");
     }

@@ -112,7 +112,11 @@ mod tests {
     fn unrealized_pnl_matches_the_vector() {
         let vectors = conventions();
         let case = &vectors["position_value"][0];
-        let position = Position { balance: u256(case["balance"].as_str().unwrap()), cost_basis: u256(case["cost_basis"].as_str().unwrap()), realized_pnl: I256::ZERO };
+        let position = Position {
+            balance: u256(case["balance"].as_str().unwrap()),
+            cost_basis: u256(case["cost_basis"].as_str().unwrap()),
+            realized_pnl: I256::ZERO,
+        };
         let pnl = position.unrealized_pnl(u256(case["value"].as_str().unwrap()));
         assert_eq!(pnl.to_string(), case["unrealized_pnl"].as_str().unwrap());
     }

@@ -124,17 +124,32 @@ mod tests {
     #[test]
     fn spot_prices_match_the_vectors() {
         for case in conventions()["spot_price"].as_array().unwrap() {
-            let price = Price::spot(u256(case["usdcReserves"].as_str().unwrap()), u256(case["tokenReserves"].as_str().unwrap()));
-            assert!(decimal_eq(&price.to_decimal_string(), case["spot_price"].as_str().unwrap()), "{case}: got {price}");
+            let price = Price::spot(
+                u256(case["usdcReserves"].as_str().unwrap()),
+                u256(case["tokenReserves"].as_str().unwrap()),
+            );
+            assert!(
+                decimal_eq(&price.to_decimal_string(), case["spot_price"].as_str().unwrap()),
+                "{case}: got {price}"
+            );
         }
     }
 
     #[test]
     fn values_and_market_caps_match_the_vectors() {
         for case in conventions()["position_value"].as_array().unwrap() {
-            let price = Price::spot(u256(case["usdcReserves"].as_str().unwrap()), u256(case["tokenReserves"].as_str().unwrap()));
-            assert_eq!(price.value_of(u256(case["balance"].as_str().unwrap())).to_string(), case["value"].as_str().unwrap());
-            assert_eq!(price.value_of(u256(case["total_supply"].as_str().unwrap())).to_string(), case["market_cap"].as_str().unwrap());
+            let price = Price::spot(
+                u256(case["usdcReserves"].as_str().unwrap()),
+                u256(case["tokenReserves"].as_str().unwrap()),
+            );
+            assert_eq!(
+                price.value_of(u256(case["balance"].as_str().unwrap())).to_string(),
+                case["value"].as_str().unwrap()
+            );
+            assert_eq!(
+                price.value_of(u256(case["total_supply"].as_str().unwrap())).to_string(),
+                case["market_cap"].as_str().unwrap()
+            );
         }
     }
 

@@ -39,12 +39,8 @@ pub enum StoreError {
 /// Opens a connection pool of at most `max_connections`, failing fast when the
 /// server is unreachable.
 pub async fn connect(options: PgConnectOptions, max_connections: u32) -> Result<PgPool, StoreError> {
-    let target = format!(
-        "{}:{}/{}",
-        options.get_host(),
-        options.get_port(),
-        options.get_database().unwrap_or("postgres")
-    );
+    let target =
+        format!("{}:{}/{}", options.get_host(), options.get_port(), options.get_database().unwrap_or("postgres"));
     PgPoolOptions::new()
         .max_connections(max_connections)
         .acquire_timeout(Duration::from_secs(10))
@@ -65,9 +61,19 @@ pub struct MigrationReport {
 /// Applies every pending migration; a second call applies nothing.
 /// Concurrent callers are serialised by sqlx's advisory lock.
 pub async fn migrate(pool: &PgPool) -> Result<MigrationReport, StoreError> {
-    let before = applied_versions(pool).await?;
-    MIGRATOR.run(pool).await?;
-    let after = applied_versions(pool).await?;
+    // Our own session lock around sqlx's, so the before/after report is exact
+    // even when several processes migrate at once (advisory locks are re-entrant).
+    let mut conn = pool.acquire().await?;
+    sqlx::query("SELECT pg_advisory_lock($1)").bind(MIGRATE_LOCK).execute(&mut *conn).await?;
+    let result = async {
+        let before = applied_versions(&mut conn).await?;
+        MIGRATOR.run(&mut *conn).await?;
+        let after = applied_versions(&mut conn).await?;
+        Ok::<_, StoreError>((before, after))
+    }
+    .await;
+    sqlx::query("SELECT pg_advisory_unlock($1)").bind(MIGRATE_LOCK).execute(&mut *conn).await?;
+    let (before, after) = result?;
     let applied = MIGRATOR
         .iter()
         .filter(|m| after.contains(&m.version) && !before.contains(&m.version))
@@ -76,14 +82,16 @@ pub async fn migrate(pool: &PgPool) -> Result<MigrationReport, StoreError> {
     Ok(MigrationReport { applied, known: MIGRATOR.iter().count() })
 }
 
-async fn applied_versions(pool: &PgPool) -> Result<Vec<i64>, StoreError> {
-    let exists: bool = sqlx::query_scalar("SELECT to_regclass('public._sqlx_migrations') IS NOT NULL")
-        .fetch_one(pool)
-        .await?;
+/// Advisory lock key serialising `migrate` calls ("animoca" in ASCII).
+const MIGRATE_LOCK: i64 = 0x0061_6e69_6d6f_6361;
+
+async fn applied_versions(conn: &mut sqlx::PgConnection) -> Result<Vec<i64>, StoreError> {
+    let exists: bool =
+        sqlx::query_scalar("SELECT to_regclass('public._sqlx_migrations') IS NOT NULL").fetch_one(&mut *conn).await?;
     if !exists {
         return Ok(Vec::new());
     }
     Ok(sqlx::query_scalar("SELECT version FROM _sqlx_migrations WHERE success ORDER BY version")
-        .fetch_all(pool)
+        .fetch_all(&mut *conn)
         .await?)
 }

@@ -28,12 +28,11 @@ impl TestDb {
         let admin = PgConnectOptions::from_str(&admin_url()).expect("TEST_DATABASE_URL is a postgres URL");
         let name = format!("test_{}", uuid::Uuid::new_v4().simple());
         let mut conn = PgConnection::connect_with(&admin).await.expect("connect to the test Postgres server");
-        conn.execute(sqlx::AssertSqlSafe(format!(r#"CREATE DATABASE "{name}""#)))
-            .await
-            .expect("create test database");
+        conn.execute(sqlx::AssertSqlSafe(format!(r#"CREATE DATABASE "{name}""#))).await.expect("create test database");
         conn.close().await.ok();
         let options = admin.database(&name);
-        let pool = PgPoolOptions::new().max_connections(8).connect_with(options.clone()).await.expect("connect to test db");
+        let pool =
+            PgPoolOptions::new().max_connections(8).connect_with(options.clone()).await.expect("connect to test db");
         TestDb { pool, name, options }
     }
 
@@ -61,12 +60,11 @@ fn url_without_database(url: &str) -> &str {
 impl Drop for TestDb {
     fn drop(&mut self) {
         let name = self.name.clone();
-        let pool = self.pool.clone();
-        // Drop runs outside async context guarantees: use a thread with its own runtime.
+        // The test's runtime may be blocked on this very drop, so use a thread
+        // with its own runtime; FORCE ends the pool's connections server-side.
         let _ = std::thread::spawn(move || {
             let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().ok()?;
             runtime.block_on(async move {
-                pool.close().await;
                 let admin = PgConnectOptions::from_str(&admin_url()).ok()?;
                 let mut conn = PgConnection::connect_with(&admin).await.ok()?;
                 conn.execute(sqlx::AssertSqlSafe(format!(r#"DROP DATABASE IF EXISTS "{name}" WITH (FORCE)"#)))

@@ -8,5 +8,5 @@
 pub mod chain;
 pub mod db;
 
-pub use chain::TestChain;
+pub use chain::{MarketSpec, TestChain, tokens, usdc};
 pub use db::TestDb;

@@ -1,0 +1,5 @@
+//! One module per subcommand; each takes its validated configuration and the
+//! shutdown token.
+
+pub mod deploy;
+pub mod migrate;

@@ -1,0 +1,287 @@
+//! Configuration from environment variables (and an optional `.env`), validated
+//! once at start-up. Every problem is collected and reported together, naming
+//! each offending variable and why (SPEC §9).
+
+use std::{fmt, str::FromStr};
+
+use alloy::{primitives::Address, signers::local::PrivateKeySigner};
+use sqlx::postgres::PgConnectOptions;
+use url::Url;
+
+/// One variable that is missing or malformed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Problem {
+    /// The variable's name.
+    pub var: &'static str,
+    /// What is wrong with it.
+    pub reason: String,
+}
+
+/// Every configuration problem found, reported at once.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub struct ConfigError {
+    /// The problems, in the order the variables were read.
+    pub problems: Vec<Problem>,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let names: Vec<&str> = self.problems.iter().map(|p| p.var).collect();
+        writeln!(f, "invalid configuration ({}):", names.join(", "))?;
+        for problem in &self.problems {
+            writeln!(f, "  {}: {}", problem.var, problem.reason)?;
+        }
+        write!(f, "Set them in the environment or in .env (see .env.example).")
+    }
+}
+
+/// Loads `.env` from the working directory if there is one. Variables already in
+/// the environment win. A malformed file is a configuration error.
+pub fn load_dotenv() -> Result<(), ConfigError> {
+    match dotenvy::dotenv() {
+        Ok(_) => Ok(()),
+        Err(error) if error.not_found() => Ok(()),
+        Err(error) => Err(ConfigError { problems: vec![Problem { var: ".env", reason: error.to_string() }] }),
+    }
+}
+
+/// Looks a variable up by name.
+type Lookup<'a> = Box<dyn Fn(&str) -> Option<String> + 'a>;
+
+/// Reads variables through a lookup function and collects problems.
+pub struct Env<'a> {
+    lookup: Lookup<'a>,
+    problems: Vec<Problem>,
+}
+
+impl<'a> Env<'a> {
+    /// Reads the process environment.
+    pub fn from_process() -> Env<'static> {
+        Env::new(|name| std::env::var(name).ok())
+    }
+
+    /// Reads through `lookup` (tests pass a map).
+    pub fn new(lookup: impl Fn(&str) -> Option<String> + 'a) -> Self {
+        Env { lookup: Box::new(lookup), problems: Vec::new() }
+    }
+
+    fn raw(&self, name: &str) -> Option<String> {
+        (self.lookup)(name).map(|v| v.trim().to_owned()).filter(|v| !v.is_empty())
+    }
+
+    /// A variable that must be set and parse.
+    pub fn required<T>(&mut self, var: &'static str, parse: impl FnOnce(&str) -> Result<T, String>) -> Option<T> {
+        match self.raw(var) {
+            None => {
+                self.problems.push(Problem { var, reason: "is not set".to_owned() });
+                None
+            }
+            Some(value) => self.parse(var, &value, parse),
+        }
+    }
+
+    /// A variable that may be unset (`None`); when set it must parse.
+    pub fn optional<T>(&mut self, var: &'static str, parse: impl FnOnce(&str) -> Result<T, String>) -> Option<T> {
+        let value = self.raw(var)?;
+        self.parse(var, &value, parse)
+    }
+
+    fn parse<T>(&mut self, var: &'static str, value: &str, parse: impl FnOnce(&str) -> Result<T, String>) -> Option<T> {
+        match parse(value) {
+            Ok(parsed) => Some(parsed),
+            Err(reason) => {
+                self.problems.push(Problem { var, reason });
+                None
+            }
+        }
+    }
+
+    /// Ends reading: `Ok` only if every variable was fine.
+    pub fn finish(self) -> Result<(), ConfigError> {
+        if self.problems.is_empty() { Ok(()) } else { Err(ConfigError { problems: self.problems }) }
+    }
+}
+
+/// Parses a `postgres://` connection URL.
+pub fn postgres_url(value: &str) -> Result<PgConnectOptions, String> {
+    let url = Url::parse(value)
+        .map_err(|e| format!("not a URL ({e}); expected postgres://user:password@host:5432/database"))?;
+    if !matches!(url.scheme(), "postgres" | "postgresql") {
+        return Err(format!("scheme is {:?}; expected postgres:// or postgresql://", url.scheme()));
+    }
+    PgConnectOptions::from_str(value).map_err(|e| format!("not a valid PostgreSQL URL: {e}"))
+}
+
+/// Parses a JSON-RPC endpoint URL (`http(s)://` or `ws(s)://`).
+pub fn rpc_url(value: &str) -> Result<Url, String> {
+    let url = Url::parse(value).map_err(|e| format!("not a URL ({e}); expected e.g. http://127.0.0.1:8545"))?;
+    if !matches!(url.scheme(), "http" | "https" | "ws" | "wss") {
+        return Err(format!("scheme is {:?}; expected http, https, ws or wss", url.scheme()));
+    }
+    Ok(url)
+}
+
+/// Parses a hex secp256k1 private key (with or without `0x`). Never echoes it.
+pub fn private_key(value: &str) -> Result<PrivateKeySigner, String> {
+    PrivateKeySigner::from_str(value)
+        .map_err(|_| "not a 32-byte hex private key (0x followed by 64 hex digits)".to_owned())
+}
+
+/// Parses a chain id (a positive integer).
+pub fn chain_id(value: &str) -> Result<u64, String> {
+    match value.parse::<u64>() {
+        Ok(0) | Err(_) => Err(format!("{value:?} is not a positive integer chain id")),
+        Ok(id) => Ok(id),
+    }
+}
+
+/// Parses a `0x` address.
+pub fn address(value: &str) -> Result<Address, String> {
+    if !value.starts_with("0x") || value.len() != 42 {
+        return Err(format!("{value:?} is not an address (0x followed by 40 hex digits)"));
+    }
+    Address::from_str(value).map_err(|e| format!("{value:?} is not an address: {e}"))
+}
+
+/// Parses a Sentry DSN (a URL).
+pub fn sentry_dsn(value: &str) -> Result<String, String> {
+    value.parse::<sentry::types::Dsn>().map(|_| value.to_owned()).map_err(|e| format!("not a valid Sentry DSN: {e}"))
+}
+
+/// Settings every command reads.
+#[derive(Debug, Clone, Default)]
+pub struct CommonConfig {
+    /// Error reporting to Sentry, when set.
+    pub sentry_dsn: Option<String>,
+}
+
+impl CommonConfig {
+    /// Reads `SENTRY_DSN`.
+    pub fn read(env: &mut Env<'_>) -> Option<Self> {
+        let sentry_dsn = env.optional("SENTRY_DSN", sentry_dsn);
+        Some(CommonConfig { sentry_dsn })
+    }
+}
+
+/// What `migrate` needs.
+#[derive(Debug, Clone)]
+pub struct MigrateConfig {
+    /// The database.
+    pub database: PgConnectOptions,
+}
+
+impl MigrateConfig {
+    /// Reads `DATABASE_URL`.
+    pub fn read(env: &mut Env<'_>) -> Option<Self> {
+        Some(MigrateConfig { database: env.required("DATABASE_URL", postgres_url)? })
+    }
+}
+
+/// What `deploy` needs.
+#[derive(Debug, Clone)]
+pub struct DeployConfig {
+    /// The node to deploy to.
+    pub rpc_url: Url,
+    /// The deployer's key (owner of the contracts).
+    pub private_key: PrivateKeySigner,
+    /// If set, the node must report this chain id.
+    pub chain_id: Option<u64>,
+}
+
+impl DeployConfig {
+    /// Reads `RPC_URL`, `PRIVATE_KEY` and `CHAIN_ID`.
+    pub fn read(env: &mut Env<'_>) -> Option<Self> {
+        let rpc_url = env.required("RPC_URL", rpc_url);
+        let private_key = env.required("PRIVATE_KEY", private_key);
+        let chain_id = env.optional("CHAIN_ID", chain_id);
+        Some(DeployConfig { rpc_url: rpc_url?, private_key: private_key?, chain_id })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn env(pairs: &[(&str, &str)]) -> HashMap<String, String> {
+        pairs.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect()
+    }
+
+    fn read<T>(vars: &HashMap<String, String>, f: impl FnOnce(&mut Env<'_>) -> Option<T>) -> Result<T, ConfigError> {
+        let mut env = Env::new(|name| vars.get(name).cloned());
+        let value = f(&mut env);
+        env.finish()?;
+        Ok(value.expect("no problems means a value"))
+    }
+
+    #[test]
+    fn migrate_names_a_malformed_database_url() {
+        let err = read(&env(&[("DATABASE_URL", "nonsense")]), MigrateConfig::read).unwrap_err();
+        assert_eq!(err.problems.len(), 1);
+        assert_eq!(err.problems[0].var, "DATABASE_URL");
+        assert!(err.to_string().contains("DATABASE_URL: not a URL"), "{err}");
+    }
+
+    #[test]
+    fn migrate_rejects_other_schemes_and_accepts_postgres() {
+        let err = read(&env(&[("DATABASE_URL", "mysql://root@localhost/db")]), MigrateConfig::read).unwrap_err();
+        assert!(err.problems[0].reason.contains("mysql"));
+        let ok = read(&env(&[("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/animoca")]), MigrateConfig::read);
+        assert_eq!(ok.unwrap().database.get_database(), Some("animoca"));
+    }
+
+    #[test]
+    fn deploy_names_both_missing_variables_in_one_error() {
+        let err = read(&env(&[]), DeployConfig::read).unwrap_err();
+        let names: Vec<_> = err.problems.iter().map(|p| p.var).collect();
+        assert_eq!(names, ["RPC_URL", "PRIVATE_KEY"]);
+        let text = err.to_string();
+        assert!(text.contains("RPC_URL: is not set") && text.contains("PRIVATE_KEY: is not set"), "{text}");
+    }
+
+    #[test]
+    fn deploy_rejects_bad_values_without_echoing_the_key() {
+        let err = read(
+            &env(&[("RPC_URL", "ftp://x"), ("PRIVATE_KEY", "0xsecretsecret"), ("CHAIN_ID", "0")]),
+            DeployConfig::read,
+        )
+        .unwrap_err();
+        let names: Vec<_> = err.problems.iter().map(|p| p.var).collect();
+        assert_eq!(names, ["RPC_URL", "PRIVATE_KEY", "CHAIN_ID"]);
+        assert!(!err.to_string().contains("secretsecret"));
+    }
+
+    #[test]
+    fn deploy_accepts_good_values() {
+        let config = read(
+            &env(&[
+                ("RPC_URL", "http://127.0.0.1:8545"),
+                ("PRIVATE_KEY", "0xac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80"),
+                ("CHAIN_ID", "31337"),
+            ]),
+            DeployConfig::read,
+        )
+        .unwrap();
+        assert_eq!(config.chain_id, Some(31337));
+        assert_eq!(config.private_key.address().to_string(), "0xf39Fd6e51aad88F6F4ce6aB8827279cffFb92266");
+    }
+
+    #[test]
+    fn empty_values_count_as_unset_and_sentry_is_checked() {
+        let err = read(&env(&[("DATABASE_URL", "  "), ("SENTRY_DSN", "not a dsn")]), |env| {
+            let common = CommonConfig::read(env);
+            let migrate = MigrateConfig::read(env);
+            common.zip(migrate)
+        })
+        .unwrap_err();
+        let names: Vec<_> = err.problems.iter().map(|p| p.var).collect();
+        assert_eq!(names, ["SENTRY_DSN", "DATABASE_URL"]);
+    }
+
+    #[test]
+    fn addresses_must_be_full_hex() {
+        assert!(address("0x0000000000000000000000000000000000000001").is_ok());
+        assert!(address("0x01").is_err());
+        assert!(address("0000000000000000000000000000000000000001zz").is_err());
+    }
+}

@@ -1,0 +1,141 @@
+//! The binary as a user runs it: configuration errors, `migrate`, `deploy`.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::process::{Command, Output};
+
+use alloy::{primitives::Address, providers::Provider};
+use animoca_test_support::{TestChain, TestDb};
+
+const DEV_KEY: &str = "0xac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80";
+
+/// Runs `animoca-trade` with exactly `vars` as its configuration (no `.env`).
+fn run(args: &[&str], vars: &[(&str, &str)]) -> Output {
+    let workdir = std::env::temp_dir();
+    let mut command = Command::new(env!("CARGO_BIN_EXE_animoca-trade"));
+    command.args(args).current_dir(workdir).env_clear().env("PATH", std::env::var("PATH").unwrap_or_default());
+    for (name, value) in vars {
+        command.env(name, value);
+    }
+    command.output().expect("the binary runs")
+}
+
+fn stdout(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+fn stderr(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+#[test]
+fn every_subcommand_has_help() {
+    for args in [&["--help"][..], &["migrate", "--help"], &["deploy", "--help"]] {
+        let output = run(args, &[]);
+        assert!(output.status.success(), "{args:?}: {}", stderr(&output));
+        assert!(stdout(&output).contains("Usage: animoca-trade"), "{args:?}");
+    }
+}
+
+#[test]
+fn migrate_rejects_a_malformed_database_url() {
+    let output = run(&["migrate"], &[("DATABASE_URL", "nonsense")]);
+    assert_eq!(output.status.code(), Some(2));
+    let err = stderr(&output);
+    assert!(err.contains("DATABASE_URL: not a URL"), "{err}");
+}
+
+#[test]
+fn migrate_requires_a_database_url() {
+    let output = run(&["migrate"], &[]);
+    assert_eq!(output.status.code(), Some(2));
+    assert!(stderr(&output).contains("DATABASE_URL: is not set"));
+}
+
+#[test]
+fn deploy_names_every_missing_variable_at_once() {
+    let output = run(&["deploy"], &[]);
+    assert_eq!(output.status.code(), Some(2));
+    let err = stderr(&output);
+    assert!(err.contains("RPC_URL: is not set") && err.contains("PRIVATE_KEY: is not set"), "{err}");
+    assert!(err.lines().next().unwrap().contains("RPC_URL, PRIVATE_KEY"), "one message naming both: {err}");
+}
+
+#[test]
+fn a_malformed_sentry_dsn_is_reported_with_the_rest() {
+    let output = run(&["migrate"], &[("SENTRY_DSN", "nope"), ("DATABASE_URL", "nonsense")]);
+    assert_eq!(output.status.code(), Some(2));
+    let err = stderr(&output);
+    assert!(err.contains("SENTRY_DSN") && err.contains("DATABASE_URL"), "{err}");
+}
+
+#[tokio::test]
+async fn migrate_creates_the_schema_then_changes_nothing() {
+    let db = TestDb::empty().await;
+    let url = db.url();
+    let first = run(&["migrate"], &[("DATABASE_URL", &url)]);
+    assert!(first.status.success(), "{}", stderr(&first));
+    assert!(stdout(&first).contains("applied 0001"), "{}", stdout(&first));
+    let second = run(&["migrate"], &[("DATABASE_URL", &url)]);
+    assert!(second.status.success(), "{}", stderr(&second));
+    assert!(!stdout(&second).contains("applied"), "{}", stdout(&second));
+    assert!(stdout(&second).contains("up to date"));
+}
+
+#[tokio::test]
+async fn migrate_reports_an_unreachable_database() {
+    let output = run(&["migrate"], &[("DATABASE_URL", "postgres://postgres@127.0.0.1:1/none")]);
+    assert_eq!(output.status.code(), Some(1));
+    assert!(stderr(&output).contains("cannot connect to PostgreSQL at 127.0.0.1:1/none"), "{}", stderr(&output));
+}
+
+#[tokio::test]
+async fn deploy_prints_working_addresses_as_env_lines() {
+    let chain = TestChain::start().await;
+    let endpoint = chain.anvil.endpoint();
+    let output = run(&["deploy"], &[("RPC_URL", &endpoint), ("PRIVATE_KEY", DEV_KEY), ("CHAIN_ID", "31337")]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    let text = stdout(&output);
+    let lines: Vec<(String, String)> = text
+        .lines()
+        .filter(|l| !l.starts_with('#'))
+        .map(|l| {
+            let (k, v) = l.split_once('=').expect("NAME=value");
+            (k.to_owned(), v.to_owned())
+        })
+        .collect();
+    let names: Vec<&str> = lines.iter().map(|(k, _)| k.as_str()).collect();
+    for name in [
+        "CHAIN_ID",
+        "USDC_ADDRESS",
+        "STAKE_VAULT",
+        "CREDENTIAL_AMM",
+        "PERSONA_AMM",
+        "CREDENTIAL_TOKEN_FACTORY",
+        "PERSONA_TOKEN_FACTORY",
+        "GOVERNANCE_SLASHING",
+        "START_BLOCK",
+    ] {
+        assert!(names.contains(&name), "{name} missing from {text}");
+    }
+    for (name, value) in &lines {
+        if let Ok(address) = value.parse::<Address>() {
+            let code = chain.provider.get_code_at(address).await.unwrap();
+            assert!(!code.is_empty(), "{name}={value} has no code");
+        }
+    }
+    // The printed factory really is wired: its AMM knows it.
+    let get = |name: &str| lines.iter().find(|(k, _)| k == name).unwrap().1.parse::<Address>().unwrap();
+    let amm = animoca_chain::bindings::MarketAMM::new(get("CREDENTIAL_AMM"), &chain.provider);
+    assert_eq!(amm.factory().call().await.unwrap(), get("CREDENTIAL_TOKEN_FACTORY"));
+    let start: u64 = lines.iter().find(|(k, _)| k == "START_BLOCK").unwrap().1.parse().unwrap();
+    assert!(start > 0 && start <= chain.block_number().await);
+}
+
+#[tokio::test]
+async fn deploy_refuses_a_node_on_another_chain() {
+    let chain = TestChain::start().await;
+    let endpoint = chain.anvil.endpoint();
+    let output = run(&["deploy"], &[("RPC_URL", &endpoint), ("PRIVATE_KEY", DEV_KEY), ("CHAIN_ID", "1")]);
+    assert_eq!(output.status.code(), Some(1));
+    assert!(stderr(&output).contains("serves chain id 31337, but CHAIN_ID is 1"), "{}", stderr(&output));
+}

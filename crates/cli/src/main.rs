@@ -26,6 +26,8 @@ enum Command {
     Migrate,
     /// Deploy the reference contracts to RPC_URL with PRIVATE_KEY and print the addresses as .env lines.
     Deploy(commands::deploy::DeployArgs),
+    /// Local devnet: start anvil, deploy the contracts, create sample markets and simulate trades.
+    Dev(commands::dev::DevArgs),
 }
 
 fn main() -> ExitCode {
@@ -38,6 +40,7 @@ fn main() -> ExitCode {
     let prepared = match cli.command {
         Command::Migrate => config::MigrateConfig::read(&mut env).map(Prepared::Migrate),
         Command::Deploy(args) => config::DeployConfig::read(&mut env).map(|config| Prepared::Deploy(config, args)),
+        Command::Dev(args) => Some(Prepared::Dev(args)),
     };
     if let Err(error) = env.finish() {
         return config_failure(&error);
@@ -60,6 +63,7 @@ fn main() -> ExitCode {
         match prepared {
             Prepared::Migrate(config) => commands::migrate::run(config, shutdown).await,
             Prepared::Deploy(config, args) => commands::deploy::run(config, args, shutdown).await,
+            Prepared::Dev(args) => commands::dev::run(args, shutdown).await,
         }
     });
     match result {
@@ -75,6 +79,7 @@ fn main() -> ExitCode {
 enum Prepared {
     Migrate(config::MigrateConfig),
     Deploy(config::DeployConfig, commands::deploy::DeployArgs),
+    Dev(commands::dev::DevArgs),
 }
 
 fn config_failure(error: &ConfigError) -> ExitCode {

@@ -96,6 +96,10 @@ impl Anvil {
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .kill_on_drop(true);
+        // Its own process group: a terminal's Ctrl-C reaches only us, and we stop
+        // anvil after everything that uses it (kill_on_drop covers crashes).
+        #[cfg(unix)]
+        command.process_group(0);
         if let Some(seconds) = options.block_time {
             command.args(["--block-time", &seconds.to_string()]);
         }

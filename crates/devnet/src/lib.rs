@@ -2,5 +2,9 @@
 //! and a trade simulator on top of it.
 
 pub mod anvil;
+pub mod driver;
+pub mod sample;
+pub mod simulator;
 
 pub use anvil::{Anvil, AnvilError, AnvilOptions};
+pub use driver::{Driver, MarketSpec, tokens, usdc};

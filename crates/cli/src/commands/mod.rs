@@ -2,4 +2,5 @@
 //! shutdown token.
 
 pub mod deploy;
+pub mod dev;
 pub mod migrate;

@@ -1,0 +1,118 @@
+//! `animoca-trade dev`: a local devnet in one command. Starts anvil, deploys
+//! the contracts, creates sample credential and persona markets, and runs a
+//! trade simulator until Ctrl-C. (The indexer, API and live updates join this
+//! command as they land; see the README.)
+
+use std::{path::PathBuf, time::Duration};
+
+use alloy::{
+    network::EthereumWallet,
+    providers::{Provider, ProviderBuilder},
+};
+use animoca_chain::DeployParams;
+use animoca_devnet::{
+    Anvil, AnvilError, AnvilOptions, Driver,
+    sample::{describe, sample_markets},
+    simulator::{self, LiveMarket},
+};
+use anyhow::Context;
+use tokio_util::sync::CancellationToken;
+
+/// Options of the devnet.
+#[derive(Debug, Clone, clap::Args)]
+pub struct DevArgs {
+    /// Port of anvil's JSON-RPC endpoint (0 picks a free one).
+    #[arg(long, default_value_t = 8545)]
+    pub rpc_port: u16,
+    /// Sample markets to create of each type (credential, persona).
+    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u16).range(0..=10))]
+    pub markets: u16,
+    /// Milliseconds between simulated trades; 0 turns the simulator off.
+    #[arg(long, default_value_t = 1000)]
+    pub trade_interval_ms: u64,
+}
+
+/// Runs the devnet until `shutdown`.
+pub async fn run(args: DevArgs, shutdown: CancellationToken) -> anyhow::Result<()> {
+    ensure_anvil_installed().await?;
+    let anvil =
+        Anvil::spawn(&AnvilOptions { port: args.rpc_port, ..AnvilOptions::default() }).await.with_context(|| {
+            format!("start anvil on port {} (is another node using it? try --rpc-port 0)", args.rpc_port)
+        })?;
+    let keys = anvil.keys().to_vec();
+    anyhow::ensure!(keys.len() >= 10, "anvil printed {} dev accounts, expected 10", keys.len());
+    let accounts: Vec<_> = keys.iter().map(|k| k.address()).collect();
+    let mut wallet = EthereumWallet::new(keys[0].clone());
+    for key in &keys[1..] {
+        wallet.register_signer(key.clone());
+    }
+    let provider = ProviderBuilder::new().wallet(wallet).connect_http(anvil.endpoint().parse()?).erased();
+
+    let setup = async {
+        let deployment = animoca_chain::deploy(&provider, accounts[0], &DeployParams::devnet(accounts[0])).await?;
+        let driver = Driver { provider: provider.clone(), deployment };
+        let mut live = Vec::new();
+        for sample in sample_markets(usize::from(args.markets), 7) {
+            let (token, _) = driver.create_market(&sample.spec, accounts[sample.creator]).await?;
+            tracing::info!("created {}", describe(&sample.spec, token));
+            live.push(LiveMarket::new(&sample, token));
+        }
+        anyhow::Ok((driver, live))
+    };
+    let (driver, live) = tokio::select! {
+        ready = setup => ready.context("set up the devnet")?,
+        () = shutdown.cancelled() => { anvil.stop().await; return Ok(()); }
+    };
+
+    println!("\nAnimoca Trade devnet is running (Ctrl-C stops it)\n");
+    println!("  JSON-RPC   {}  (chain id {})", anvil.endpoint(), anvil.chain_id());
+    println!("  markets    {} credential, {} persona", args.markets, args.markets);
+    println!(
+        "  simulator  {}",
+        if args.trade_interval_ms == 0 {
+            "off".to_owned()
+        } else {
+            format!("one trade every {} ms", args.trade_interval_ms)
+        }
+    );
+    println!("\n# .env lines for this devnet:\nRPC_URL={}\n{}", anvil.endpoint(), driver.deployment.env_lines());
+
+    let simulator = (args.trade_interval_ms > 0).then(|| {
+        let traders = accounts[1..].to_vec();
+        tokio::spawn(simulator::run(
+            driver.clone(),
+            live,
+            traders,
+            Duration::from_millis(args.trade_interval_ms),
+            shutdown.clone(),
+        ))
+    });
+    shutdown.cancelled().await;
+    if let Some(task) = simulator {
+        task.await.context("trade simulator")?;
+    }
+    match provider.get_block_number().await {
+        Ok(head) => println!("devnet stopped at block {head}"),
+        Err(error) => tracing::warn!(%error, "anvil did not answer at shutdown"),
+    }
+    anvil.stop().await;
+    Ok(())
+}
+
+/// Installs the pinned tools with the project's script when anvil is missing.
+async fn ensure_anvil_installed() -> anyhow::Result<()> {
+    match Anvil::binary() {
+        Ok(_) => Ok(()),
+        Err(AnvilError::NotInstalled { .. }) => {
+            let script = PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../scripts/install-tools"));
+            tracing::info!("anvil is not installed; running {}", script.display());
+            let status = tokio::process::Command::new(&script)
+                .status()
+                .await
+                .with_context(|| format!("run {}", script.display()))?;
+            anyhow::ensure!(status.success(), "{} failed ({status})", script.display());
+            Anvil::binary().map(|_| ()).context("anvil after install-tools")
+        }
+        Err(other) => Err(other.into()),
+    }
+}

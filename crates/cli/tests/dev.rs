@@ -1,0 +1,87 @@
+//! `animoca-trade dev` as a newcomer runs it: a devnet with sample markets and
+//! simulated trades, stopped cleanly by Ctrl-C (SIGINT).
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::{
+    io::{BufRead, BufReader},
+    process::{Command, Stdio},
+    time::{Duration, Instant},
+};
+
+use alloy::{
+    primitives::{Address, B256, U256},
+    providers::{Provider, ProviderBuilder},
+    sol,
+};
+use animoca_chain::bindings::MarketAMM;
+
+sol! {
+    /// What both factories share.
+    #[sol(rpc)]
+    interface IMarketFactory {
+        function marketCount() external view returns (uint256);
+        function marketIdAt(uint256 index) external view returns (bytes32);
+    }
+}
+
+#[tokio::test]
+async fn dev_runs_a_devnet_with_markets_and_trades_until_interrupted() {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_animoca-trade"))
+        .args(["dev", "--rpc-port", "0", "--markets", "3", "--trade-interval-ms", "50"])
+        .current_dir(std::env::temp_dir())
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut stdout = BufReader::new(child.stdout.take().unwrap()).lines();
+    let mut env = Vec::new();
+    for line in stdout.by_ref() {
+        let line = line.unwrap();
+        if let Some((name, value)) = line.split_once('=') {
+            env.push((name.to_owned(), value.to_owned()));
+            if name == "START_BLOCK" {
+                break;
+            }
+        }
+    }
+    let get = |name: &str| -> Address {
+        env.iter().find(|(k, _)| k == name).unwrap_or_else(|| panic!("{name} printed")).1.parse().unwrap()
+    };
+    let rpc_url = &env.iter().find(|(k, _)| k == "RPC_URL").expect("RPC_URL printed").1;
+    let provider = ProviderBuilder::new().connect_http(rpc_url.parse().unwrap());
+    let markets =
+        [(get("CREDENTIAL_TOKEN_FACTORY"), get("CREDENTIAL_AMM")), (get("PERSONA_TOKEN_FACTORY"), get("PERSONA_AMM"))];
+    let mut pools = Vec::new();
+    for (factory, amm) in markets {
+        let factory = IMarketFactory::new(factory, &provider);
+        assert_eq!(factory.marketCount().call().await.unwrap(), U256::from(3), "three sample markets per type");
+        for i in 0..3u64 {
+            pools.push((amm, factory.marketIdAt(U256::from(i)).call().await.unwrap()));
+        }
+    }
+
+    // The simulator trades: some pool's reserves move.
+    let before = reserves(&provider, &pools).await;
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while reserves(&provider, &pools).await == before {
+        assert!(Instant::now() < deadline, "no simulated trade within 60 s");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
+    let status = Command::new("kill").args(["-INT", &child.id().to_string()]).status().unwrap();
+    assert!(status.success());
+    let rest: Vec<String> = stdout.map_while(Result::ok).collect();
+    let exit = child.wait().unwrap();
+    assert!(exit.success(), "dev exits 0 on Ctrl-C: {exit:?}");
+    assert!(rest.iter().any(|l| l.starts_with("devnet stopped at block")), "{rest:?}");
+}
+
+async fn reserves<P: Provider>(provider: &P, pools: &[(Address, B256)]) -> Vec<(U256, U256)> {
+    let mut out = Vec::new();
+    for (amm, id) in pools {
+        let pool = MarketAMM::new(*amm, provider).pools(*id).call().await.unwrap();
+        out.push((pool.tokenReserves, pool.usdcReserves));
+    }
+    out
+}

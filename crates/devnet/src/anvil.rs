@@ -5,7 +5,11 @@
 
 use std::{path::PathBuf, process::Stdio, str::FromStr, time::Duration};
 
-use alloy::signers::local::PrivateKeySigner;
+use alloy::{
+    network::EthereumWallet,
+    providers::{DynProvider, Provider, ProviderBuilder},
+    signers::local::PrivateKeySigner,
+};
 use tokio::{
     io::{AsyncBufReadExt, BufReader},
     process::{Child, Command},
@@ -161,6 +165,30 @@ impl Anvil {
     /// The funded development accounts anvil printed, in order.
     pub fn keys(&self) -> &[PrivateKeySigner] {
         &self.keys
+    }
+
+    /// A provider that signs for every dev account (`from` picks one; account 0
+    /// by default).
+    ///
+    /// Nonces are fetched per transaction rather than cached: alloy's cached nonce
+    /// manager hands a nonce out before gas estimation, so a call that reverts in
+    /// `eth_estimateGas` would leave a gap and the sender's next transaction would
+    /// wait in anvil's pool forever.
+    pub fn wallet_provider(&self) -> Result<DynProvider, AnvilError> {
+        let (first, rest) = self.keys.split_first().ok_or_else(|| AnvilError::Startup("no dev keys".into()))?;
+        let mut wallet = EthereumWallet::new(first.clone());
+        for key in rest {
+            wallet.register_signer(key.clone());
+        }
+        let url = self.endpoint().parse().map_err(|e| AnvilError::Startup(format!("endpoint: {e}")))?;
+        Ok(ProviderBuilder::new()
+            .disable_recommended_fillers()
+            .with_gas_estimation()
+            .with_simple_nonce_management()
+            .fetch_chain_id()
+            .wallet(wallet)
+            .connect_http(url)
+            .erased())
     }
 
     /// Stops the process and waits for it.

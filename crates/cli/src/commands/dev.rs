@@ -5,10 +5,7 @@
 
 use std::{path::PathBuf, time::Duration};
 
-use alloy::{
-    network::EthereumWallet,
-    providers::{Provider, ProviderBuilder},
-};
+use alloy::providers::Provider;
 use animoca_chain::DeployParams;
 use animoca_devnet::{
     Anvil, AnvilError, AnvilOptions, Driver,
@@ -42,11 +39,7 @@ pub async fn run(args: DevArgs, shutdown: CancellationToken) -> anyhow::Result<(
     let keys = anvil.keys().to_vec();
     anyhow::ensure!(keys.len() >= 10, "anvil printed {} dev accounts, expected 10", keys.len());
     let accounts: Vec<_> = keys.iter().map(|k| k.address()).collect();
-    let mut wallet = EthereumWallet::new(keys[0].clone());
-    for key in &keys[1..] {
-        wallet.register_signer(key.clone());
-    }
-    let provider = ProviderBuilder::new().wallet(wallet).connect_http(anvil.endpoint().parse()?).erased();
+    let provider = anvil.wallet_provider()?;
 
     let setup = async {
         let deployment = animoca_chain::deploy(&provider, accounts[0], &DeployParams::devnet(accounts[0])).await?;

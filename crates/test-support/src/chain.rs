@@ -2,7 +2,7 @@
 //! actions tests need (markets, trades, transfers, stakes, votes, time travel).
 
 use alloy::{
-    primitives::{Address, B256, U256},
+    primitives::{Address, U256},
     providers::{DynProvider, Provider, ext::AnvilApi},
     rpc::types::TransactionReceipt,
 };
@@ -15,7 +15,8 @@ use animoca_domain::MarketType;
 
 pub use animoca_devnet::driver::{MarketSpec, tokens, usdc};
 
-/// A running anvil with every contract deployed and wired.
+/// A running anvil with every contract deployed and wired. Dereferences to its
+/// [`Driver`] (`buy`, `sell`, `call_factory`, … return `Result`s for revert tests).
 pub struct TestChain {
     /// The node (killed on drop).
     pub anvil: Anvil,
@@ -101,40 +102,6 @@ impl TestChain {
         self.driver.create_market(spec, creator).await.expect("market created")
     }
 
-    /// Calls the factory without any preparation (for revert tests).
-    pub async fn try_create_market(
-        &self,
-        spec: &MarketSpec,
-        creator: Address,
-    ) -> Result<TransactionReceipt, animoca_chain::ChainError> {
-        self.driver.call_factory(spec, creator).await
-    }
-
-    /// Buys with `usdc_in` (minting and approving the USDC first).
-    pub async fn buy(
-        &self,
-        trader: Address,
-        market: MarketType,
-        id: B256,
-        usdc_in: U256,
-        min_tokens_out: U256,
-    ) -> Result<TransactionReceipt, animoca_chain::ChainError> {
-        self.driver.buy(trader, market, id, usdc_in, min_tokens_out).await
-    }
-
-    /// Sells `tokens_in` (approving the AMM first).
-    pub async fn sell(
-        &self,
-        trader: Address,
-        market: MarketType,
-        id: B256,
-        token: Address,
-        tokens_in: U256,
-        min_usdc_out: U256,
-    ) -> Result<TransactionReceipt, animoca_chain::ChainError> {
-        self.driver.sell(trader, market, id, token, tokens_in, min_usdc_out).await
-    }
-
     /// Transfers market tokens.
     pub async fn transfer_tokens(
         &self,
@@ -191,5 +158,13 @@ impl TestChain {
     /// Market-token balance of `owner`, in base units.
     pub async fn token_balance(&self, token: Address, owner: Address) -> U256 {
         self.token(token).balanceOf(owner).call().await.expect("token balanceOf")
+    }
+}
+
+impl std::ops::Deref for TestChain {
+    type Target = Driver;
+
+    fn deref(&self) -> &Driver {
+        &self.driver
     }
 }

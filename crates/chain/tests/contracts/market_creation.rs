@@ -295,8 +295,7 @@ async fn duplicate_market_id_reverts() {
     let (token, _) = chain.create_market(&spec, chain.account(1)).await;
     let again = chain.account(2);
     fund(&chain, &spec, again, true, true).await;
-    let error =
-        expect_revert!(chain.try_create_market(&spec, again).await, CredentialFactoryError::MarketAlreadyExists);
+    let error = expect_revert!(chain.call_factory(&spec, again).await, CredentialFactoryError::MarketAlreadyExists);
     assert_eq!((error.marketId, error.token), (spec.id, token));
     let factory = CredentialTokenFactory::new(chain.deployment.credential_factory, &chain.provider);
     assert_eq!(factory.marketCount().call().await.unwrap(), U256::from(1));
@@ -312,10 +311,8 @@ async fn duplicate_persona_id_reverts() {
     let spec = MarketSpec::new(MarketType::Persona, "duplicate");
     let (token, _) = chain.create_market(&spec, chain.account(1)).await;
     fund(&chain, &spec, chain.account(1), true, true).await;
-    let error = expect_revert!(
-        chain.try_create_market(&spec, chain.account(1)).await,
-        PersonaFactoryError::MarketAlreadyExists
-    );
+    let error =
+        expect_revert!(chain.call_factory(&spec, chain.account(1)).await, PersonaFactoryError::MarketAlreadyExists);
     assert_eq!((error.marketId, error.token), (spec.id, token));
 }
 
@@ -325,13 +322,13 @@ async fn zero_market_id_reverts() {
     let creator = chain.account(1);
     let credential = MarketSpec { id: B256::ZERO, ..MarketSpec::new(MarketType::Credential, "zero") };
     fund(&chain, &credential, creator, true, true).await;
-    expect_revert!(chain.try_create_market(&credential, creator).await, CredentialFactoryError::InvalidMarketId);
+    expect_revert!(chain.call_factory(&credential, creator).await, CredentialFactoryError::InvalidMarketId);
     assert_nothing_created(&chain, &credential, creator, 0).await;
 
     let persona = MarketSpec { id: B256::ZERO, ..MarketSpec::new(MarketType::Persona, "zero") };
     let owner = chain.account(2);
     fund(&chain, &persona, owner, true, true).await;
-    expect_revert!(chain.try_create_market(&persona, owner).await, PersonaFactoryError::InvalidMarketId);
+    expect_revert!(chain.call_factory(&persona, owner).await, PersonaFactoryError::InvalidMarketId);
     assert_nothing_created(&chain, &persona, owner, 0).await;
 }
 
@@ -341,12 +338,12 @@ async fn zero_stake_reverts() {
     let creator = chain.account(1);
     let spec = MarketSpec { stake: U256::ZERO, ..MarketSpec::new(MarketType::Credential, "no-stake") };
     fund(&chain, &spec, creator, true, true).await;
-    expect_revert!(chain.try_create_market(&spec, creator).await, CredentialFactoryError::ZeroStake);
+    expect_revert!(chain.call_factory(&spec, creator).await, CredentialFactoryError::ZeroStake);
     assert_nothing_created(&chain, &spec, creator, 0).await;
 
     let persona = MarketSpec { stake: U256::ZERO, ..MarketSpec::new(MarketType::Persona, "no-stake") };
     fund(&chain, &persona, creator, true, true).await;
-    expect_revert!(chain.try_create_market(&persona, creator).await, PersonaFactoryError::ZeroStake);
+    expect_revert!(chain.call_factory(&persona, creator).await, PersonaFactoryError::ZeroStake);
 }
 
 #[tokio::test]
@@ -355,13 +352,13 @@ async fn zero_reserves_revert() {
     let creator = chain.account(1);
     let no_tokens = MarketSpec { token_reserves: U256::ZERO, ..MarketSpec::new(MarketType::Credential, "no-tokens") };
     fund(&chain, &no_tokens, creator, true, true).await;
-    expect_revert!(chain.try_create_market(&no_tokens, creator).await, AmmError::ZeroReserves);
+    expect_revert!(chain.call_factory(&no_tokens, creator).await, AmmError::ZeroReserves);
     assert_nothing_created(&chain, &no_tokens, creator, 0).await;
 
     let owner = chain.account(2);
     let no_usdc = MarketSpec { usdc_reserves: U256::ZERO, ..MarketSpec::new(MarketType::Persona, "no-usdc") };
     fund(&chain, &no_usdc, owner, true, true).await;
-    expect_revert!(chain.try_create_market(&no_usdc, owner).await, AmmError::ZeroReserves);
+    expect_revert!(chain.call_factory(&no_usdc, owner).await, AmmError::ZeroReserves);
     assert_nothing_created(&chain, &no_usdc, owner, 0).await;
 }
 
@@ -371,7 +368,7 @@ async fn missing_vault_approval_reverts_with_the_usdc_allowance_error() {
     let creator = chain.account(1);
     let spec = MarketSpec::new(MarketType::Credential, "no-vault-approval");
     fund(&chain, &spec, creator, false, true).await;
-    let error = expect_revert!(chain.try_create_market(&spec, creator).await, UsdcError::ERC20InsufficientAllowance);
+    let error = expect_revert!(chain.call_factory(&spec, creator).await, UsdcError::ERC20InsufficientAllowance);
     assert_eq!((error.spender, error.allowance, error.needed), (chain.deployment.stake_vault, U256::ZERO, spec.stake));
     assert_nothing_created(&chain, &spec, creator, 0).await;
 }
@@ -382,7 +379,7 @@ async fn missing_amm_approval_reverts_with_the_usdc_allowance_error() {
     let creator = chain.account(1);
     let spec = MarketSpec::new(MarketType::Persona, "no-amm-approval");
     fund(&chain, &spec, creator, true, false).await;
-    let error = expect_revert!(chain.try_create_market(&spec, creator).await, UsdcError::ERC20InsufficientAllowance);
+    let error = expect_revert!(chain.call_factory(&spec, creator).await, UsdcError::ERC20InsufficientAllowance);
     assert_eq!(
         (error.spender, error.allowance, error.needed),
         (chain.deployment.persona_amm, U256::ZERO, spec.usdc_reserves)
@@ -390,7 +387,7 @@ async fn missing_amm_approval_reverts_with_the_usdc_allowance_error() {
     assert_nothing_created(&chain, &spec, creator, 0).await;
     // With the approval the same call goes through.
     chain.approve_usdc(creator, chain.deployment.persona_amm, spec.usdc_reserves).await;
-    chain.try_create_market(&spec, creator).await.unwrap();
+    chain.call_factory(&spec, creator).await.unwrap();
     assert_eq!(chain.vault().stakeOf(1, spec.id).call().await.unwrap(), spec.stake);
     assert_eq!(chain.usdc_balance(creator).await, U256::ZERO);
 }

@@ -13,7 +13,7 @@ pub mod price;
 
 pub use amount::{TOKEN_DECIMALS, USDC_DECIMALS, format_units};
 pub use candle::Timeframe;
-pub use market::{MarketType, UnknownMarketType};
+pub use market::{MarketKey, MarketType, UnknownMarketType};
 pub use position::Position;
 pub use price::Price;
 

@@ -2,6 +2,8 @@
 
 use std::{fmt, str::FromStr};
 
+use alloy_primitives::B256;
+
 /// Which market a token belongs to; `marketType` on chain (0 = credential, 1 = persona).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -35,6 +37,22 @@ impl MarketType {
             MarketType::Credential => "credential",
             MarketType::Persona => "persona",
         }
+    }
+}
+
+/// A market's identity: its type and bytes32 id (ids are unique per type).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct MarketKey {
+    /// Credential or persona.
+    pub market_type: MarketType,
+    /// The credential or persona id.
+    pub market_id: B256,
+}
+
+impl MarketKey {
+    /// A market of `market_type` with id `market_id`.
+    pub const fn new(market_type: MarketType, market_id: B256) -> Self {
+        Self { market_type, market_id }
     }
 }
 

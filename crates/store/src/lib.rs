@@ -6,6 +6,8 @@
 //! - `derived`: everything computed from the logs, rebuildable at any time;
 //! - `app`: off-chain data (metadata, users, verification, notifications).
 
+pub mod batch;
+
 use std::time::Duration;
 
 use sqlx::{

@@ -1,0 +1,11 @@
+//! The chain indexer: fetch logs of every market contract, decode them into
+//! domain events, derive state (pools, balances, cost basis, candles, stakes,
+//! proposals) and write it in one database transaction per block range.
+
+pub mod candles;
+pub mod decode;
+pub mod derive;
+pub mod events;
+
+pub use decode::{DecodeError, Sources};
+pub use events::{ChainEvent, LogMeta};

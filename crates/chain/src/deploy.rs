@@ -211,7 +211,11 @@ async fn create(step: &str, provider: &DynProvider, init_code: Bytes) -> Result<
         step: format!("{step} (no contract address in receipt)"),
         tx_hash: receipt.transaction_hash,
     })?;
-    Ok((address, receipt.block_number.unwrap_or_default()))
+    let block = receipt.block_number.ok_or_else(|| ChainError::Reverted {
+        step: format!("{step} (receipt without a block number)"),
+        tx_hash: receipt.transaction_hash,
+    })?;
+    Ok((address, block))
 }
 
 /// Sends a contract call as a transaction and waits for a successful receipt.

@@ -148,18 +148,37 @@ pub fn sentry_dsn(value: &str) -> Result<String, String> {
     value.parse::<sentry::types::Dsn>().map(|_| value.to_owned()).map_err(|e| format!("not a valid Sentry DSN: {e}"))
 }
 
+/// Parses a tracing filter (`RUST_LOG` syntax, e.g. `info` or `animoca=debug,info`).
+pub fn log_filter(value: &str) -> Result<String, String> {
+    tracing_subscriber::EnvFilter::try_new(value)
+        .map(|_| value.to_owned())
+        .map_err(|e| format!("not a valid log filter ({e}); e.g. info or animoca_indexer=debug,info"))
+}
+
+/// The log filter when `RUST_LOG` is unset.
+pub const DEFAULT_LOG_FILTER: &str = "info,sqlx=warn";
+
 /// Settings every command reads.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct CommonConfig {
     /// Error reporting to Sentry, when set.
     pub sentry_dsn: Option<String>,
+    /// Log filter.
+    pub log_filter: String,
+}
+
+impl Default for CommonConfig {
+    fn default() -> Self {
+        Self { sentry_dsn: None, log_filter: DEFAULT_LOG_FILTER.to_owned() }
+    }
 }
 
 impl CommonConfig {
-    /// Reads `SENTRY_DSN`.
+    /// Reads `SENTRY_DSN` and `RUST_LOG`.
     pub fn read(env: &mut Env<'_>) -> Option<Self> {
         let sentry_dsn = env.optional("SENTRY_DSN", sentry_dsn);
-        Some(CommonConfig { sentry_dsn })
+        let log_filter = env.optional("RUST_LOG", log_filter).unwrap_or_else(|| DEFAULT_LOG_FILTER.to_owned());
+        Some(CommonConfig { sentry_dsn, log_filter })
     }
 }
 
@@ -276,6 +295,15 @@ mod tests {
         .unwrap_err();
         let names: Vec<_> = err.problems.iter().map(|p| p.var).collect();
         assert_eq!(names, ["SENTRY_DSN", "DATABASE_URL"]);
+    }
+
+    #[test]
+    fn a_bad_log_filter_is_named() {
+        let err = read(&env(&[("RUST_LOG", "info,=[")]), CommonConfig::read).unwrap_err();
+        assert_eq!(err.problems[0].var, "RUST_LOG");
+        let ok = read(&env(&[("RUST_LOG", "animoca_indexer=debug,info")]), CommonConfig::read).unwrap();
+        assert_eq!(ok.log_filter, "animoca_indexer=debug,info");
+        assert_eq!(read(&env(&[]), CommonConfig::read).unwrap().log_filter, DEFAULT_LOG_FILTER);
     }
 
     #[test]

@@ -50,7 +50,7 @@ fn main() -> ExitCode {
         return ExitCode::from(2);
     };
 
-    let _telemetry = telemetry::init(common.sentry_dsn.as_deref());
+    let _telemetry = telemetry::init(common.sentry_dsn.as_deref(), &common.log_filter);
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(runtime) => runtime,
         Err(error) => {

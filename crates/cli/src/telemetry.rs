@@ -12,8 +12,9 @@ pub struct Telemetry {
 }
 
 /// Installs the global subscriber. Call once, after configuration is valid.
-pub fn init(sentry_dsn: Option<&str>) -> Telemetry {
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn"));
+pub fn init(sentry_dsn: Option<&str>, log_filter: &str) -> Telemetry {
+    // Validated by the configuration; fall back to the default rather than panic.
+    let filter = EnvFilter::try_new(log_filter).unwrap_or_else(|_| EnvFilter::new(crate::config::DEFAULT_LOG_FILTER));
     let sentry_guard = sentry_dsn.map(|dsn| {
         sentry::init((
             dsn,

@@ -8,7 +8,9 @@ use alloy::{
 };
 use animoca_chain::{
     ChainError, Deployment,
-    bindings::{CredentialTokenFactory, MarketAMM, MarketToken, MockUSDC, PersonaTokenFactory},
+    bindings::{
+        CredentialTokenFactory, GovernanceSlashing, MarketAMM, MarketToken, MockUSDC, PersonaTokenFactory, StakeVault,
+    },
     deploy::send,
 };
 use animoca_domain::MarketType;
@@ -199,5 +201,78 @@ impl Driver {
         amount: U256,
     ) -> Result<TransactionReceipt, ChainError> {
         send("transfer", MarketToken::new(token, &self.provider).transfer(to, amount).from(from)).await
+    }
+
+    /// The market owner tops up its stake (minting and approving the USDC first).
+    pub async fn deposit_stake(
+        &self,
+        owner: Address,
+        market: MarketType,
+        id: B256,
+        amount: U256,
+    ) -> Result<TransactionReceipt, ChainError> {
+        self.mint_usdc(owner, amount).await?;
+        self.approve_usdc(owner, self.deployment.stake_vault, amount).await?;
+        let vault = StakeVault::new(self.deployment.stake_vault, &self.provider);
+        send("deposit stake", vault.deposit(market.as_u8(), id, amount).from(owner)).await
+    }
+
+    /// The market owner withdraws stake.
+    pub async fn withdraw_stake(
+        &self,
+        owner: Address,
+        market: MarketType,
+        id: B256,
+        amount: U256,
+    ) -> Result<TransactionReceipt, ChainError> {
+        let vault = StakeVault::new(self.deployment.stake_vault, &self.provider);
+        send("withdraw stake", vault.withdraw(market.as_u8(), id, amount).from(owner)).await
+    }
+
+    /// Proposes to slash `amount` of a market's stake; returns the proposal id
+    /// (from `ProposalCreated`) and the receipt.
+    pub async fn propose(
+        &self,
+        proposer: Address,
+        market: MarketType,
+        id: B256,
+        amount: U256,
+    ) -> Result<(U256, TransactionReceipt), ChainError> {
+        let governance = GovernanceSlashing::new(self.deployment.governance, &self.provider);
+        let receipt = send("propose", governance.propose(market.as_u8(), id, amount).from(proposer)).await?;
+        let proposal_id = receipt
+            .inner
+            .logs()
+            .iter()
+            .find_map(|log| log.log_decode::<GovernanceSlashing::ProposalCreated>().ok())
+            .map(|log| log.inner.data.proposalId)
+            .ok_or(ChainError::Reverted {
+                step: "propose (no ProposalCreated)".into(),
+                tx_hash: receipt.transaction_hash,
+            })?;
+        Ok((proposal_id, receipt))
+    }
+
+    /// Votes on a proposal: 0 against, 1 for, 2 abstain.
+    pub async fn cast_vote(
+        &self,
+        voter: Address,
+        proposal_id: U256,
+        support: u8,
+    ) -> Result<TransactionReceipt, ChainError> {
+        let governance = GovernanceSlashing::new(self.deployment.governance, &self.provider);
+        send("castVote", governance.castVote(proposal_id, support).from(voter)).await
+    }
+
+    /// Executes a succeeded proposal.
+    pub async fn execute(&self, caller: Address, proposal_id: U256) -> Result<TransactionReceipt, ChainError> {
+        let governance = GovernanceSlashing::new(self.deployment.governance, &self.provider);
+        send("execute", governance.execute(proposal_id).from(caller)).await
+    }
+
+    /// Cancels an active proposal (proposer only).
+    pub async fn cancel(&self, caller: Address, proposal_id: U256) -> Result<TransactionReceipt, ChainError> {
+        let governance = GovernanceSlashing::new(self.deployment.governance, &self.provider);
+        send("cancel", governance.cancel(proposal_id).from(caller)).await
     }
 }

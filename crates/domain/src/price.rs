@@ -75,23 +75,28 @@ impl Price {
         if reference.0.is_zero() {
             return 0.0;
         }
-        ratio_percent(self.0, reference.0) - 100.0
+        // Exact difference first, so a tiny change keeps its relative precision.
+        if self.0 >= reference.0 {
+            ratio_percent(self.0 - reference.0, reference.0)
+        } else {
+            -ratio_percent(reference.0 - self.0, reference.0)
+        }
     }
 }
 
-/// `numerator / denominator × 100` as an `f64` within a relative 1e-12 of the exact ratio.
-/// Used only for display percentages, never for money.
-#[allow(clippy::cast_precision_loss)]
+/// `numerator / denominator × 100` as an `f64` within a relative 1e-15 of the exact
+/// ratio, however small or large. Used only for display percentages, never for money.
+#[allow(clippy::cast_precision_loss, clippy::cast_possible_wrap, clippy::cast_possible_truncation)]
 pub fn ratio_percent(numerator: U512, denominator: U512) -> f64 {
-    if denominator.is_zero() {
+    if denominator.is_zero() || numerator.is_zero() {
         return 0.0;
     }
-    // Scale the quotient to 30 significant digits before going to floating point.
-    let scale = pow10(30);
-    let whole = (numerator * U512::from(100u64)) / denominator;
-    let rest = (numerator * U512::from(100u64)) % denominator;
-    let fraction = (rest * scale) / denominator;
-    u512_to_f64(whole) + u512_to_f64(fraction) / 1e30
+    let scaled = numerator * U512::from(100u64);
+    // Scale so the integer quotient carries at least 20 significant digits.
+    let digits = |v: U512| v.to_string().len();
+    let shift = (digits(denominator) + 20).saturating_sub(digits(scaled));
+    let quotient = scaled * pow10(shift as u64) / denominator;
+    u512_to_f64(quotient) / 10f64.powi(shift as i32)
 }
 
 #[allow(clippy::cast_precision_loss)]
@@ -166,6 +171,15 @@ mod tests {
         assert!((now.change_percent_from(before) - 50.0).abs() < 1e-9);
         assert!((before.change_percent_from(now) + 33.333_333_333_333_336).abs() < 1e-9);
         assert_eq!(now.change_percent_from(Price::ZERO), 0.0);
+        // A change of one unit in 10^30 keeps its precision (no 100 - 100 cancellation).
+        let big = U512::from(10u64).pow(U512::from(30u64));
+        let tiny = Price::from_scaled(big + U512::from(1u64)).change_percent_from(Price::from_scaled(big));
+        assert!((tiny - 1e-28).abs() <= 1e-28 * 1e-9, "{tiny}");
+        let down = Price::from_scaled(big - U512::from(1u64)).change_percent_from(Price::from_scaled(big));
+        assert!((down + 1e-28).abs() <= 1e-28 * 1e-9, "{down}");
+        let minute = ratio_percent(U512::from(1u64), U512::from(10u64).pow(U512::from(60u64)));
+        assert!((minute - 1e-58).abs() <= 1e-58 * 1e-12, "{minute}");
+        assert!((ratio_percent(U512::from(1u64), U512::from(3u64)) - 33.333_333_333_333_336).abs() < 1e-12);
     }
 
     proptest::proptest! {

@@ -30,7 +30,20 @@ CREATE TABLE chain.logs (
     topic2          bytea,
     topic3          bytea,
     data            bytea       NOT NULL,
-    PRIMARY KEY (chain_id, block_number, log_index)
+    PRIMARY KEY (chain_id, block_number, log_index),
+    UNIQUE (chain_id, tx_hash, log_index)
+);
+
+-- Results of contract view calls the derivation needs (e.g. `proposals(id)` at
+-- the block of `ProposalCreated`, an AMM's `feeBps()`), kept so that `rederive`
+-- needs no RPC. Keyed by the block the call was made at.
+CREATE TABLE chain.call_results (
+    chain_id     bigint NOT NULL,
+    block_number bigint NOT NULL,
+    to_address   bytea  NOT NULL,
+    calldata     bytea  NOT NULL,
+    result       bytea  NOT NULL,
+    PRIMARY KEY (chain_id, block_number, to_address, calldata)
 );
 
 -- Where the indexer stands: everything up to and including `block_number`

@@ -28,13 +28,18 @@ CREATE TABLE derived.markets (
     initial_stake     numeric(78,0) NOT NULL,
     total_supply      numeric(78,0) NOT NULL DEFAULT 0,
     holder_count      integer       NOT NULL DEFAULT 0,
+    -- the factory event that created it
+    chain_id          bigint        NOT NULL,
     created_block     bigint        NOT NULL,
+    created_block_hash bytea        NOT NULL,
     created_tx_hash   bytea         NOT NULL,
     created_log_index integer       NOT NULL,
     created_at        timestamptz   NOT NULL,
-    PRIMARY KEY (market_type, market_id)
+    PRIMARY KEY (market_type, market_id),
+    UNIQUE (chain_id, created_tx_hash, created_log_index)
 );
 CREATE INDEX markets_created_idx ON derived.markets (market_type, created_at DESC, market_id);
+CREATE INDEX markets_holders_idx ON derived.markets (market_type, holder_count DESC, market_id);
 CREATE INDEX markets_creator_idx ON derived.markets (creator_address);
 -- `search` matches substrings of the name or symbol, case-insensitively.
 CREATE INDEX markets_search_idx ON derived.markets
@@ -201,6 +206,7 @@ CREATE TABLE derived.proposals (
     slashed_amount    numeric(78,0),
     chain_id          bigint        NOT NULL,
     created_block     bigint        NOT NULL,
+    created_block_hash bytea        NOT NULL,
     created_tx_hash   bytea         NOT NULL,
     created_log_index integer       NOT NULL,
     created_at        timestamptz   NOT NULL,
@@ -211,8 +217,10 @@ CREATE TABLE derived.proposals (
 );
 CREATE INDEX proposals_market_idx ON derived.proposals (market_type, market_id, created_at DESC);
 CREATE INDEX proposals_type_idx ON derived.proposals (market_type, created_at DESC);
+-- status = active/succeeded/defeated depends on T vs voting_ends_at; executed and canceled are flags
+CREATE INDEX proposals_status_idx ON derived.proposals (market_type, executed, canceled, voting_ends_at DESC);
 CREATE INDEX proposals_open_idx ON derived.proposals (voting_ends_at) WHERE NOT executed AND NOT canceled;
-CREATE INDEX proposals_proposer_idx ON derived.proposals (proposer);
+CREATE INDEX proposals_proposer_idx ON derived.proposals (proposer, created_at DESC);
 
 -- VoteCast events. support: 0 against, 1 for, 2 abstain.
 CREATE TABLE derived.votes (
@@ -229,11 +237,14 @@ CREATE TABLE derived.votes (
     UNIQUE (chain_id, tx_hash, log_index),
     UNIQUE (proposal_id, voter)
 );
+CREATE INDEX votes_proposal_idx ON derived.votes (proposal_id, block_number DESC, log_index DESC);
 CREATE INDEX votes_voter_idx ON derived.votes (voter, block_number DESC);
 CREATE INDEX votes_block_idx ON derived.votes (chain_id, block_number);
 
 -- OHLCV candles, one row per (market, timeframe, bucket) that has a trade.
 -- timeframe: 1m 5m 15m 1h 4h 1d 1w; bucket_start per SPEC §5 (1w on Mondays).
+-- unique_traders is kept exact by the indexer, which holds the trader set of
+-- each newest bucket in memory (reloaded from derived.swaps at start-up).
 CREATE TABLE derived.candles (
     market_type    smallint      NOT NULL,
     market_id      bytea         NOT NULL,
@@ -254,14 +265,4 @@ CREATE TABLE derived.candles (
     last_block     bigint        NOT NULL,
     last_log       integer       NOT NULL,
     PRIMARY KEY (market_type, market_id, timeframe, bucket_start)
-);
-
--- Distinct traders of each candle bucket (for unique_traders).
-CREATE TABLE derived.candle_traders (
-    market_type  smallint    NOT NULL,
-    market_id    bytea       NOT NULL,
-    timeframe    text        NOT NULL,
-    bucket_start timestamptz NOT NULL,
-    trader       bytea       NOT NULL,
-    PRIMARY KEY (market_type, market_id, timeframe, bucket_start, trader)
 );

@@ -11,7 +11,7 @@ pub mod batch;
 use std::time::Duration;
 
 use sqlx::{
-    PgPool,
+    Connection, PgConnection, PgPool,
     migrate::{MigrateError, Migrator},
     postgres::{PgConnectOptions, PgPoolOptions},
 };
@@ -43,6 +43,14 @@ pub enum StoreError {
 pub async fn connect(options: PgConnectOptions, max_connections: u32) -> Result<PgPool, StoreError> {
     let target =
         format!("{}:{}/{}", options.get_host(), options.get_port(), options.get_database().unwrap_or("postgres"));
+    // One direct connection first: a pool only reports "timed out", this says why
+    // (connection refused, unknown database, authentication failed, ...).
+    let probe = tokio::time::timeout(Duration::from_secs(10), PgConnection::connect_with(&options)).await;
+    match probe {
+        Ok(Ok(conn)) => conn.close().await.map_err(|source| StoreError::Connect { target: target.clone(), source })?,
+        Ok(Err(source)) => return Err(StoreError::Connect { target, source }),
+        Err(_) => return Err(StoreError::Connect { target, source: sqlx::Error::PoolTimedOut }),
+    }
     PgPoolOptions::new()
         .max_connections(max_connections)
         .acquire_timeout(Duration::from_secs(10))

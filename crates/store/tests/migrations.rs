@@ -83,6 +83,44 @@ async fn event_tables_keep_the_log_position_unique() {
     }
 }
 
+#[tokio::test]
+async fn creation_events_and_raw_logs_keep_their_position_unique_too() {
+    let db = TestDb::migrated().await;
+    for (schema, table, unique) in [
+        ("derived", "markets", "(chain_id, created_tx_hash, created_log_index)"),
+        ("derived", "proposals", "(chain_id, created_tx_hash, created_log_index)"),
+        ("chain", "logs", "(chain_id, tx_hash, log_index)"),
+    ] {
+        let found: bool = sqlx::query_scalar(
+            "SELECT EXISTS (SELECT 1 FROM pg_indexes
+                             WHERE schemaname = $1 AND tablename = $2 AND indexdef LIKE '%UNIQUE%' || $3 || '%')",
+        )
+        .bind(schema)
+        .bind(table)
+        .bind(unique)
+        .fetch_one(&db.pool)
+        .await
+        .unwrap();
+        assert!(found, "{schema}.{table} needs UNIQUE {unique}");
+    }
+    for table in ["markets", "proposals"] {
+        for column in
+            ["chain_id", "created_block", "created_block_hash", "created_at", "created_tx_hash", "created_log_index"]
+        {
+            let present: bool = sqlx::query_scalar(
+                "SELECT EXISTS (SELECT 1 FROM information_schema.columns
+                                 WHERE table_schema = 'derived' AND table_name = $1 AND column_name = $2)",
+            )
+            .bind(table)
+            .bind(column)
+            .fetch_one(&db.pool)
+            .await
+            .unwrap();
+            assert!(present, "derived.{table}.{column}");
+        }
+    }
+}
+
 async fn schema_fingerprint(db: &TestDb) -> Vec<(String, String, String)> {
     sqlx::query_as(
         "SELECT table_schema || '.' || table_name, column_name, data_type

@@ -81,23 +81,23 @@ impl Fixture {
 
     /// Proposes to slash `amount` as `proposer`; returns the id (from `ProposalCreated`) and receipt.
     async fn propose(&self, amount: U256) -> (U256, TransactionReceipt) {
-        let governance = self.chain.governance();
-        let call = governance.propose(self.market_type(), self.m.spec.id, amount).from(self.proposer);
-        let receipt = send("propose", call).await.unwrap();
+        let (id, receipt) =
+            self.chain.propose(self.proposer, self.m.spec.market, self.m.spec.id, amount).await.unwrap();
         let created = single_event::<GovernanceSlashing::ProposalCreated>(&receipt, self.chain.deployment.governance);
-        (created.proposalId, receipt)
+        assert_eq!(created.proposalId, id);
+        (id, receipt)
     }
 
     async fn vote(&self, id: U256, voter: Address, support: u8) -> Result<TransactionReceipt, ChainError> {
-        send("castVote", self.chain.governance().castVote(id, support).from(voter)).await
+        self.chain.cast_vote(voter, id, support).await
     }
 
     async fn execute(&self, id: U256) -> Result<TransactionReceipt, ChainError> {
-        send("execute", self.chain.governance().execute(id).from(self.outsider)).await
+        self.chain.execute(self.outsider, id).await
     }
 
     async fn cancel(&self, id: U256, caller: Address) -> Result<TransactionReceipt, ChainError> {
-        send("cancel", self.chain.governance().cancel(id).from(caller)).await
+        self.chain.cancel(caller, id).await
     }
 
     async fn state(&self, id: U256) -> u8 {

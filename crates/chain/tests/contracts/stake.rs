@@ -27,10 +27,8 @@ async fn owner_tops_up_the_stake() {
     let m = market(&chain, MarketType::Credential, "top-up").await;
     let vault = chain.deployment.stake_vault;
     let amount = U256::from(250_500_001u64);
-    chain.mint_usdc(m.creator, amount).await;
-    chain.approve_usdc(m.creator, vault, amount).await;
 
-    let receipt = send("deposit", chain.vault().deposit(0, m.spec.id, amount).from(m.creator)).await.unwrap();
+    let receipt = chain.deposit_stake(m.creator, MarketType::Credential, m.spec.id, amount).await.unwrap();
     let deposited = single_event::<StakeVault::StakeDeposited>(&receipt, vault);
     assert_eq!(
         (deposited.marketType, deposited.marketId, deposited.staker, deposited.amount),
@@ -55,7 +53,7 @@ async fn owner_withdraws_the_stake_down_to_zero() {
     let first = usdc(400) + U256::from(1);
     let rest = m.spec.stake - first;
 
-    let receipt = send("withdraw", chain.vault().withdraw(1, m.spec.id, first).from(m.creator)).await.unwrap();
+    let receipt = chain.withdraw_stake(m.creator, MarketType::Persona, m.spec.id, first).await.unwrap();
     let withdrawn = single_event::<StakeVault::StakeWithdrawn>(&receipt, vault);
     assert_eq!(
         (withdrawn.marketType, withdrawn.marketId, withdrawn.staker, withdrawn.amount),

@@ -6,6 +6,8 @@ pub mod candles;
 pub mod decode;
 pub mod derive;
 pub mod events;
+pub mod sync;
 
 pub use decode::{DecodeError, Sources};
 pub use events::{ChainEvent, LogMeta};
+pub use sync::{IndexError, Indexer, IndexerConfig};

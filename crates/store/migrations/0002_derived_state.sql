@@ -146,6 +146,7 @@ CREATE TABLE derived.balances (
     market_id     bytea         NOT NULL,
     holder        bytea         NOT NULL,
     balance       numeric(78,0) NOT NULL CHECK (balance >= 0),
+    position      numeric(78,0) NOT NULL DEFAULT 0,  -- tokens counted by the cost basis
     cost_basis    numeric(78,0) NOT NULL DEFAULT 0,
     realized_pnl  numeric(78,0) NOT NULL DEFAULT 0,  -- signed
     updated_block bigint        NOT NULL,

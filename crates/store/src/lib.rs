@@ -7,6 +7,7 @@
 //! - `app`: off-chain data (metadata, users, verification, notifications).
 
 pub mod batch;
+pub mod indexing;
 
 use std::time::Duration;
 
@@ -36,6 +37,17 @@ pub enum StoreError {
     /// A query failed.
     #[error("database query failed: {0}")]
     Query(#[from] sqlx::Error),
+    /// Another writer moved the checkpoint: this batch is not the next one.
+    #[error("checkpoint moved: expected block {expected:?}, found {found:?}")]
+    CheckpointMoved {
+        /// The block before the batch.
+        expected: Option<u64>,
+        /// What is stored.
+        found: Option<u64>,
+    },
+    /// A stored value is not what the schema promises.
+    #[error("corrupt value in the database: {0}")]
+    Corrupt(String),
 }
 
 /// Opens a connection pool of at most `max_connections`, failing fast when the

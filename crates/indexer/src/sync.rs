@@ -1,0 +1,347 @@
+//! Backfill and head following: fetch the logs of a block range, decode, derive
+//! and commit them with the checkpoint in one transaction, then move on.
+
+use std::{collections::HashMap, time::Duration};
+
+use alloy::{
+    eips::BlockNumberOrTag,
+    primitives::{Address, U256},
+    providers::{DynProvider, Provider},
+    rpc::types::{Filter, Log},
+    sol_types::SolEvent,
+};
+use animoca_chain::{
+    Deployment,
+    bindings::{GovernanceSlashing, MarketAMM, MarketToken},
+};
+use animoca_domain::{MarketKey, MarketType, Position, Price};
+use animoca_store::{
+    StoreError,
+    batch::{Batch, BlockRow, EventPosition, RawLog},
+    indexing,
+};
+use sqlx::PgPool;
+use tokio_util::sync::CancellationToken;
+
+use crate::{
+    candles::{Candle, OpenBucket},
+    decode::{DecodeError, EVENT_TOPICS, Sources},
+    derive::{DeriveError, Deriver, Holding, Prior, ProposalInfo},
+    events::{ChainEvent, LogMeta},
+};
+
+/// What can stop the indexer.
+#[derive(Debug, thiserror::Error)]
+pub enum IndexError {
+    /// The RPC failed beyond retries.
+    #[error("RPC {call} failed for blocks {from}..={to}: {source}")]
+    Rpc {
+        /// What we asked.
+        call: &'static str,
+        /// Range start.
+        from: u64,
+        /// Range end.
+        to: u64,
+        /// Last error.
+        source: alloy::transports::TransportError,
+    },
+    /// The RPC answered with something unusable (missing fields, unknown block).
+    #[error("RPC returned malformed data: {0}")]
+    Malformed(String),
+    /// A contract call needed for derivation failed.
+    #[error("contract call {call} failed: {source}")]
+    Call {
+        /// What we called.
+        call: String,
+        /// Why.
+        source: Box<alloy::contract::Error>,
+    },
+    /// A log did not decode.
+    #[error(transparent)]
+    Decode(#[from] DecodeError),
+    /// The events contradict stored state.
+    #[error(transparent)]
+    Derive(#[from] DeriveError),
+    /// The database failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+impl From<sqlx::Error> for IndexError {
+    fn from(error: sqlx::Error) -> Self {
+        IndexError::Store(StoreError::Query(error))
+    }
+}
+
+/// Indexer settings.
+#[derive(Debug, Clone)]
+pub struct IndexerConfig {
+    /// Chain id stored with every row.
+    pub chain_id: u64,
+    /// First block to index when nothing is stored yet.
+    pub start_block: u64,
+    /// Blocks to stay behind the head (0 follows it).
+    pub confirmations: u64,
+    /// Largest block range per `eth_getLogs` and per transaction.
+    pub max_range: u64,
+    /// How often to look for a new head when caught up.
+    pub poll_interval: Duration,
+}
+
+impl IndexerConfig {
+    /// Defaults for a chain: ranges of 2,000 blocks, polling every 100 ms.
+    pub fn new(chain_id: u64, start_block: u64, confirmations: u64) -> Self {
+        Self { chain_id, start_block, confirmations, max_range: 2_000, poll_interval: Duration::from_millis(100) }
+    }
+}
+
+/// The indexer of one chain.
+pub struct Indexer {
+    pool: PgPool,
+    provider: DynProvider,
+    sources: Sources,
+    deriver: Deriver,
+    config: IndexerConfig,
+}
+
+impl Indexer {
+    /// Loads what is stored (tokens, newest candles) and the AMMs' fees.
+    pub async fn new(
+        pool: PgPool,
+        provider: DynProvider,
+        deployment: Deployment,
+        config: IndexerConfig,
+    ) -> Result<Self, IndexError> {
+        let mut sources = Sources::new(deployment);
+        for (token, market) in indexing::market_tokens(&pool).await? {
+            sources.register_token(token, market);
+        }
+        let mut fee_bps = HashMap::new();
+        for amm in [deployment.credential_amm, deployment.persona_amm] {
+            let fee = MarketAMM::new(amm, &provider)
+                .feeBps()
+                .call()
+                .await
+                .map_err(|source| IndexError::Call { call: format!("feeBps() of {amm}"), source: Box::new(source) })?;
+            fee_bps.insert(amm, u32::try_from(fee).unwrap_or(u32::MAX));
+        }
+        let mut deriver = Deriver::new(fee_bps);
+        for stored in indexing::newest_candles(&pool).await? {
+            let price = |text: &str| parse_price(text);
+            let candle = Candle {
+                bucket_start: stored.bucket_start,
+                open: price(&stored.prices[0])?,
+                high: price(&stored.prices[1])?,
+                low: price(&stored.prices[2])?,
+                close: price(&stored.prices[3])?,
+                volume_usdc: stored.volume_usdc,
+                volume_token: stored.volume_token,
+                trade_count: stored.trade_count,
+                unique_traders: stored.unique_traders,
+                first: stored.first,
+                last: stored.last,
+            };
+            let traders = stored.traders.into_iter().collect();
+            deriver.candles_mut().seed(stored.market, stored.timeframe, OpenBucket { candle, traders });
+        }
+        Ok(Self { pool, provider, sources, deriver, config })
+    }
+
+    /// The next block to index.
+    pub async fn next_block(&self) -> Result<u64, IndexError> {
+        Ok(match indexing::checkpoint(&self.pool, self.config.chain_id).await? {
+            Some(checkpoint) => checkpoint.block_number + 1,
+            None => self.config.start_block,
+        })
+    }
+
+    /// The newest block old enough to index.
+    pub async fn safe_head(&self) -> Result<u64, IndexError> {
+        let head = self.provider.get_block_number().await.map_err(|source| IndexError::Rpc {
+            call: "eth_blockNumber",
+            from: 0,
+            to: 0,
+            source,
+        })?;
+        Ok(head.saturating_sub(self.config.confirmations))
+    }
+
+    /// Indexes up to the current safe head; returns the last block indexed.
+    pub async fn catch_up(&mut self) -> Result<Option<u64>, IndexError> {
+        let head = self.safe_head().await?;
+        let mut from = self.next_block().await?;
+        let mut last = None;
+        while from <= head {
+            let to = head.min(from + self.config.max_range - 1);
+            self.index_range(from, to).await?;
+            last = Some(to);
+            from = to + 1;
+        }
+        Ok(last)
+    }
+
+    /// Backfills, then follows the head until `shutdown`.
+    pub async fn run(&mut self, shutdown: CancellationToken) -> Result<(), IndexError> {
+        loop {
+            let indexed = tokio::select! {
+                result = self.catch_up() => result?,
+                () = shutdown.cancelled() => return Ok(()),
+            };
+            if let Some(block) = indexed {
+                tracing::debug!(block, "caught up");
+            }
+            tokio::select! {
+                () = tokio::time::sleep(self.config.poll_interval) => {}
+                () = shutdown.cancelled() => return Ok(()),
+            }
+        }
+    }
+
+    /// Fetches, derives and commits blocks `from..=to`.
+    pub async fn index_range(&mut self, from: u64, to: u64) -> Result<(), IndexError> {
+        let core = self
+            .logs(Filter::new().address(self.sources.core_addresses()).event_signature(EVENT_TOPICS.to_vec()), from, to)
+            .await?;
+        // Market tokens created in this range emit their mints before the factory
+        // event: learn them first, then fetch every known token's transfers.
+        for log in &core {
+            if let Some(ChainEvent::MarketCreated { market, token, .. }) = self.sources.decode(&log.inner)? {
+                self.sources.register_token(token, market);
+            }
+        }
+        let tokens = self.sources.token_addresses();
+        let mut logs = core;
+        if !tokens.is_empty() {
+            let transfers = Filter::new().address(tokens).event_signature(MarketToken::Transfer::SIGNATURE_HASH);
+            logs.extend(self.logs(transfers, from, to).await?);
+        }
+        let mut metas = Vec::with_capacity(logs.len());
+        for log in &logs {
+            metas.push(log_meta(log)?);
+        }
+        let mut order: Vec<usize> = (0..logs.len()).collect();
+        order.sort_by_key(|&i| (metas[i].block_number, metas[i].log_index));
+
+        let mut batch = Batch { chain_id: self.config.chain_id, from_block: from, ..Batch::default() };
+        let mut events = Vec::with_capacity(logs.len());
+        for &i in &order {
+            let (log, meta) = (&logs[i], metas[i]);
+            batch.logs.push(RawLog {
+                position: EventPosition {
+                    block_number: meta.block_number,
+                    block_hash: meta.block_hash,
+                    block_timestamp: meta.block_timestamp,
+                    tx_hash: meta.tx_hash,
+                    log_index: meta.log_index,
+                },
+                tx_index: meta.tx_index,
+                address: log.address(),
+                topics: log.topics().to_vec(),
+                data: log.data().data.to_vec(),
+            });
+            if let Some(event) = self.sources.decode(&log.inner)? {
+                events.push((meta, event));
+            }
+        }
+
+        let prior = self.prior(&events).await?;
+        self.deriver.derive(&self.sources, &events, prior, &mut batch)?;
+        batch.to_block = self.block(to).await?;
+
+        let mut tx = self.pool.begin().await?;
+        indexing::write_batch(&mut tx, &batch).await?;
+        tx.commit().await?;
+        tracing::debug!(from, to, logs = batch.logs.len(), swaps = batch.swaps.len(), "indexed");
+        Ok(())
+    }
+
+    /// Holdings the events touch, and the on-chain parameters of new proposals.
+    async fn prior(&self, events: &[(LogMeta, ChainEvent)]) -> Result<Prior, IndexError> {
+        let mut keys: Vec<(MarketKey, Address)> = Vec::new();
+        let mut proposals = HashMap::new();
+        for (meta, event) in events {
+            match event {
+                ChainEvent::Swap { market, trader, .. } => keys.push((*market, *trader)),
+                ChainEvent::Transfer { market, from, to, .. } => {
+                    keys.extend([(*market, *from), (*market, *to)].into_iter().filter(|(_, a)| !a.is_zero()));
+                }
+                ChainEvent::ProposalCreated { proposal_id, .. } => {
+                    proposals.insert(*proposal_id, self.proposal_info(*proposal_id, meta.block_number).await?);
+                }
+                _ => {}
+            }
+        }
+        keys.sort_unstable();
+        keys.dedup();
+        let mut conn = self.pool.acquire().await?;
+        let stored = indexing::holdings(&mut conn, &keys).await?;
+        let holdings = stored
+            .into_iter()
+            .map(|(key, (balance, position)): (_, (U256, Position))| (key, Holding { balance, position }))
+            .collect();
+        Ok(Prior { holdings, proposals })
+    }
+
+    async fn proposal_info(&self, proposal_id: U256, block: u64) -> Result<ProposalInfo, IndexError> {
+        let governance = GovernanceSlashing::new(self.sources.deployment().governance, &self.provider);
+        let p = governance.proposals(proposal_id).block(block.into()).call().await.map_err(|source| {
+            IndexError::Call { call: format!("proposals({proposal_id}) at {block}"), source: Box::new(source) }
+        })?;
+        let market_type = MarketType::try_from(p.marketType)
+            .map_err(|_| IndexError::Malformed(format!("proposal {proposal_id} has market type {}", p.marketType)))?;
+        Ok(ProposalInfo {
+            market: MarketKey::new(market_type, p.marketId),
+            snapshot_block: u64::try_from(p.snapshotBlock).unwrap_or(u64::MAX),
+            voting_ends_at: p.votingEndsAt,
+            quorum_required: p.quorumRequired,
+        })
+    }
+
+    async fn logs(&self, filter: Filter, from: u64, to: u64) -> Result<Vec<Log>, IndexError> {
+        let filter = filter.from_block(from).to_block(to);
+        self.provider.get_logs(&filter).await.map_err(|source| IndexError::Rpc {
+            call: "eth_getLogs",
+            from,
+            to,
+            source,
+        })
+    }
+
+    async fn block(&self, number: u64) -> Result<BlockRow, IndexError> {
+        let block = self
+            .provider
+            .get_block_by_number(BlockNumberOrTag::Number(number))
+            .await
+            .map_err(|source| IndexError::Rpc { call: "eth_getBlockByNumber", from: number, to: number, source })?
+            .ok_or_else(|| IndexError::Malformed(format!("block {number} not found")))?;
+        Ok(BlockRow {
+            number,
+            hash: block.header.hash,
+            parent_hash: block.header.parent_hash,
+            timestamp: block.header.timestamp,
+        })
+    }
+}
+
+fn log_meta(log: &Log) -> Result<LogMeta, IndexError> {
+    let missing = |field: &str| IndexError::Malformed(format!("log without {field}: {log:?}"));
+    Ok(LogMeta {
+        block_number: log.block_number.ok_or_else(|| missing("blockNumber"))?,
+        block_hash: log.block_hash.ok_or_else(|| missing("blockHash"))?,
+        block_timestamp: log.block_timestamp.ok_or_else(|| missing("blockTimestamp"))?,
+        tx_hash: log.transaction_hash.ok_or_else(|| missing("transactionHash"))?,
+        tx_index: log.transaction_index.ok_or_else(|| missing("transactionIndex"))?,
+        log_index: log.log_index.ok_or_else(|| missing("logIndex"))?,
+    })
+}
+
+fn parse_price(text: &str) -> Result<Price, IndexError> {
+    let (whole, fraction) = text.split_once('.').unwrap_or((text, ""));
+    let mut digits = String::with_capacity(whole.len() + 18);
+    digits.push_str(whole);
+    digits.push_str(&format!("{fraction:0<18}")[..18]);
+    digits
+        .parse::<alloy::primitives::U512>()
+        .map(Price::from_scaled)
+        .map_err(|_| IndexError::Store(StoreError::Corrupt(format!("{text:?} is not a price"))))
+}

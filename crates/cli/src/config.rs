@@ -217,6 +217,97 @@ impl DeployConfig {
     }
 }
 
+/// Parses a block number.
+pub fn block_number(value: &str) -> Result<u64, String> {
+    value.parse::<u64>().map_err(|_| format!("{value:?} is not a block number (a non-negative integer)"))
+}
+
+/// Parses a confirmation count (at most 1,000 blocks).
+pub fn confirmations(value: &str) -> Result<u64, String> {
+    match value.parse::<u64>() {
+        Ok(n) if n <= 1_000 => Ok(n),
+        _ => Err(format!("{value:?} is not a number of blocks between 0 and 1000")),
+    }
+}
+
+/// The contract addresses the indexer reads (printed by `deploy`).
+#[derive(Debug, Clone, Copy)]
+pub struct ContractsConfig {
+    /// `USDC_ADDRESS` (optional: the indexer does not read USDC logs).
+    pub usdc: Option<Address>,
+    /// `STAKE_VAULT`.
+    pub stake_vault: Address,
+    /// `CREDENTIAL_AMM`.
+    pub credential_amm: Address,
+    /// `PERSONA_AMM`.
+    pub persona_amm: Address,
+    /// `CREDENTIAL_TOKEN_FACTORY`.
+    pub credential_factory: Address,
+    /// `PERSONA_TOKEN_FACTORY`.
+    pub persona_factory: Address,
+    /// `GOVERNANCE_SLASHING`.
+    pub governance: Address,
+}
+
+impl ContractsConfig {
+    /// Reads the contract addresses.
+    pub fn read(env: &mut Env<'_>) -> Option<Self> {
+        let usdc = env.optional("USDC_ADDRESS", address);
+        let stake_vault = env.required("STAKE_VAULT", address);
+        let credential_amm = env.required("CREDENTIAL_AMM", address);
+        let persona_amm = env.required("PERSONA_AMM", address);
+        let credential_factory = env.required("CREDENTIAL_TOKEN_FACTORY", address);
+        let persona_factory = env.required("PERSONA_TOKEN_FACTORY", address);
+        let governance = env.required("GOVERNANCE_SLASHING", address);
+        Some(ContractsConfig {
+            usdc,
+            stake_vault: stake_vault?,
+            credential_amm: credential_amm?,
+            persona_amm: persona_amm?,
+            credential_factory: credential_factory?,
+            persona_factory: persona_factory?,
+            governance: governance?,
+        })
+    }
+}
+
+/// What `index` needs.
+#[derive(Debug, Clone)]
+pub struct IndexConfig {
+    /// The database.
+    pub database: PgConnectOptions,
+    /// The node.
+    pub rpc_url: Url,
+    /// If set, the node must report this chain id.
+    pub chain_id: Option<u64>,
+    /// First block to index on an empty database.
+    pub start_block: u64,
+    /// Blocks to stay behind the head.
+    pub confirmations: u64,
+    /// The contracts.
+    pub contracts: ContractsConfig,
+}
+
+impl IndexConfig {
+    /// Reads `DATABASE_URL`, `RPC_URL`, `CHAIN_ID`, `START_BLOCK`, `CONFIRMATIONS` and the contracts.
+    pub fn read(env: &mut Env<'_>) -> Option<Self> {
+        let database = env.required("DATABASE_URL", postgres_url);
+        let rpc_url = env.required("RPC_URL", rpc_url);
+        let chain_id = env.optional("CHAIN_ID", chain_id);
+        let start_block = env.optional("START_BLOCK", block_number).unwrap_or(0);
+        let confirmations = env.optional("CONFIRMATIONS", confirmations).unwrap_or(0);
+        let contracts = ContractsConfig::read(env);
+        Some(IndexConfig {
+            database: database?,
+            rpc_url: rpc_url?,
+            chain_id,
+            start_block,
+            confirmations,
+            contracts: contracts?,
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -304,6 +395,35 @@ mod tests {
         let ok = read(&env(&[("RUST_LOG", "animoca_indexer=debug,info")]), CommonConfig::read).unwrap();
         assert_eq!(ok.log_filter, "animoca_indexer=debug,info");
         assert_eq!(read(&env(&[]), CommonConfig::read).unwrap().log_filter, DEFAULT_LOG_FILTER);
+    }
+
+    #[test]
+    fn index_names_every_missing_contract_and_bad_number() {
+        let err = read(
+            &env(&[
+                ("DATABASE_URL", "postgres://postgres@127.0.0.1/x"),
+                ("RPC_URL", "http://127.0.0.1:8545"),
+                ("START_BLOCK", "-1"),
+                ("CONFIRMATIONS", "many"),
+                ("STAKE_VAULT", "0x1234"),
+            ]),
+            IndexConfig::read,
+        )
+        .unwrap_err();
+        let names: Vec<_> = err.problems.iter().map(|p| p.var).collect();
+        assert_eq!(
+            names,
+            [
+                "START_BLOCK",
+                "CONFIRMATIONS",
+                "STAKE_VAULT",
+                "CREDENTIAL_AMM",
+                "PERSONA_AMM",
+                "CREDENTIAL_TOKEN_FACTORY",
+                "PERSONA_TOKEN_FACTORY",
+                "GOVERNANCE_SLASHING"
+            ]
+        );
     }
 
     #[test]

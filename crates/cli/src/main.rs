@@ -26,6 +26,8 @@ enum Command {
     Migrate,
     /// Deploy the reference contracts to RPC_URL with PRIVATE_KEY and print the addresses as .env lines.
     Deploy(commands::deploy::DeployArgs),
+    /// Index the chain into DATABASE_URL: backfill from START_BLOCK, then follow the head (one active indexer at a time).
+    Index,
     /// Local devnet: start anvil, deploy the contracts, create sample markets and simulate trades.
     Dev(commands::dev::DevArgs),
 }
@@ -40,6 +42,7 @@ fn main() -> ExitCode {
     let prepared = match cli.command {
         Command::Migrate => config::MigrateConfig::read(&mut env).map(Prepared::Migrate),
         Command::Deploy(args) => config::DeployConfig::read(&mut env).map(|config| Prepared::Deploy(config, args)),
+        Command::Index => config::IndexConfig::read(&mut env).map(|c| Prepared::Index(Box::new(c))),
         Command::Dev(args) => Some(Prepared::Dev(args)),
     };
     if let Err(error) = env.finish() {
@@ -63,6 +66,7 @@ fn main() -> ExitCode {
         match prepared {
             Prepared::Migrate(config) => commands::migrate::run(config, shutdown).await,
             Prepared::Deploy(config, args) => commands::deploy::run(config, args, shutdown).await,
+            Prepared::Index(config) => commands::index::run(*config, shutdown).await,
             Prepared::Dev(args) => commands::dev::run(args, shutdown).await,
         }
     });
@@ -79,6 +83,7 @@ fn main() -> ExitCode {
 enum Prepared {
     Migrate(config::MigrateConfig),
     Deploy(config::DeployConfig, commands::deploy::DeployArgs),
+    Index(Box<config::IndexConfig>),
     Dev(commands::dev::DevArgs),
 }
 

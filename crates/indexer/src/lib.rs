@@ -6,8 +6,10 @@ pub mod candles;
 pub mod decode;
 pub mod derive;
 pub mod events;
+pub mod leader;
 pub mod sync;
 
 pub use decode::{DecodeError, Sources};
 pub use events::{ChainEvent, LogMeta};
+pub use leader::Leader;
 pub use sync::{IndexError, Indexer, IndexerConfig};

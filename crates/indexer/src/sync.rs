@@ -65,6 +65,9 @@ pub enum IndexError {
     /// The database failed.
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// The connection holding the indexer lock closed: another process may index now.
+    #[error("lost the indexer lock (its database connection closed)")]
+    LostLeadership,
 }
 
 impl From<sqlx::Error> for IndexError {
@@ -180,9 +183,12 @@ impl Indexer {
         Ok(last)
     }
 
-    /// Backfills, then follows the head until `shutdown`.
-    pub async fn run(&mut self, shutdown: CancellationToken) -> Result<(), IndexError> {
+    /// Backfills, then follows the head until `shutdown` (or until `leader` loses its lock).
+    pub async fn run(&mut self, leader: &mut crate::Leader, shutdown: CancellationToken) -> Result<(), IndexError> {
         loop {
+            if !leader.is_held().await {
+                return Err(IndexError::LostLeadership);
+            }
             let indexed = tokio::select! {
                 result = self.catch_up() => result?,
                 () = shutdown.cancelled() => return Ok(()),

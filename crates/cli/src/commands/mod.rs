@@ -3,4 +3,5 @@
 
 pub mod deploy;
 pub mod dev;
+pub mod index;
 pub mod migrate;

@@ -1,0 +1,51 @@
+//! `animoca-trade index`: backfill from `START_BLOCK`, then follow the head.
+//! Several may run; one indexes (Postgres advisory lock), the others stand by.
+
+use std::time::Duration;
+
+use alloy::{
+    primitives::Address,
+    providers::{Provider, ProviderBuilder},
+};
+use animoca_chain::{ChainError, Deployment};
+use animoca_indexer::{Indexer, IndexerConfig, Leader};
+use anyhow::Context;
+use tokio_util::sync::CancellationToken;
+
+use crate::config::IndexConfig;
+
+/// Migrates, waits for the indexer lock, then indexes until `shutdown`.
+pub async fn run(config: IndexConfig, shutdown: CancellationToken) -> anyhow::Result<()> {
+    let pool = animoca_store::connect(config.database.clone(), 8).await?;
+    animoca_store::migrate(&pool).await?;
+    let provider = ProviderBuilder::new().connect_http(config.rpc_url.clone()).erased();
+    let chain_id = provider
+        .get_chain_id()
+        .await
+        .map_err(|source| ChainError::Rpc { call: "eth_chainId", source })
+        .with_context(|| format!("reach RPC_URL {}", config.rpc_url))?;
+    if let Some(expected) = config.chain_id {
+        anyhow::ensure!(expected == chain_id, ChainError::WrongChain { expected, actual: chain_id });
+    }
+    let c = config.contracts;
+    let deployment = Deployment {
+        chain_id,
+        usdc: c.usdc.unwrap_or(Address::ZERO),
+        stake_vault: c.stake_vault,
+        credential_amm: c.credential_amm,
+        persona_amm: c.persona_amm,
+        credential_factory: c.credential_factory,
+        persona_factory: c.persona_factory,
+        governance: c.governance,
+        start_block: config.start_block,
+    };
+    let Some(mut leader) = Leader::acquire(&config.database, chain_id, Duration::from_secs(1), &shutdown).await? else {
+        return Ok(());
+    };
+    let settings = IndexerConfig::new(chain_id, config.start_block, config.confirmations);
+    let mut indexer = Indexer::new(pool.clone(), provider, deployment, settings).await?;
+    tracing::info!(next_block = indexer.next_block().await?, "indexing");
+    indexer.run(&mut leader, shutdown).await?;
+    pool.close().await;
+    Ok(())
+}

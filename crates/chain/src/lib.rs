@@ -3,6 +3,7 @@
 
 pub mod bindings;
 pub mod deploy;
+pub mod logs;
 
 pub use deploy::{DeployParams, Deployment, deploy};
 

@@ -1,7 +1,7 @@
 //! Backfill and head following: fetch the logs of a block range, decode, derive
 //! and commit them with the checkpoint in one transaction, then move on.
 
-use std::{collections::HashMap, time::Duration};
+use std::{collections::HashMap, future::IntoFuture, time::Duration};
 
 use alloy::{
     eips::BlockNumberOrTag,
@@ -13,6 +13,7 @@ use alloy::{
 use animoca_chain::{
     Deployment,
     bindings::{GovernanceSlashing, MarketAMM, MarketToken},
+    logs::{self as rpc, RetryPolicy, RpcReadError},
 };
 use animoca_domain::{MarketKey, MarketType, Position, Price};
 use animoca_store::{
@@ -34,17 +35,8 @@ use crate::{
 #[derive(Debug, thiserror::Error)]
 pub enum IndexError {
     /// The RPC failed beyond retries.
-    #[error("RPC {call} failed for blocks {from}..={to}: {source}")]
-    Rpc {
-        /// What we asked.
-        call: &'static str,
-        /// Range start.
-        from: u64,
-        /// Range end.
-        to: u64,
-        /// Last error.
-        source: alloy::transports::TransportError,
-    },
+    #[error(transparent)]
+    Rpc(#[from] RpcReadError),
     /// The RPC answered with something unusable (missing fields, unknown block).
     #[error("RPC returned malformed data: {0}")]
     Malformed(String),
@@ -70,6 +62,18 @@ pub enum IndexError {
     LostLeadership,
 }
 
+impl IndexError {
+    /// Failures worth waiting out: the RPC or the database may come back, and an
+    /// inconsistent answer (a block that changed while read) is read again.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            IndexError::Rpc(_) | IndexError::Malformed(_) | IndexError::Call { .. } => true,
+            IndexError::Store(StoreError::Query(_) | StoreError::Connect { .. }) => true,
+            IndexError::Store(_) | IndexError::Decode(_) | IndexError::Derive(_) | IndexError::LostLeadership => false,
+        }
+    }
+}
+
 impl From<sqlx::Error> for IndexError {
     fn from(error: sqlx::Error) -> Self {
         IndexError::Store(StoreError::Query(error))
@@ -89,12 +93,21 @@ pub struct IndexerConfig {
     pub max_range: u64,
     /// How often to look for a new head when caught up.
     pub poll_interval: Duration,
+    /// Retries of RPC reads.
+    pub retry: RetryPolicy,
 }
 
 impl IndexerConfig {
     /// Defaults for a chain: ranges of 2,000 blocks, polling every 100 ms.
     pub fn new(chain_id: u64, start_block: u64, confirmations: u64) -> Self {
-        Self { chain_id, start_block, confirmations, max_range: 2_000, poll_interval: Duration::from_millis(100) }
+        Self {
+            chain_id,
+            start_block,
+            confirmations,
+            max_range: 2_000,
+            poll_interval: Duration::from_millis(100),
+            retry: RetryPolicy::default(),
+        }
     }
 }
 
@@ -160,12 +173,7 @@ impl Indexer {
 
     /// The newest block old enough to index.
     pub async fn safe_head(&self) -> Result<u64, IndexError> {
-        let head = self.provider.get_block_number().await.map_err(|source| IndexError::Rpc {
-            call: "eth_blockNumber",
-            from: 0,
-            to: 0,
-            source,
-        })?;
+        let head = rpc::read(&self.config.retry, "eth_blockNumber", || self.provider.get_block_number()).await?;
         Ok(head.saturating_sub(self.config.confirmations))
     }
 
@@ -183,18 +191,36 @@ impl Indexer {
         Ok(last)
     }
 
-    /// Backfills, then follows the head until `shutdown` (or until `leader` loses its lock).
+    /// Backfills, then follows the head until `shutdown` (or until `leader` loses
+    /// its lock). Unreachable RPC or database are waited out; events that
+    /// contradict the stored state stop the indexer.
     pub async fn run(&mut self, leader: &mut crate::Leader, shutdown: CancellationToken) -> Result<(), IndexError> {
+        let mut failures = 0u32;
         loop {
             if !leader.is_held().await {
                 return Err(IndexError::LostLeadership);
             }
-            let indexed = tokio::select! {
-                result = self.catch_up() => result?,
+            let result = tokio::select! {
+                result = self.catch_up() => result,
                 () = shutdown.cancelled() => return Ok(()),
             };
-            if let Some(block) = indexed {
-                tracing::debug!(block, "caught up");
+            match result {
+                Ok(Some(block)) => {
+                    failures = 0;
+                    tracing::debug!(block, "caught up");
+                }
+                Ok(None) => failures = 0,
+                Err(error) if error.is_transient() => {
+                    failures = failures.saturating_add(1);
+                    let delay = Duration::from_millis(200).saturating_mul(2u32.saturating_pow(failures.min(6)));
+                    tracing::error!(%error, ?delay, "indexing failed; retrying the same range");
+                    tokio::select! {
+                        () = tokio::time::sleep(delay) => {}
+                        () = shutdown.cancelled() => return Ok(()),
+                    }
+                    continue;
+                }
+                Err(error) => return Err(error),
             }
             tokio::select! {
                 () = tokio::time::sleep(self.config.poll_interval) => {}
@@ -304,22 +330,33 @@ impl Indexer {
     }
 
     async fn logs(&self, filter: Filter, from: u64, to: u64) -> Result<Vec<Log>, IndexError> {
-        let filter = filter.from_block(from).to_block(to);
-        self.provider.get_logs(&filter).await.map_err(|source| IndexError::Rpc {
-            call: "eth_getLogs",
-            from,
-            to,
-            source,
-        })
+        let mut logs = rpc::get_logs(&self.provider, &filter, from, to, &self.config.retry).await?;
+        // Nodes that do not put the block time in logs: read it from the headers.
+        let mut times: HashMap<u64, (alloy::primitives::B256, u64)> = HashMap::new();
+        for log in &mut logs {
+            if log.block_timestamp.is_some() {
+                continue;
+            }
+            let number = log.block_number.unwrap_or_default();
+            if let std::collections::hash_map::Entry::Vacant(slot) = times.entry(number) {
+                let header = self.block(number).await?;
+                slot.insert((header.hash, header.timestamp));
+            }
+            let (hash, timestamp) = times[&number];
+            if log.block_hash != Some(hash) {
+                return Err(IndexError::Malformed(format!("block {number} changed while reading it")));
+            }
+            log.block_timestamp = Some(timestamp);
+        }
+        Ok(logs)
     }
 
     async fn block(&self, number: u64) -> Result<BlockRow, IndexError> {
-        let block = self
-            .provider
-            .get_block_by_number(BlockNumberOrTag::Number(number))
-            .await
-            .map_err(|source| IndexError::Rpc { call: "eth_getBlockByNumber", from: number, to: number, source })?
-            .ok_or_else(|| IndexError::Malformed(format!("block {number} not found")))?;
+        let block = rpc::read(&self.config.retry, "eth_getBlockByNumber", || {
+            self.provider.get_block_by_number(BlockNumberOrTag::Number(number)).into_future()
+        })
+        .await?
+        .ok_or_else(|| IndexError::Malformed(format!("block {number} not found")))?;
         Ok(BlockRow {
             number,
             hash: block.header.hash,

@@ -1,0 +1,244 @@
+//! Resilient RPC reads for the indexer: retries with exponential backoff and
+//! jitter on rate limits, server errors, timeouts, dropped connections and
+//! malformed answers; `eth_getLogs` ranges split in half when a node refuses
+//! them as too large. A range is never skipped: every log of it, or an error.
+
+use std::{future::Future, time::Duration};
+
+use alloy::{
+    providers::{DynProvider, Provider},
+    rpc::types::{Filter, Log},
+    transports::{RpcError, TransportError, TransportErrorKind},
+};
+use backon::{ExponentialBuilder, Retryable};
+
+/// Retry settings of RPC reads.
+#[derive(Debug, Clone, Copy)]
+pub struct RetryPolicy {
+    /// Attempts per request before giving up.
+    pub attempts: usize,
+    /// First backoff delay.
+    pub min_delay: Duration,
+    /// Largest backoff delay.
+    pub max_delay: Duration,
+    /// Time allowed for one request.
+    pub timeout: Duration,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        Self {
+            attempts: 12,
+            min_delay: Duration::from_millis(50),
+            max_delay: Duration::from_secs(5),
+            timeout: Duration::from_secs(30),
+        }
+    }
+}
+
+/// Why an RPC read failed for good.
+#[derive(Debug, thiserror::Error)]
+pub enum RpcReadError {
+    /// Still failing after every retry.
+    #[error("{call} failed after {attempts} attempts: {last}")]
+    Exhausted {
+        /// What we asked.
+        call: String,
+        /// Attempts made.
+        attempts: usize,
+        /// The last failure.
+        last: String,
+    },
+    /// The node refuses even a single block's logs as too large.
+    #[error("node refuses eth_getLogs for the single block {block}: {reason}")]
+    BlockTooLarge {
+        /// The block.
+        block: u64,
+        /// The node's message.
+        reason: String,
+    },
+}
+
+/// What to do about one failed request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Failure {
+    /// The node says the range holds too much: split it.
+    TooMuch(String),
+    /// Worth another try.
+    Transient(String),
+}
+
+/// Sorts an RPC error: range-limit answers split, everything else is retried
+/// (rate limits, 5xx, timeouts, closed connections, malformed JSON, node errors).
+fn classify(error: &TransportError) -> Failure {
+    let text = error.to_string();
+    let lower = text.to_lowercase();
+    let too_much = [
+        "more than",
+        "too many",
+        "range",
+        "limit exceeded",
+        "response size",
+        "query returned",
+        "exceed",
+        "block range",
+    ];
+    let rate_limited = lower.contains("too many requests") || lower.contains("rate limit") || lower.contains("429");
+    match error {
+        _ if rate_limited => Failure::Transient(text),
+        RpcError::ErrorResp(payload) if too_much.iter().any(|p| payload.message.to_lowercase().contains(p)) => {
+            Failure::TooMuch(text)
+        }
+        RpcError::Transport(TransportErrorKind::HttpError(http)) if http.status == 413 => Failure::TooMuch(text),
+        _ if lower.contains("timed out") => Failure::TooMuch(text),
+        _ => Failure::Transient(text),
+    }
+}
+
+/// Runs an RPC read with the policy's timeout and retries. Every failure is
+/// retried: the caller decides what "too many attempts" means.
+pub async fn read<T, F, Fut>(policy: &RetryPolicy, call: &str, request: F) -> Result<T, RpcReadError>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<T, TransportError>>,
+{
+    let mut request = request;
+    let attempt = || {
+        let fut = request();
+        async move {
+            match tokio::time::timeout(policy.timeout, fut).await {
+                Ok(Ok(value)) => Ok(value),
+                Ok(Err(error)) => Err(error.to_string()),
+                Err(_) => Err(format!("timed out after {:?}", policy.timeout)),
+            }
+        }
+    };
+    attempt
+        .retry(backoff(policy))
+        .notify(|error, delay| tracing::warn!(call, %error, ?delay, "RPC read failed; retrying"))
+        .await
+        .map_err(|last| RpcReadError::Exhausted { call: call.to_owned(), attempts: policy.attempts, last })
+}
+
+/// Every log matching `filter` in blocks `from..=to`, in no particular order.
+/// Splits the range when the node refuses it as too large or it times out.
+pub async fn get_logs(
+    provider: &DynProvider,
+    filter: &Filter,
+    from: u64,
+    to: u64,
+    policy: &RetryPolicy,
+) -> Result<Vec<Log>, RpcReadError> {
+    let mut logs = Vec::new();
+    let mut pending = vec![(from, to)];
+    while let Some((start, end)) = pending.pop() {
+        let mut failures = 0usize;
+        loop {
+            let range = filter.clone().from_block(start).to_block(end);
+            let outcome = match tokio::time::timeout(policy.timeout, provider.get_logs(&range)).await {
+                Ok(Ok(found)) => match check_range(&found, start, end) {
+                    Ok(()) => {
+                        logs.extend(found);
+                        break;
+                    }
+                    Err(problem) => Failure::Transient(problem),
+                },
+                Ok(Err(error)) => classify(&error),
+                Err(_) => Failure::TooMuch(format!("timed out after {:?}", policy.timeout)),
+            };
+            match outcome {
+                Failure::TooMuch(reason) if start < end => {
+                    let middle = start + (end - start) / 2;
+                    tracing::debug!(start, end, %reason, "eth_getLogs range too large; splitting");
+                    pending.push((middle + 1, end));
+                    pending.push((start, middle));
+                    break;
+                }
+                Failure::TooMuch(reason) if failures + 1 >= policy.attempts => {
+                    return Err(RpcReadError::BlockTooLarge { block: start, reason });
+                }
+                Failure::TooMuch(reason) | Failure::Transient(reason) => {
+                    failures += 1;
+                    if failures >= policy.attempts {
+                        return Err(RpcReadError::Exhausted {
+                            call: format!("eth_getLogs {start}..={end}"),
+                            attempts: failures,
+                            last: reason,
+                        });
+                    }
+                    let delay = delay_for(policy, failures);
+                    tracing::warn!(start, end, %reason, ?delay, "eth_getLogs failed; retrying");
+                    tokio::time::sleep(delay).await;
+                }
+            }
+        }
+    }
+    Ok(logs)
+}
+
+/// A log outside the asked range, or without its position, means a broken answer.
+fn check_range(logs: &[Log], start: u64, end: u64) -> Result<(), String> {
+    for log in logs {
+        match log.block_number {
+            Some(block) if (start..=end).contains(&block) => {}
+            other => return Err(format!("log at block {other:?} outside {start}..={end}")),
+        }
+        if log.block_hash.is_none() || log.log_index.is_none() || log.transaction_hash.is_none() {
+            return Err("log without blockHash, logIndex or transactionHash".to_owned());
+        }
+    }
+    Ok(())
+}
+
+fn backoff(policy: &RetryPolicy) -> ExponentialBuilder {
+    ExponentialBuilder::default()
+        .with_min_delay(policy.min_delay)
+        .with_max_delay(policy.max_delay)
+        .with_max_times(policy.attempts.saturating_sub(1))
+        .with_jitter()
+}
+
+/// Exponential delay with full jitter for the `failures`-th retry.
+fn delay_for(policy: &RetryPolicy, failures: usize) -> Duration {
+    let exponent = u32::try_from(failures.min(16)).unwrap_or(16);
+    let ceiling = policy.min_delay.saturating_mul(2u32.saturating_pow(exponent)).min(policy.max_delay);
+    // Cheap jitter without a random-number dependency: the clock's nanoseconds.
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| u64::from(d.subsec_nanos()))
+        .unwrap_or(0);
+    let millis = u64::try_from(ceiling.as_millis()).unwrap_or(u64::MAX).max(1);
+    Duration::from_millis(millis / 2 + nanos % (millis / 2 + 1))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn node_error(code: i64, message: &str) -> TransportError {
+        let body = format!(r#"{{"code":{code},"message":"{message}"}}"#);
+        RpcError::ErrorResp(serde_json::from_str(&body).expect("an error payload"))
+    }
+
+    #[test]
+    fn range_limits_split_and_the_rest_retries() {
+        assert!(matches!(
+            classify(&node_error(-32005, "query returned more than 10000 results")),
+            Failure::TooMuch(_)
+        ));
+        assert!(matches!(classify(&node_error(-32600, "block range is too wide")), Failure::TooMuch(_)));
+        assert!(matches!(classify(&node_error(-32000, "header not found")), Failure::Transient(_)));
+        assert!(matches!(classify(&node_error(429, "Too Many Requests")), Failure::Transient(_)));
+        assert!(matches!(classify(&node_error(-32016, "rate limit exceeded")), Failure::Transient(_)));
+    }
+
+    #[test]
+    fn delays_grow_and_stay_capped() {
+        let policy = RetryPolicy::default();
+        for failures in 1..40 {
+            let delay = delay_for(&policy, failures);
+            assert!(delay <= policy.max_delay, "{delay:?}");
+            assert!(delay >= Duration::from_millis(1));
+        }
+    }
+}

@@ -95,12 +95,13 @@ fn classify(error: &TransportError) -> Failure {
     }
 }
 
-/// Runs an RPC read with the policy's timeout and retries. Every failure is
-/// retried: the caller decides what "too many attempts" means.
-pub async fn read<T, F, Fut>(policy: &RetryPolicy, call: &str, request: F) -> Result<T, RpcReadError>
+/// Runs an RPC read (a raw request or a contract view call) with the policy's
+/// timeout and retries. Every failure is retried until the attempts run out.
+pub async fn read<T, E, F, Fut>(policy: &RetryPolicy, call: &str, request: F) -> Result<T, RpcReadError>
 where
+    E: std::fmt::Display,
     F: FnMut() -> Fut,
-    Fut: Future<Output = Result<T, TransportError>>,
+    Fut: Future<Output = Result<T, E>>,
 {
     let mut request = request;
     let attempt = || {
@@ -222,10 +223,7 @@ mod tests {
 
     #[test]
     fn range_limits_split_and_the_rest_retries() {
-        assert!(matches!(
-            classify(&node_error(-32005, "query returned more than 10000 results")),
-            Failure::TooMuch(_)
-        ));
+        assert!(matches!(classify(&node_error(-32005, "query returned more than 10000 results")), Failure::TooMuch(_)));
         assert!(matches!(classify(&node_error(-32600, "block range is too wide")), Failure::TooMuch(_)));
         assert!(matches!(classify(&node_error(-32000, "header not found")), Failure::Transient(_)));
         assert!(matches!(classify(&node_error(429, "Too Many Requests")), Failure::Transient(_)));

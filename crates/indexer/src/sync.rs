@@ -134,11 +134,12 @@ impl Indexer {
         }
         let mut fee_bps = HashMap::new();
         for amm in [deployment.credential_amm, deployment.persona_amm] {
-            let fee = MarketAMM::new(amm, &provider)
-                .feeBps()
-                .call()
-                .await
-                .map_err(|source| IndexError::Call { call: format!("feeBps() of {amm}"), source: Box::new(source) })?;
+            let contract = MarketAMM::new(amm, provider.clone());
+            let fee = rpc::read(&config.retry, "feeBps()", || {
+                let contract = contract.clone();
+                async move { contract.feeBps().call().await }
+            })
+            .await?;
             fee_bps.insert(amm, u32::try_from(fee).unwrap_or(u32::MAX));
         }
         let mut deriver = Deriver::new(fee_bps);
@@ -315,10 +316,12 @@ impl Indexer {
     }
 
     async fn proposal_info(&self, proposal_id: U256, block: u64) -> Result<ProposalInfo, IndexError> {
-        let governance = GovernanceSlashing::new(self.sources.deployment().governance, &self.provider);
-        let p = governance.proposals(proposal_id).block(block.into()).call().await.map_err(|source| {
-            IndexError::Call { call: format!("proposals({proposal_id}) at {block}"), source: Box::new(source) }
-        })?;
+        let governance = GovernanceSlashing::new(self.sources.deployment().governance, self.provider.clone());
+        let p = rpc::read(&self.config.retry, "proposals(id)", || {
+            let governance = governance.clone();
+            async move { governance.proposals(proposal_id).block(block.into()).call().await }
+        })
+        .await?;
         let market_type = MarketType::try_from(p.marketType)
             .map_err(|_| IndexError::Malformed(format!("proposal {proposal_id} has market type {}", p.marketType)))?;
         Ok(ProposalInfo {

@@ -7,6 +7,7 @@
 //! - `app`: off-chain data (metadata, users, verification, notifications).
 
 pub mod batch;
+pub mod fingerprint;
 pub mod indexing;
 
 use std::time::Duration;

@@ -7,6 +7,8 @@
 
 pub mod chain;
 pub mod db;
+pub mod faulty_rpc;
 
 pub use chain::{MarketSpec, TestChain, tokens, usdc};
 pub use db::TestDb;
+pub use faulty_rpc::FaultyRpc;

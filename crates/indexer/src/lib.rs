@@ -3,6 +3,7 @@
 //! proposals) and write it in one database transaction per block range.
 
 pub mod candles;
+pub mod changes;
 pub mod decode;
 pub mod derive;
 pub mod events;

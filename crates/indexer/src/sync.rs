@@ -280,6 +280,7 @@ impl Indexer {
         let prior = self.prior(&events).await?;
         self.deriver.derive(&self.sources, &events, prior, &mut batch)?;
         batch.to_block = self.block(to).await?;
+        batch.changes = crate::changes::changes_of(&batch);
 
         let mut tx = self.pool.begin().await?;
         indexing::write_batch(&mut tx, &batch).await?;

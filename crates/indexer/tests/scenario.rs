@@ -292,3 +292,43 @@ fn decimal_eq(a: &str, b: &str) -> bool {
     };
     norm(a) == norm(b)
 }
+
+#[tokio::test]
+async fn each_committed_batch_publishes_its_changes() {
+    let chain = TestChain::start().await;
+    let db = TestDb::migrated().await;
+    let spec = MarketSpec::new(MarketType::Persona, "feed");
+    chain.create_market(&spec, chain.account(1)).await;
+    let mut idx = indexer(&chain, &db, 1_000).await;
+    idx.catch_up().await.unwrap();
+
+    let mut listener = sqlx::postgres::PgListener::connect_with(&db.pool).await.unwrap();
+    listener.listen(animoca_store::indexing::CHANGES_CHANNEL).await.unwrap();
+    let before: i64 =
+        sqlx::query_scalar("SELECT coalesce(max(id), 0) FROM app.change_feed").fetch_one(&db.pool).await.unwrap();
+    let receipt = chain.buy(chain.account(2), MarketType::Persona, spec.id, usdc(25), U256::ZERO).await.unwrap();
+    idx.catch_up().await.unwrap();
+
+    let note = tokio::time::timeout(std::time::Duration::from_secs(5), listener.recv()).await.unwrap().unwrap();
+    let last: i64 = note.payload().parse().unwrap();
+    let rows: Vec<(String, serde_json::Value)> =
+        sqlx::query_as("SELECT kind, payload FROM app.change_feed WHERE id > $1 AND id <= $2 ORDER BY id")
+            .bind(before)
+            .bind(last)
+            .fetch_all(&db.pool)
+            .await
+            .unwrap();
+    let kinds: Vec<&str> = rows.iter().map(|(k, _)| k.as_str()).collect();
+    assert_eq!(kinds, ["trade", "price", "candle", "candle", "candle", "candle", "candle", "candle", "candle"]);
+    let trade = &rows[0].1;
+    let swap = receipt.inner.logs().iter().find_map(|l| l.log_decode::<MarketAMM::Swap>().ok()).unwrap().inner.data;
+    assert_eq!(trade["tx_hash"], receipt.transaction_hash.to_string());
+    assert_eq!(trade["swap_type"], "buy");
+    assert_eq!(trade["market"]["market_type"], "persona");
+    assert_eq!(trade["usdc_amount"], animoca_domain::format_units(swap.usdcAmount.unsigned_abs(), 6));
+    assert_eq!(trade["fee_amount"], animoca_domain::format_units(swap.fee, 6));
+    let price = Price::of_trade(swap.usdcAmount.unsigned_abs(), swap.tokenAmount.unsigned_abs()).unwrap();
+    assert_eq!(trade["price"], price.to_decimal_string());
+    let pool = MarketAMM::new(chain.deployment.persona_amm, &chain.provider).pools(spec.id).call().await.unwrap();
+    assert_eq!(rows[1].1["price"], Price::spot(pool.usdcReserves, pool.tokenReserves).to_decimal_string());
+}

@@ -304,6 +304,15 @@ pub struct CandleRow {
     pub last: (u64, u64),
 }
 
+/// One change-feed entry (`app.change_feed`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ChangeRow {
+    /// price, trade, candle, proposal, vote, backfill, reorg.
+    pub kind: String,
+    /// What changed.
+    pub payload: serde_json::Value,
+}
+
 /// Everything one block range writes. Rows are in chain order.
 #[derive(Debug, Clone, Default)]
 pub struct Batch {
@@ -343,4 +352,6 @@ pub struct Batch {
     pub outcomes: Vec<(U256, Outcome, EventPosition)>,
     /// Candles touched, final state.
     pub candles: Vec<CandleRow>,
+    /// What to tell subscribers after commit.
+    pub changes: Vec<ChangeRow>,
 }

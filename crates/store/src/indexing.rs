@@ -177,6 +177,7 @@ pub async fn write_batch(conn: &mut PgConnection, batch: &Batch) -> Result<(), S
     write_stakes(conn, batch).await?;
     write_proposals(conn, batch).await?;
     write_candles(conn, batch).await?;
+    write_changes(conn, &batch.changes).await?;
 
     sqlx::query(
         "INSERT INTO chain.checkpoints (chain_id, block_number, block_hash, updated_at) VALUES ($1, $2, $3, now())
@@ -626,6 +627,34 @@ async fn write_candles(conn: &mut PgConnection, batch: &Batch) -> Result<(), Sto
     .bind(c.iter().map(|r| int32(r.last.1)).collect::<Vec<_>>())
     .execute(&mut *conn)
     .await?;
+    Ok(())
+}
+
+/// The channel `NOTIFY`d when change-feed rows are committed.
+pub const CHANGES_CHANNEL: &str = "animoca_changes";
+
+/// Appends change-feed rows and notifies listeners (delivered on commit).
+pub async fn write_changes(conn: &mut PgConnection, changes: &[crate::batch::ChangeRow]) -> Result<(), StoreError> {
+    if changes.is_empty() {
+        return Ok(());
+    }
+    let last: Option<i64> = sqlx::query_scalar(
+        "WITH inserted AS (
+            INSERT INTO app.change_feed (kind, payload)
+            SELECT kind, payload FROM unnest($1::text[], $2::jsonb[]) WITH ORDINALITY AS c(kind, payload, n)
+             ORDER BY n
+            RETURNING id)
+         SELECT max(id) FROM inserted",
+    )
+    .bind(changes.iter().map(|c| c.kind.clone()).collect::<Vec<_>>())
+    .bind(changes.iter().map(|c| c.payload.clone()).collect::<Vec<_>>())
+    .fetch_one(&mut *conn)
+    .await?;
+    sqlx::query("SELECT pg_notify($1, $2)")
+        .bind(CHANGES_CHANNEL)
+        .bind(last.unwrap_or_default().to_string())
+        .execute(&mut *conn)
+        .await?;
     Ok(())
 }
 

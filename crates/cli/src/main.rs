@@ -43,7 +43,10 @@ fn main() -> ExitCode {
         Command::Migrate => config::MigrateConfig::read(&mut env).map(Prepared::Migrate),
         Command::Deploy(args) => config::DeployConfig::read(&mut env).map(|config| Prepared::Deploy(config, args)),
         Command::Index => config::IndexConfig::read(&mut env).map(|c| Prepared::Index(Box::new(c))),
-        Command::Dev(args) => Some(Prepared::Dev(args)),
+        Command::Dev(args) => {
+            let database = env.optional("DATABASE_URL", config::postgres_url);
+            Some(Prepared::Dev(args, database.map(Box::new)))
+        }
     };
     if let Err(error) = env.finish() {
         return config_failure(&error);
@@ -67,7 +70,7 @@ fn main() -> ExitCode {
             Prepared::Migrate(config) => commands::migrate::run(config, shutdown).await,
             Prepared::Deploy(config, args) => commands::deploy::run(config, args, shutdown).await,
             Prepared::Index(config) => commands::index::run(*config, shutdown).await,
-            Prepared::Dev(args) => commands::dev::run(args, shutdown).await,
+            Prepared::Dev(args, database) => commands::dev::run(args, database.map(|d| *d), shutdown).await,
         }
     });
     match result {
@@ -84,7 +87,7 @@ enum Prepared {
     Migrate(config::MigrateConfig),
     Deploy(config::DeployConfig, commands::deploy::DeployArgs),
     Index(Box<config::IndexConfig>),
-    Dev(commands::dev::DevArgs),
+    Dev(commands::dev::DevArgs, Option<Box<sqlx::postgres::PgConnectOptions>>),
 }
 
 fn config_failure(error: &ConfigError) -> ExitCode {

@@ -26,18 +26,29 @@ sol! {
 
 #[tokio::test]
 async fn dev_runs_a_devnet_with_markets_and_trades_until_interrupted() {
+    // A private PostgreSQL cluster in a folder of its own, on a free port.
+    let db_dir = std::env::temp_dir().join(format!("animoca-dev-test-{}", std::process::id()));
+    let db_port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port().to_string();
     let mut child = Command::new(env!("CARGO_BIN_EXE_animoca-trade"))
-        .args(["dev", "--rpc-port", "0", "--markets", "3", "--trade-interval-ms", "50"])
+        .args(["dev", "--rpc-port", "0", "--markets", "3", "--trade-interval-ms", "50", "--db-port", &db_port])
+        .arg("--db-dir")
+        .arg(&db_dir)
         .current_dir(std::env::temp_dir())
         .env("RUST_LOG", "warn")
+        .env_remove("DATABASE_URL")
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
     let mut stdout = BufReader::new(child.stdout.take().unwrap()).lines();
     let mut env = Vec::new();
+    let mut database_url = None;
     for line in stdout.by_ref() {
         let line = line.unwrap();
+        if let Some(url) = line.trim().strip_prefix("indexer    DATABASE_URL=") {
+            database_url = Some(url.split_whitespace().next().unwrap().to_owned());
+            continue;
+        }
         if let Some((name, value)) = line.split_once('=') {
             env.push((name.to_owned(), value.to_owned()));
             if name == "START_BLOCK" {
@@ -69,12 +80,27 @@ async fn dev_runs_a_devnet_with_markets_and_trades_until_interrupted() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 
+    // The indexer keeps up: the simulated trades reach the database.
+    let pool = sqlx::PgPool::connect(&database_url.expect("dev prints its DATABASE_URL")).await.unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let swaps: i64 = sqlx::query_scalar("SELECT count(*) FROM derived.swaps").fetch_one(&pool).await.unwrap();
+        let markets: i64 = sqlx::query_scalar("SELECT count(*) FROM derived.markets").fetch_one(&pool).await.unwrap();
+        if swaps > 0 && markets == 6 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "{swaps} swaps and {markets} markets indexed");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    pool.close().await;
+
     let status = Command::new("kill").args(["-INT", &child.id().to_string()]).status().unwrap();
     assert!(status.success());
     let rest: Vec<String> = stdout.map_while(Result::ok).collect();
     let exit = child.wait().unwrap();
     assert!(exit.success(), "dev exits 0 on Ctrl-C: {exit:?}");
     assert!(rest.iter().any(|l| l.starts_with("devnet stopped at block")), "{rest:?}");
+    let _ = std::fs::remove_dir_all(&db_dir);
 }
 
 async fn reserves<P: Provider>(provider: &P, pools: &[(Address, B256)]) -> Vec<(U256, U256)> {

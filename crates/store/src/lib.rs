@@ -72,6 +72,22 @@ pub async fn connect(options: PgConnectOptions, max_connections: u32) -> Result<
         .map_err(|source| StoreError::Connect { target, source })
 }
 
+/// Drops (if it exists) and creates the database `options` points at, through the
+/// server's `postgres` database. For `dev`, whose chain starts anew every run.
+pub async fn recreate_database(options: &PgConnectOptions) -> Result<(), StoreError> {
+    let name = options.get_database().unwrap_or("postgres").to_owned();
+    let target = format!("{}:{}/{name}", options.get_host(), options.get_port());
+    let admin = options.clone().database("postgres");
+    let mut conn = PgConnection::connect_with(&admin).await.map_err(|source| StoreError::Connect { target, source })?;
+    let quoted = name.replace('"', "\"\"");
+    sqlx::query(sqlx::AssertSqlSafe(format!(r#"DROP DATABASE IF EXISTS "{quoted}" WITH (FORCE)"#)))
+        .execute(&mut conn)
+        .await?;
+    sqlx::query(sqlx::AssertSqlSafe(format!(r#"CREATE DATABASE "{quoted}""#))).execute(&mut conn).await?;
+    conn.close().await?;
+    Ok(())
+}
+
 /// Outcome of [`migrate`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MigrationReport {

@@ -1,7 +1,8 @@
 //! `animoca-trade dev`: a local devnet in one command. Starts anvil, deploys
-//! the contracts, creates sample credential and persona markets, and runs a
-//! trade simulator until Ctrl-C. (The indexer, API and live updates join this
-//! command as they land; see the README.)
+//! the contracts, creates sample credential and persona markets, indexes the
+//! chain into PostgreSQL (`DATABASE_URL`, or a private cluster in `.data/` when
+//! unset) and runs a trade simulator until Ctrl-C. (The API and live updates
+//! join this command as they land; see the README.)
 
 use std::{path::PathBuf, time::Duration};
 
@@ -9,11 +10,16 @@ use alloy::providers::Provider;
 use animoca_chain::DeployParams;
 use animoca_devnet::{
     Anvil, AnvilError, AnvilOptions, Driver,
+    postgres::PrivateCluster,
     sample::{describe, sample_markets},
     simulator::{self, LiveMarket},
 };
+use animoca_indexer::{Indexer, IndexerConfig, Leader};
 use anyhow::Context;
+use sqlx::postgres::PgConnectOptions;
 use tokio_util::sync::CancellationToken;
+
+use crate::config;
 
 /// Options of the devnet.
 #[derive(Debug, Clone, clap::Args)]
@@ -27,11 +33,46 @@ pub struct DevArgs {
     /// Milliseconds between simulated trades; 0 turns the simulator off.
     #[arg(long, default_value_t = 1000)]
     pub trade_interval_ms: u64,
+    /// Port of the private PostgreSQL cluster started when DATABASE_URL is unset.
+    #[arg(long, default_value_t = 54329)]
+    pub db_port: u16,
+    /// Folder of the private PostgreSQL cluster.
+    #[arg(long, default_value = ".data/postgres")]
+    pub db_dir: PathBuf,
+}
+
+/// Where `dev` keeps its data.
+pub struct DevDatabase {
+    /// The database (recreated on every run: the devnet chain starts anew).
+    pub options: PgConnectOptions,
+    /// The private cluster `dev` started, if it did.
+    pub cluster: Option<PrivateCluster>,
+}
+
+/// `DATABASE_URL` if set, else a private cluster; either way a fresh `animoca_dev`-style database.
+pub async fn database(args: &DevArgs, database_url: Option<PgConnectOptions>) -> anyhow::Result<DevDatabase> {
+    let (options, cluster) = match database_url {
+        Some(options) => (options, None),
+        None => {
+            let cluster = PrivateCluster::start(&args.db_dir, args.db_port).await.context("private PostgreSQL")?;
+            let options = config::postgres_url(&cluster.url("animoca_dev")).map_err(anyhow::Error::msg)?;
+            (options, Some(cluster))
+        }
+    };
+    animoca_store::recreate_database(&options).await?;
+    Ok(DevDatabase { options, cluster })
 }
 
 /// Runs the devnet until `shutdown`.
-pub async fn run(args: DevArgs, shutdown: CancellationToken) -> anyhow::Result<()> {
+pub async fn run(
+    args: DevArgs,
+    database_url: Option<PgConnectOptions>,
+    shutdown: CancellationToken,
+) -> anyhow::Result<()> {
     ensure_anvil_installed().await?;
+    let db = database(&args, database_url).await?;
+    let pool = animoca_store::connect(db.options.clone(), 8).await?;
+    animoca_store::migrate(&pool).await?;
     let anvil =
         Anvil::spawn(&AnvilOptions { port: args.rpc_port, ..AnvilOptions::default() }).await.with_context(|| {
             format!("start anvil on port {} (is another node using it? try --rpc-port 0)", args.rpc_port)
@@ -54,12 +95,30 @@ pub async fn run(args: DevArgs, shutdown: CancellationToken) -> anyhow::Result<(
     };
     let (driver, live) = tokio::select! {
         ready = setup => ready.context("set up the devnet")?,
-        () = shutdown.cancelled() => { anvil.stop().await; return Ok(()); }
+        () = shutdown.cancelled() => { anvil.stop().await; stop_cluster(&db).await; return Ok(()); }
+    };
+
+    let indexer = {
+        let settings = IndexerConfig::new(anvil.chain_id(), driver.deployment.start_block, 0);
+        let mut indexer = Indexer::new(pool.clone(), provider.clone(), driver.deployment, settings).await?;
+        let mut leader = Leader::acquire(&db.options, anvil.chain_id(), Duration::from_secs(1), &shutdown)
+            .await?
+            .context("indexer lock")?;
+        let stop = shutdown.clone();
+        tokio::spawn(async move { indexer.run(&mut leader, stop).await })
     };
 
     println!("\nAnimoca Trade devnet is running (Ctrl-C stops it)\n");
     println!("  JSON-RPC   {}  (chain id {})", anvil.endpoint(), anvil.chain_id());
     println!("  markets    {} credential, {} persona", args.markets, args.markets);
+    println!(
+        "  indexer    DATABASE_URL=postgres://{}@{}:{}/{}{}",
+        db.options.get_username(),
+        db.options.get_host(),
+        db.options.get_port(),
+        db.options.get_database().unwrap_or("postgres"),
+        if db.cluster.is_some() { "  (private cluster, .data/postgres)" } else { "" }
+    );
     println!(
         "  simulator  {}",
         if args.trade_interval_ms == 0 {
@@ -84,12 +143,24 @@ pub async fn run(args: DevArgs, shutdown: CancellationToken) -> anyhow::Result<(
     if let Some(task) = simulator {
         task.await.context("trade simulator")?;
     }
+    let indexed = indexer.await.context("indexer task")?;
+    pool.close().await;
     match provider.get_block_number().await {
         Ok(head) => println!("devnet stopped at block {head}"),
         Err(error) => tracing::warn!(%error, "anvil did not answer at shutdown"),
     }
     anvil.stop().await;
+    stop_cluster(&db).await;
+    indexed.context("indexer")?;
     Ok(())
+}
+
+async fn stop_cluster(db: &DevDatabase) {
+    if let Some(cluster) = &db.cluster
+        && let Err(error) = cluster.stop().await
+    {
+        tracing::warn!(%error, "could not stop the private PostgreSQL cluster");
+    }
 }
 
 /// Installs the pinned tools with the project's script when anvil is missing.

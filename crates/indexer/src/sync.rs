@@ -117,33 +117,20 @@ pub struct Indexer {
     provider: DynProvider,
     sources: Sources,
     deriver: Deriver,
+    fee_bps: HashMap<Address, u32>,
     config: IndexerConfig,
 }
 
 impl Indexer {
-    /// Loads what is stored (tokens, newest candles) and the AMMs' fees.
-    pub async fn new(
-        pool: PgPool,
-        provider: DynProvider,
-        deployment: Deployment,
-        config: IndexerConfig,
-    ) -> Result<Self, IndexError> {
-        let mut sources = Sources::new(deployment);
-        for (token, market) in indexing::market_tokens(&pool).await? {
+    /// Rebuilds the in-memory state from the database: known tokens and the
+    /// newest candle of every (market, timeframe). At start-up and after a rollback.
+    pub(crate) async fn reload(&mut self) -> Result<(), IndexError> {
+        let mut sources = Sources::new(*self.sources.deployment());
+        for (token, market) in indexing::market_tokens(&self.pool).await? {
             sources.register_token(token, market);
         }
-        let mut fee_bps = HashMap::new();
-        for amm in [deployment.credential_amm, deployment.persona_amm] {
-            let contract = MarketAMM::new(amm, provider.clone());
-            let fee = rpc::read(&config.retry, "feeBps()", || {
-                let contract = contract.clone();
-                async move { contract.feeBps().call().await }
-            })
-            .await?;
-            fee_bps.insert(amm, u32::try_from(fee).unwrap_or(u32::MAX));
-        }
-        let mut deriver = Deriver::new(fee_bps);
-        for stored in indexing::newest_candles(&pool).await? {
+        let mut deriver = Deriver::new(self.fee_bps.clone());
+        for stored in indexing::newest_candles(&self.pool).await? {
             let price = |text: &str| parse_price(text);
             let candle = Candle {
                 bucket_start: stored.bucket_start,
@@ -161,7 +148,54 @@ impl Indexer {
             let traders = stored.traders.into_iter().collect();
             deriver.candles_mut().seed(stored.market, stored.timeframe, OpenBucket { candle, traders });
         }
-        Ok(Self { pool, provider, sources, deriver, config })
+        self.sources = sources;
+        self.deriver = deriver;
+        Ok(())
+    }
+
+    pub(crate) fn pool(&self) -> &PgPool {
+        &self.pool
+    }
+
+    pub(crate) fn config(&self) -> &IndexerConfig {
+        &self.config
+    }
+
+    pub(crate) fn sources(&self) -> &Sources {
+        &self.sources
+    }
+
+    pub(crate) fn fee_bps(&self) -> &HashMap<Address, u32> {
+        &self.fee_bps
+    }
+
+    /// Loads what is stored (tokens, newest candles) and the AMMs' fees.
+    pub async fn new(
+        pool: PgPool,
+        provider: DynProvider,
+        deployment: Deployment,
+        config: IndexerConfig,
+    ) -> Result<Self, IndexError> {
+        let mut fee_bps = HashMap::new();
+        for amm in [deployment.credential_amm, deployment.persona_amm] {
+            let contract = MarketAMM::new(amm, provider.clone());
+            let fee = rpc::read(&config.retry, "feeBps()", || {
+                let contract = contract.clone();
+                async move { contract.feeBps().call().await }
+            })
+            .await?;
+            fee_bps.insert(amm, u32::try_from(fee).unwrap_or(u32::MAX));
+        }
+        let mut indexer = Self {
+            pool,
+            provider,
+            sources: Sources::new(deployment),
+            deriver: Deriver::new(fee_bps.clone()),
+            fee_bps,
+            config,
+        };
+        indexer.reload().await?;
+        Ok(indexer)
     }
 
     /// The next block to index.
@@ -180,6 +214,7 @@ impl Indexer {
 
     /// Indexes up to the current safe head; returns the last block indexed.
     pub async fn catch_up(&mut self) -> Result<Option<u64>, IndexError> {
+        self.handle_reorg().await?;
         let head = self.safe_head().await?;
         let mut from = self.next_block().await?;
         let mut last = None;
@@ -280,6 +315,14 @@ impl Indexer {
         let prior = self.prior(&events).await?;
         self.deriver.derive(&self.sources, &events, prior, &mut batch)?;
         batch.to_block = self.block(to).await?;
+        // The range must build on the stored checkpoint: a reorg between the check
+        // and the fetch is caught here and handled on the next round.
+        if let Some(checkpoint) = indexing::checkpoint(&self.pool, self.config.chain_id).await?
+            && checkpoint.block_number + 1 == from
+            && self.block(from).await?.parent_hash != checkpoint.block_hash
+        {
+            return Err(IndexError::Malformed(format!("block {from} does not extend the checkpoint: reorg")));
+        }
         batch.changes = crate::changes::changes_of(&batch);
 
         let mut tx = self.pool.begin().await?;
@@ -353,6 +396,20 @@ impl Indexer {
             log.block_timestamp = Some(timestamp);
         }
         Ok(logs)
+    }
+
+    /// The canonical header of block `number`, or `None` past the head.
+    pub(crate) async fn header(&self, number: u64) -> Result<Option<BlockRow>, IndexError> {
+        let block = rpc::read(&self.config.retry, "eth_getBlockByNumber", || {
+            self.provider.get_block_by_number(BlockNumberOrTag::Number(number)).into_future()
+        })
+        .await?;
+        Ok(block.map(|block| BlockRow {
+            number,
+            hash: block.header.hash,
+            parent_hash: block.header.parent_hash,
+            timestamp: block.header.timestamp,
+        }))
     }
 
     async fn block(&self, number: u64) -> Result<BlockRow, IndexError> {

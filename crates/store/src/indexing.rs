@@ -192,6 +192,14 @@ pub async fn write_batch(conn: &mut PgConnection, batch: &Batch) -> Result<(), S
     Ok(())
 }
 
+/// Writes only the state parts of a batch (reserves, balances, supply and holder
+/// deltas, candles): for replaying a market after a reorg.
+pub(crate) async fn write_state(conn: &mut PgConnection, batch: &Batch) -> Result<(), StoreError> {
+    write_markets(conn, batch).await?;
+    write_balances(conn, batch).await?;
+    write_candles(conn, batch).await
+}
+
 async fn write_blocks(conn: &mut PgConnection, batch: &Batch) -> Result<(), StoreError> {
     let mut blocks = batch.blocks.clone();
     if !blocks.iter().any(|b| b.number == batch.to_block.number) {

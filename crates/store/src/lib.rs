@@ -9,6 +9,7 @@
 pub mod batch;
 pub mod fingerprint;
 pub mod indexing;
+pub mod rollback;
 
 use std::time::Duration;
 

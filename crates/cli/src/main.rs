@@ -27,7 +27,7 @@ enum Command {
     /// Deploy the reference contracts to RPC_URL with PRIVATE_KEY and print the addresses as .env lines.
     Deploy(commands::deploy::DeployArgs),
     /// Index the chain into DATABASE_URL: backfill from START_BLOCK, then follow the head (one active indexer at a time).
-    Index,
+    Index(commands::index::IndexArgs),
     /// Local devnet: start anvil, deploy the contracts, create sample markets and simulate trades.
     Dev(commands::dev::DevArgs),
 }
@@ -42,7 +42,7 @@ fn main() -> ExitCode {
     let prepared = match cli.command {
         Command::Migrate => config::MigrateConfig::read(&mut env).map(Prepared::Migrate),
         Command::Deploy(args) => config::DeployConfig::read(&mut env).map(|config| Prepared::Deploy(config, args)),
-        Command::Index => config::IndexConfig::read(&mut env).map(|c| Prepared::Index(Box::new(c))),
+        Command::Index(args) => config::IndexConfig::read(&mut env).map(|c| Prepared::Index(Box::new(c), args)),
         Command::Dev(args) => {
             let database = env.optional("DATABASE_URL", config::postgres_url);
             Some(Prepared::Dev(args, database.map(Box::new)))
@@ -69,7 +69,7 @@ fn main() -> ExitCode {
         match prepared {
             Prepared::Migrate(config) => commands::migrate::run(config, shutdown).await,
             Prepared::Deploy(config, args) => commands::deploy::run(config, args, shutdown).await,
-            Prepared::Index(config) => commands::index::run(*config, shutdown).await,
+            Prepared::Index(config, args) => commands::index::run(*config, args, shutdown).await,
             Prepared::Dev(args, database) => commands::dev::run(args, database.map(|d| *d), shutdown).await,
         }
     });
@@ -86,7 +86,7 @@ fn main() -> ExitCode {
 enum Prepared {
     Migrate(config::MigrateConfig),
     Deploy(config::DeployConfig, commands::deploy::DeployArgs),
-    Index(Box<config::IndexConfig>),
+    Index(Box<config::IndexConfig>, commands::index::IndexArgs),
     Dev(commands::dev::DevArgs, Option<Box<sqlx::postgres::PgConnectOptions>>),
 }
 

@@ -13,9 +13,14 @@ use animoca_domain::MarketType;
 use animoca_test_support::{MarketSpec, TestChain, TestDb, usdc};
 
 fn spawn_indexer(chain: &TestChain, db: &TestDb) -> Child {
+    spawn_indexer_with(chain, db, &[])
+}
+
+fn spawn_indexer_with(chain: &TestChain, db: &TestDb, args: &[&str]) -> Child {
     let d = chain.deployment;
     Command::new(env!("CARGO_BIN_EXE_animoca-trade"))
         .arg("index")
+        .args(args)
         .current_dir(std::env::temp_dir())
         .env_clear()
         .env("PATH", std::env::var("PATH").unwrap_or_default())
@@ -106,4 +111,85 @@ fn index_names_every_missing_variable() {
     for name in ["DATABASE_URL", "RPC_URL", "STAKE_VAULT", "GOVERNANCE_SLASHING"] {
         assert!(err.contains(&format!("{name}: is not set")), "{name}: {err}");
     }
+}
+
+#[tokio::test]
+async fn killed_at_random_points_during_backfill_it_ends_where_a_clean_index_ends() {
+    let chain = TestChain::start().await;
+    let mut markets = Vec::new();
+    for i in 0..3 {
+        let market = if i % 2 == 0 { MarketType::Credential } else { MarketType::Persona };
+        let spec = MarketSpec::new(market, &format!("crash-{i}"));
+        let (token, _) = chain.create_market(&spec, chain.account(1 + i)).await;
+        markets.push((spec, token));
+    }
+    for round in 0..12u64 {
+        for (spec, token) in &markets {
+            let trader = chain.account(4 + usize::try_from(round % 4).unwrap());
+            chain.buy(trader, spec.market, spec.id, usdc(2 + round), U256::ZERO).await.unwrap();
+            if round % 3 == 2 {
+                let held = chain.token_balance(*token, trader).await;
+                chain.sell(trader, spec.market, spec.id, *token, held / U256::from(2), U256::ZERO).await.unwrap();
+            }
+        }
+    }
+    let head = chain.block_number().await;
+
+    let db = TestDb::empty().await;
+    // Kill -9 as soon as the checkpoint passes a target, at five points spread over
+    // the backfill (the process is then inside its next batch or between batches).
+    let start = chain.deployment.start_block;
+    let mut stops = Vec::new();
+    for k in 1..=5u64 {
+        let target = start + k * (head - start) / 6;
+        let mut child = spawn_indexer_with(&chain, &db, &["--max-range", "3"]);
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let checkpoint: Option<i64> = sqlx::query_scalar("SELECT block_number FROM chain.checkpoints")
+                .fetch_optional(&db.pool)
+                .await
+                .unwrap_or(None);
+            if checkpoint.is_some_and(|c| u64::try_from(c).unwrap() >= target) {
+                break;
+            }
+            assert!(Instant::now() < deadline, "reached block {target}");
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+        child.kill().unwrap();
+        child.wait().unwrap();
+        let checkpoint: Option<i64> = sqlx::query_scalar("SELECT block_number FROM chain.checkpoints")
+            .fetch_optional(&db.pool)
+            .await
+            .unwrap_or(None);
+        stops.push(checkpoint);
+    }
+    let midway: std::collections::BTreeSet<_> =
+        stops.iter().flatten().filter(|&&c| u64::try_from(c).unwrap() < head).collect();
+    assert!(midway.len() >= 2, "killed in the middle of the backfill at least twice: {stops:?} (head {head})");
+    let mut last = spawn_indexer_with(&chain, &db, &["--max-range", "3"]);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let checkpoint: Option<i64> = sqlx::query_scalar("SELECT block_number FROM chain.checkpoints")
+            .fetch_optional(&db.pool)
+            .await
+            .unwrap_or(None);
+        if checkpoint.is_some_and(|c| u64::try_from(c).unwrap() >= head) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "caught up after the crashes (at {checkpoint:?} of {head})");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    signal(&last, "-INT");
+    assert!(last.wait().unwrap().success());
+
+    let clean = TestDb::migrated().await;
+    let config = animoca_indexer::IndexerConfig::new(31_337, chain.deployment.start_block, 0);
+    animoca_indexer::Indexer::new(clean.pool.clone(), chain.provider.clone(), chain.deployment, config)
+        .await
+        .unwrap()
+        .catch_up()
+        .await
+        .unwrap();
+    let expected = animoca_store::fingerprint::fingerprint(&clean.pool).await.unwrap();
+    assert_eq!(animoca_store::fingerprint::fingerprint(&db.pool).await.unwrap(), expected);
 }

@@ -14,8 +14,16 @@ use tokio_util::sync::CancellationToken;
 
 use crate::config::IndexConfig;
 
+/// Tuning of the indexer.
+#[derive(Debug, Clone, clap::Args)]
+pub struct IndexArgs {
+    /// Most blocks per eth_getLogs request and per database transaction.
+    #[arg(long, default_value_t = 2_000, value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
+    pub max_range: u64,
+}
+
 /// Migrates, waits for the indexer lock, then indexes until `shutdown`.
-pub async fn run(config: IndexConfig, shutdown: CancellationToken) -> anyhow::Result<()> {
+pub async fn run(config: IndexConfig, args: IndexArgs, shutdown: CancellationToken) -> anyhow::Result<()> {
     let pool = animoca_store::connect(config.database.clone(), 8).await?;
     animoca_store::migrate(&pool).await?;
     let provider = ProviderBuilder::new().connect_http(config.rpc_url.clone()).erased();
@@ -42,7 +50,8 @@ pub async fn run(config: IndexConfig, shutdown: CancellationToken) -> anyhow::Re
     let Some(mut leader) = Leader::acquire(&config.database, chain_id, Duration::from_secs(1), &shutdown).await? else {
         return Ok(());
     };
-    let settings = IndexerConfig::new(chain_id, config.start_block, config.confirmations);
+    let mut settings = IndexerConfig::new(chain_id, config.start_block, config.confirmations);
+    settings.max_range = args.max_range;
     let mut indexer = Indexer::new(pool.clone(), provider, deployment, settings).await?;
     tracing::info!(next_block = indexer.next_block().await?, "indexing");
     indexer.run(&mut leader, shutdown).await?;

@@ -107,6 +107,7 @@ impl Indexer {
             replay.derive(&sources, &events, Prior::default(), &mut batch)?;
             rollback::replace_market_state(&mut tx, market, &batch).await?;
         }
+        rollback::rebuild_window(&mut tx, chain_id).await?;
         let change = ChangeRow { kind: "reorg".to_owned(), payload: serde_json::json!({ "from_block": ancestor + 1 }) };
         indexing::write_changes(&mut tx, &[change]).await?;
         tx.commit().await?;

@@ -332,3 +332,76 @@ async fn each_committed_batch_publishes_its_changes() {
     let pool = MarketAMM::new(chain.deployment.persona_amm, &chain.provider).pools(spec.id).call().await.unwrap();
     assert_eq!(rows[1].1["price"], Price::spot(pool.usdcReserves, pool.tokenReserves).to_decimal_string());
 }
+
+#[tokio::test]
+async fn rolling_24h_metrics_follow_the_newest_block_time() {
+    let chain = TestChain::start().await;
+    let db = TestDb::migrated().await;
+    let traded = MarketSpec::new(MarketType::Credential, "window");
+    let quiet = MarketSpec::new(MarketType::Persona, "quiet");
+    let (token, _) = chain.create_market(&traded, chain.account(1)).await;
+    chain.create_market(&quiet, chain.account(2)).await;
+    let mut idx = indexer(&chain, &db, 4).await;
+
+    // (trader, usdc in, hours after the previous trade)
+    let plan = [(3usize, 10u64, 0u64), (4, 20, 10), (3, 30, 10), (5, 40, 10), (4, 50, 3)];
+    let mut trades = Vec::new(); // (timestamp, |usdc|, price, trader)
+    for (trader, amount, hours) in plan {
+        if hours > 0 {
+            chain.advance_time(hours * 3_600).await;
+        }
+        let receipt = chain
+            .buy(chain.account(trader), MarketType::Credential, traded.id, usdc(amount), U256::ZERO)
+            .await
+            .unwrap();
+        let swap = receipt.inner.logs().iter().find_map(|l| l.log_decode::<MarketAMM::Swap>().ok()).unwrap().inner.data;
+        let ts = chain.block_timestamp(receipt.block_number.unwrap()).await;
+        let price = Price::of_trade(swap.usdcAmount.unsigned_abs(), swap.tokenAmount.unsigned_abs()).unwrap();
+        trades.push((ts, swap.usdcAmount.unsigned_abs(), price, trader));
+        // Index as we go: the window must slide correctly batch after batch.
+        idx.catch_up().await.unwrap();
+    }
+    chain.advance_time(3_600).await;
+    idx.catch_up().await.unwrap();
+
+    let now = chain.latest_timestamp().await;
+    let cut = now - 86_400;
+    let inside: Vec<_> = trades.iter().filter(|t| t.0 > cut).collect();
+    let volume: U256 = inside.iter().map(|t| t.1).sum();
+    let traders: std::collections::BTreeSet<_> = inside.iter().map(|t| t.3).collect();
+    let reference = trades.iter().filter(|t| t.0 <= cut).last().or(inside.first().copied()).unwrap().2;
+    let pool = MarketAMM::new(chain.deployment.credential_amm, &chain.provider).pools(traded.id).call().await.unwrap();
+    let spot = Price::spot(pool.usdcReserves, pool.tokenReserves);
+    let supply = chain.token(token).totalSupply().call().await.unwrap();
+
+    let row = sqlx::query(
+        "SELECT volume_24h::text, trades_24h, traders_24h, reference_price::text, price::text, price_change_24h,
+                market_cap::text, extract(epoch FROM as_of)::bigint
+           FROM derived.market_stats WHERE market_id = $1",
+    )
+    .bind(traded.id.to_vec())
+    .fetch_one(&db.pool)
+    .await
+    .unwrap();
+    assert!(trades.iter().any(|t| t.0 <= cut), "the scenario has trades that left the window");
+    assert_eq!(row.get::<String, _>(0), volume.to_string());
+    assert_eq!(row.get::<i32, _>(1), i32::try_from(inside.len()).unwrap());
+    assert_eq!(row.get::<i32, _>(2), i32::try_from(traders.len()).unwrap());
+    assert!(decimal_eq(&row.get::<String, _>(3), &reference.to_decimal_string()));
+    assert!(decimal_eq(&row.get::<String, _>(4), &spot.to_decimal_string()));
+    let change = spot.change_percent_from(reference);
+    assert!((row.get::<f64, _>(5) - change).abs() <= change.abs() * 1e-9, "{} vs {change}", row.get::<f64, _>(5));
+    assert_eq!(row.get::<String, _>(6), spot.value_of(supply).to_string());
+    assert_eq!(u64::try_from(row.get::<i64, _>(7)).unwrap(), now);
+
+    // A market without trades: zeros, and a change of 0.
+    let row = sqlx::query("SELECT volume_24h::text, trades_24h, price_change_24h, reference_price FROM derived.market_stats WHERE market_id = $1")
+        .bind(quiet.id.to_vec())
+        .fetch_one(&db.pool)
+        .await
+        .unwrap();
+    assert_eq!(row.get::<String, _>(0), "0");
+    assert_eq!(row.get::<i32, _>(1), 0);
+    assert_eq!(row.get::<f64, _>(2), 0.0);
+    assert!(row.get::<Option<String>, _>(3).is_none());
+}

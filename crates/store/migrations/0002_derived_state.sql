@@ -83,13 +83,20 @@ CREATE INDEX market_stats_volume_idx ON derived.market_stats (market_type, volum
 CREATE INDEX market_stats_price_idx ON derived.market_stats (market_type, price DESC, market_id);
 CREATE INDEX market_stats_change_idx ON derived.market_stats (market_type, price_change_24h DESC, market_id);
 
--- Per-trader trade counts inside the 24h window (for traders_24h).
+-- Per-trader trade counts inside the 24h window (for traders_24h). Rows whose
+-- count drops to 0 are deleted.
 CREATE TABLE derived.market_window_traders (
     market_type smallint NOT NULL,
     market_id   bytea    NOT NULL,
     trader      bytea    NOT NULL,
-    trades      integer  NOT NULL CHECK (trades > 0),
+    trades      integer  NOT NULL,
     PRIMARY KEY (market_type, market_id, trader)
+);
+
+-- The time T the 24h window of market_stats ends at (newest indexed block time).
+CREATE TABLE derived.window_state (
+    singleton boolean     PRIMARY KEY DEFAULT true CHECK (singleton),
+    as_of     timestamptz NOT NULL
 );
 
 -- Swap events, one row per `Swap` log. Amounts unsigned (the pool's deltas).
@@ -112,7 +119,7 @@ CREATE TABLE derived.swaps (
     UNIQUE (chain_id, tx_hash, log_index)
 );
 CREATE INDEX swaps_market_order_idx ON derived.swaps (market_type, market_id, block_number DESC, log_index DESC);
-CREATE INDEX swaps_market_time_idx ON derived.swaps (market_type, market_id, block_timestamp);
+CREATE INDEX swaps_market_time_idx ON derived.swaps (market_type, market_id, block_timestamp, block_number, log_index);
 CREATE INDEX swaps_trader_idx ON derived.swaps (trader, block_number DESC, log_index DESC);
 CREATE INDEX swaps_time_idx ON derived.swaps (block_timestamp);
 CREATE INDEX swaps_block_idx ON derived.swaps (chain_id, block_number);

@@ -179,6 +179,17 @@ pub async fn write_batch(conn: &mut PgConnection, batch: &Batch) -> Result<(), S
     write_candles(conn, batch).await?;
     write_changes(conn, &batch.changes).await?;
 
+    // The 24h window now ends at this batch's last block.
+    let touched: Vec<(i16, Vec<u8>)> = batch
+        .markets
+        .iter()
+        .map(|m| m.market)
+        .chain(batch.reserves.iter().map(|r| r.market))
+        .map(|m| (market_type(m), m.market_id.to_vec()))
+        .collect();
+    let t = i64::try_from(batch.to_block.timestamp).unwrap_or(i64::MAX);
+    crate::window::slide(conn, batch.from_block, t, crate::window::Refresh::Touched(&touched)).await?;
+
     sqlx::query(
         "INSERT INTO chain.checkpoints (chain_id, block_number, block_hash, updated_at) VALUES ($1, $2, $3, now())
          ON CONFLICT (chain_id) DO UPDATE SET block_number = EXCLUDED.block_number,

@@ -10,6 +10,7 @@ pub mod batch;
 pub mod fingerprint;
 pub mod indexing;
 pub mod rollback;
+pub mod window;
 
 use std::time::Duration;
 

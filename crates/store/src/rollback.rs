@@ -149,6 +149,21 @@ pub async fn rollback_above(
     Ok(())
 }
 
+/// Rebuilds the 24h window at the stored checkpoint's time (after a rollback and
+/// the replay of the touched markets).
+pub async fn rebuild_window(conn: &mut PgConnection, chain_id: u64) -> Result<(), StoreError> {
+    let t: Option<f64> = sqlx::query_scalar(
+        "SELECT extract(epoch FROM b.timestamp)::float8 FROM chain.blocks b
+           JOIN chain.checkpoints c ON c.chain_id = b.chain_id AND b.number <= c.block_number
+          WHERE b.chain_id = $1 ORDER BY b.number DESC LIMIT 1",
+    )
+    .bind(int(chain_id))
+    .fetch_optional(&mut *conn)
+    .await?;
+    #[allow(clippy::cast_possible_truncation)]
+    crate::window::rebuild(conn, t.map_or(0, |t| t as i64)).await
+}
+
 /// The stored logs a market's state is derived from (its pool's AMM logs, its
 /// token's transfers, its stake events), in chain order, up to `through`.
 pub async fn market_logs(

@@ -1,0 +1,138 @@
+//! The rolling 24h metrics of SPEC §5, kept current at index time: for each
+//! batch, the swaps that enter the window `(T − 24h, T]` are added and those that
+//! leave it are subtracted, so the work is proportional to the swaps that move,
+//! never to the window's size.
+
+use sqlx::PgConnection;
+
+use crate::StoreError;
+
+const DAY: i64 = 86_400;
+
+/// Which markets to refresh (price, reference, change, traders, market cap).
+pub enum Refresh<'a> {
+    /// Markets touched by the window's moves plus these (new markets, reserve changes).
+    Touched(&'a [(i16, Vec<u8>)]),
+    /// Every market (after a rollback).
+    All,
+}
+
+/// Moves the window end from the stored `T` to `t` (Unix seconds): adds the
+/// swaps of blocks `>= from_block` inside the new window, subtracts the older
+/// swaps that fell out, and refreshes the affected markets.
+pub async fn slide(conn: &mut PgConnection, from_block: u64, t: i64, refresh: Refresh<'_>) -> Result<(), StoreError> {
+    let previous: Option<f64> =
+        sqlx::query_scalar("SELECT extract(epoch FROM as_of)::float8 FROM derived.window_state")
+            .fetch_optional(&mut *conn)
+            .await?;
+    // Blocks can share a timestamp, so "new" means a block of this batch, not a later time.
+    let cut = t - DAY;
+    // No previous window: nothing can leave it.
+    #[allow(clippy::cast_possible_truncation)]
+    let prev_cut = previous.map_or(cut, |p| p as i64 - DAY);
+    let from = i64::try_from(from_block).unwrap_or(i64::MAX);
+    let moves = "SELECT market_type, market_id, trader, usdc_amount AS v, 1 AS n FROM derived.swaps
+                  WHERE block_number >= $1 AND block_timestamp > to_timestamp($2)
+                 UNION ALL
+                 SELECT market_type, market_id, trader, -usdc_amount, -1 FROM derived.swaps
+                  WHERE block_number < $1 AND block_timestamp > to_timestamp($3)
+                    AND block_timestamp <= to_timestamp($2)";
+    #[allow(clippy::cast_precision_loss)]
+    let (cut_f, prev_f) = (cut as f64, prev_cut as f64);
+
+    sqlx::query(sqlx::AssertSqlSafe(format!(
+        "INSERT INTO derived.market_window_traders AS w (market_type, market_id, trader, trades)
+         SELECT market_type, market_id, trader, sum(n) FROM ({moves}) m GROUP BY 1, 2, 3 HAVING sum(n) <> 0
+         ON CONFLICT (market_type, market_id, trader) DO UPDATE SET trades = w.trades + EXCLUDED.trades"
+    )))
+    .bind(from)
+    .bind(cut_f)
+    .bind(prev_f)
+    .execute(&mut *conn)
+    .await?;
+    sqlx::query("DELETE FROM derived.market_window_traders WHERE trades <= 0").execute(&mut *conn).await?;
+
+    sqlx::query(
+        "INSERT INTO derived.market_stats (market_type, market_id, as_of, price)
+         SELECT market_type, market_id, to_timestamp($1), 0 FROM derived.markets
+         ON CONFLICT (market_type, market_id) DO NOTHING",
+    )
+    .bind(t as f64)
+    .execute(&mut *conn)
+    .await?;
+    let moved: Vec<(i16, Vec<u8>)> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "WITH agg AS (SELECT market_type, market_id, sum(v) v, sum(n) n FROM ({moves}) m GROUP BY 1, 2)
+         UPDATE derived.market_stats s SET volume_24h = s.volume_24h + agg.v, trades_24h = s.trades_24h + agg.n
+           FROM agg WHERE s.market_type = agg.market_type AND s.market_id = agg.market_id
+         RETURNING s.market_type, s.market_id"
+    )))
+    .bind(from)
+    .bind(cut_f)
+    .bind(prev_f)
+    .fetch_all(&mut *conn)
+    .await?;
+
+    let (types, ids): (Vec<i16>, Vec<Vec<u8>>) = match refresh {
+        Refresh::All => sqlx::query_as::<_, (i16, Vec<u8>)>("SELECT market_type, market_id FROM derived.market_stats")
+            .fetch_all(&mut *conn)
+            .await?
+            .into_iter()
+            .unzip(),
+        Refresh::Touched(extra) => moved.into_iter().chain(extra.iter().cloned()).unzip(),
+    };
+    sqlx::query(
+        "UPDATE derived.market_stats s
+            SET as_of = to_timestamp($3),
+                price = coalesce(p.price, 0),
+                traders_24h = (SELECT count(*) FROM derived.market_window_traders w
+                                WHERE w.market_type = s.market_type AND w.market_id = s.market_id),
+                reference_price = coalesce(
+                    (SELECT x.price FROM derived.swaps x
+                      WHERE x.market_type = s.market_type AND x.market_id = s.market_id
+                        AND x.block_timestamp <= to_timestamp($4)
+                      ORDER BY x.block_timestamp DESC, x.block_number DESC, x.log_index DESC LIMIT 1),
+                    (SELECT x.price FROM derived.swaps x
+                      WHERE x.market_type = s.market_type AND x.market_id = s.market_id
+                        AND x.block_timestamp > to_timestamp($4)
+                      ORDER BY x.block_timestamp, x.block_number, x.log_index LIMIT 1)),
+                last_trade_at = (SELECT max(x.block_timestamp) FROM derived.swaps x
+                                  WHERE x.market_type = s.market_type AND x.market_id = s.market_id),
+                market_cap = trunc(coalesce(p.price, 0) * m.total_supply / 1000000000000)
+           FROM derived.markets m
+           LEFT JOIN derived.pools p USING (market_type, market_id)
+          WHERE m.market_type = s.market_type AND m.market_id = s.market_id
+            AND (s.market_type, s.market_id) IN (SELECT * FROM unnest($1::smallint[], $2::bytea[]))",
+    )
+    .bind(&types)
+    .bind(&ids)
+    .bind(t as f64)
+    .bind(cut_f)
+    .execute(&mut *conn)
+    .await?;
+    sqlx::query(
+        "UPDATE derived.market_stats
+            SET price_change_24h = CASE WHEN coalesce(reference_price, 0) = 0 THEN 0
+                                        ELSE ((price - reference_price) / reference_price * 100)::float8 END
+          WHERE (market_type, market_id) IN (SELECT * FROM unnest($1::smallint[], $2::bytea[]))",
+    )
+    .bind(&types)
+    .bind(&ids)
+    .execute(&mut *conn)
+    .await?;
+    sqlx::query(
+        "INSERT INTO derived.window_state (singleton, as_of) VALUES (true, to_timestamp($1))
+         ON CONFLICT (singleton) DO UPDATE SET as_of = EXCLUDED.as_of",
+    )
+    .bind(t as f64)
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
+}
+
+/// Rebuilds the window from scratch at time `t` (after a rollback).
+pub async fn rebuild(conn: &mut PgConnection, t: i64) -> Result<(), StoreError> {
+    sqlx::query("DELETE FROM derived.market_window_traders").execute(&mut *conn).await?;
+    sqlx::query("DELETE FROM derived.market_stats").execute(&mut *conn).await?;
+    sqlx::query("DELETE FROM derived.window_state").execute(&mut *conn).await?;
+    slide(conn, 0, t, Refresh::All).await
+}

@@ -369,7 +369,7 @@ async fn rolling_24h_metrics_follow_the_newest_block_time() {
     let inside: Vec<_> = trades.iter().filter(|t| t.0 > cut).collect();
     let volume: U256 = inside.iter().map(|t| t.1).sum();
     let traders: std::collections::BTreeSet<_> = inside.iter().map(|t| t.3).collect();
-    let reference = trades.iter().filter(|t| t.0 <= cut).last().or(inside.first().copied()).unwrap().2;
+    let reference = trades.iter().rfind(|t| t.0 <= cut).or(inside.first().copied()).unwrap().2;
     let pool = MarketAMM::new(chain.deployment.credential_amm, &chain.provider).pools(traded.id).call().await.unwrap();
     let spot = Price::spot(pool.usdcReserves, pool.tokenReserves);
     let supply = chain.token(token).totalSupply().call().await.unwrap();

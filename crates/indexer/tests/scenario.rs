@@ -405,3 +405,19 @@ async fn rolling_24h_metrics_follow_the_newest_block_time() {
     assert_eq!(row.get::<f64, _>(2), 0.0);
     assert!(row.get::<Option<String>, _>(3).is_none());
 }
+
+#[tokio::test]
+async fn confirmations_keep_the_indexer_behind_the_head() {
+    let chain = TestChain::start().await;
+    let db = TestDb::migrated().await;
+    let spec = MarketSpec::new(MarketType::Credential, "confirm");
+    chain.create_market(&spec, chain.account(1)).await;
+    let mut config = IndexerConfig::new(31_337, chain.deployment.start_block, 3);
+    config.max_range = 1_000;
+    let mut idx = Indexer::new(db.pool.clone(), chain.provider.clone(), chain.deployment, config).await.unwrap();
+    let head = chain.block_number().await;
+    assert_eq!(idx.catch_up().await.unwrap(), Some(head - 3));
+    assert_eq!(idx.next_block().await.unwrap(), head - 2);
+    chain.mine().await;
+    assert_eq!(idx.catch_up().await.unwrap(), Some(head - 2));
+}

@@ -104,14 +104,21 @@ where
     Fut: Future<Output = Result<T, E>>,
 {
     let mut request = request;
+    let name = call.to_owned();
     let attempt = || {
         let fut = request();
+        let name = name.clone();
         async move {
-            match tokio::time::timeout(policy.timeout, fut).await {
+            metrics::counter!("animoca_rpc_requests_total", "call" => name.clone()).increment(1);
+            let outcome = match tokio::time::timeout(policy.timeout, fut).await {
                 Ok(Ok(value)) => Ok(value),
-                Ok(Err(error)) => Err(error.to_string()),
-                Err(_) => Err(format!("timed out after {:?}", policy.timeout)),
-            }
+                Ok(Err(error)) => Err(("error", error.to_string())),
+                Err(_) => Err(("timeout", format!("timed out after {:?}", policy.timeout))),
+            };
+            outcome.map_err(|(kind, error)| {
+                metrics::counter!("animoca_rpc_errors_total", "call" => name, "kind" => kind).increment(1);
+                error
+            })
         }
     };
     attempt
@@ -136,6 +143,7 @@ pub async fn get_logs(
         let mut failures = 0usize;
         loop {
             let range = filter.clone().from_block(start).to_block(end);
+            metrics::counter!("animoca_rpc_requests_total", "call" => "eth_getLogs").increment(1);
             let outcome = match tokio::time::timeout(policy.timeout, provider.get_logs(&range)).await {
                 Ok(Ok(found)) => match check_range(&found, start, end) {
                     Ok(()) => {
@@ -147,6 +155,11 @@ pub async fn get_logs(
                 Ok(Err(error)) => classify(&error),
                 Err(_) => Failure::TooMuch(format!("timed out after {:?}", policy.timeout)),
             };
+            let kind = match &outcome {
+                Failure::TooMuch(_) => "range_too_large",
+                Failure::Transient(_) => "transient",
+            };
+            metrics::counter!("animoca_rpc_errors_total", "call" => "eth_getLogs", "kind" => kind).increment(1);
             match outcome {
                 Failure::TooMuch(reason) if start < end => {
                     let middle = start + (end - start) / 2;

@@ -286,10 +286,18 @@ pub struct IndexConfig {
     pub confirmations: u64,
     /// The contracts.
     pub contracts: ContractsConfig,
+    /// Serve Prometheus metrics at this address (`METRICS_ADDR`).
+    pub metrics_addr: Option<std::net::SocketAddr>,
+}
+
+/// Parses a `host:port` socket address.
+pub fn socket_addr(value: &str) -> Result<std::net::SocketAddr, String> {
+    value.parse().map_err(|_| format!("{value:?} is not an address:port such as 127.0.0.1:9464"))
 }
 
 impl IndexConfig {
-    /// Reads `DATABASE_URL`, `RPC_URL`, `CHAIN_ID`, `START_BLOCK`, `CONFIRMATIONS` and the contracts.
+    /// Reads `DATABASE_URL`, `RPC_URL`, `CHAIN_ID`, `START_BLOCK`, `CONFIRMATIONS`,
+    /// `METRICS_ADDR` and the contracts.
     pub fn read(env: &mut Env<'_>) -> Option<Self> {
         let database = env.required("DATABASE_URL", postgres_url);
         let rpc_url = env.required("RPC_URL", rpc_url);
@@ -297,7 +305,9 @@ impl IndexConfig {
         let start_block = env.optional("START_BLOCK", block_number).unwrap_or(0);
         let confirmations = env.optional("CONFIRMATIONS", confirmations).unwrap_or(0);
         let contracts = ContractsConfig::read(env);
+        let metrics_addr = env.optional("METRICS_ADDR", socket_addr);
         Some(IndexConfig {
+            metrics_addr,
             database: database?,
             rpc_url: rpc_url?,
             chain_id,

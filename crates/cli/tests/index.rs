@@ -98,6 +98,55 @@ async fn indexes_follows_and_fails_over_to_a_standby() {
     assert_eq!(u64::try_from(checkpoint).unwrap(), chain.block_number().await);
 }
 
+#[tokio::test]
+async fn serves_prometheus_metrics_when_asked() {
+    let chain = TestChain::start().await;
+    let db = TestDb::empty().await;
+    let spec = MarketSpec::new(MarketType::Credential, "metrics");
+    chain.create_market(&spec, chain.account(1)).await;
+    chain.buy(chain.account(2), MarketType::Credential, spec.id, usdc(10), U256::ZERO).await.unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let d = chain.deployment;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_animoca-trade"))
+        .arg("index")
+        .current_dir(std::env::temp_dir())
+        .env_clear()
+        .env("DATABASE_URL", db.url())
+        .env("RPC_URL", chain.anvil.endpoint())
+        .env("METRICS_ADDR", format!("127.0.0.1:{port}"))
+        .env("STAKE_VAULT", d.stake_vault.to_string())
+        .env("CREDENTIAL_AMM", d.credential_amm.to_string())
+        .env("PERSONA_AMM", d.persona_amm.to_string())
+        .env("CREDENTIAL_TOKEN_FACTORY", d.credential_factory.to_string())
+        .env("PERSONA_TOKEN_FACTORY", d.persona_factory.to_string())
+        .env("GOVERNANCE_SLASHING", d.governance.to_string())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    wait_for_swaps(&db, 1).await;
+    let mut text = String::new();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !text.contains("animoca_indexer_head_lag_blocks") {
+        assert!(Instant::now() < deadline, "metrics: {text}");
+        if let Ok(response) = reqwest::get(format!("http://127.0.0.1:{port}/metrics")).await {
+            text = response.text().await.unwrap_or_default();
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    for name in [
+        "animoca_indexer_logs_total",
+        "animoca_indexer_batch_commit_seconds",
+        "animoca_indexer_checkpoint_block",
+        "animoca_indexer_head_lag_seconds",
+        "animoca_rpc_requests_total",
+    ] {
+        assert!(text.contains(name), "{name} in {text}");
+    }
+    signal(&child, "-INT");
+    assert!(child.wait().unwrap().success());
+}
+
 #[test]
 fn index_names_every_missing_variable() {
     let output = Command::new(env!("CARGO_BIN_EXE_animoca-trade"))

@@ -8,6 +8,7 @@ pub mod decode;
 pub mod derive;
 pub mod events;
 pub mod leader;
+pub mod progress;
 pub mod reorg;
 pub mod sync;
 

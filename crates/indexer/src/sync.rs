@@ -214,15 +214,24 @@ impl Indexer {
 
     /// Indexes up to the current safe head; returns the last block indexed.
     pub async fn catch_up(&mut self) -> Result<Option<u64>, IndexError> {
-        self.handle_reorg().await?;
+        if self.handle_reorg().await?.is_some() {
+            metrics::counter!("animoca_indexer_reorgs_total").increment(1);
+        }
         let head = self.safe_head().await?;
         let mut from = self.next_block().await?;
         let mut last = None;
+        let mut progress = crate::progress::Progress::start(from, head);
         while from <= head {
             let to = head.min(from + self.config.max_range - 1);
-            self.index_range(from, to).await?;
+            let started = std::time::Instant::now();
+            let (logs, timestamp) = self.index_range(from, to).await?;
+            progress.committed(to, logs, started.elapsed());
+            crate::progress::record_lag(head + self.config.confirmations, to, timestamp);
             last = Some(to);
             from = to + 1;
+        }
+        if let Some(block) = last {
+            progress.finish(block);
         }
         Ok(last)
     }
@@ -265,8 +274,9 @@ impl Indexer {
         }
     }
 
-    /// Fetches, derives and commits blocks `from..=to`.
-    pub async fn index_range(&mut self, from: u64, to: u64) -> Result<(), IndexError> {
+    /// Fetches, derives and commits blocks `from..=to`; returns the number of logs
+    /// stored and the time of block `to`.
+    pub async fn index_range(&mut self, from: u64, to: u64) -> Result<(usize, u64), IndexError> {
         let core = self
             .logs(Filter::new().address(self.sources.core_addresses()).event_signature(EVENT_TOPICS.to_vec()), from, to)
             .await?;
@@ -329,7 +339,7 @@ impl Indexer {
         indexing::write_batch(&mut tx, &batch).await?;
         tx.commit().await?;
         tracing::debug!(from, to, logs = batch.logs.len(), swaps = batch.swaps.len(), "indexed");
-        Ok(())
+        Ok((batch.logs.len(), batch.to_block.timestamp))
     }
 
     /// Holdings the events touch, and the on-chain parameters of new proposals.

@@ -12,8 +12,25 @@ use alloy::{
 };
 use backon::{ExponentialBuilder, Retryable};
 
+/// A cap on RPC requests per second, shared by every read of one indexer.
+#[derive(Debug, Clone)]
+pub struct RateCap(std::sync::Arc<governor::DefaultDirectRateLimiter>);
+
+impl RateCap {
+    /// At most `per_second` requests per second (bursts of the same size).
+    pub fn per_second(per_second: std::num::NonZeroU32) -> Self {
+        Self(std::sync::Arc::new(governor::RateLimiter::direct(governor::Quota::per_second(per_second))))
+    }
+
+    async fn wait(cap: Option<&RateCap>) {
+        if let Some(cap) = cap {
+            cap.0.until_ready().await;
+        }
+    }
+}
+
 /// Retry settings of RPC reads.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct RetryPolicy {
     /// Attempts per request before giving up.
     pub attempts: usize,
@@ -23,6 +40,8 @@ pub struct RetryPolicy {
     pub max_delay: Duration,
     /// Time allowed for one request.
     pub timeout: Duration,
+    /// Requests-per-second cap (none by default).
+    pub rate_cap: Option<RateCap>,
 }
 
 impl Default for RetryPolicy {
@@ -32,6 +51,7 @@ impl Default for RetryPolicy {
             min_delay: Duration::from_millis(50),
             max_delay: Duration::from_secs(5),
             timeout: Duration::from_secs(30),
+            rate_cap: None,
         }
     }
 }
@@ -109,6 +129,7 @@ where
         let fut = request();
         let name = name.clone();
         async move {
+            RateCap::wait(policy.rate_cap.as_ref()).await;
             metrics::counter!("animoca_rpc_requests_total", "call" => name.clone()).increment(1);
             let outcome = match tokio::time::timeout(policy.timeout, fut).await {
                 Ok(Ok(value)) => Ok(value),
@@ -143,6 +164,7 @@ pub async fn get_logs(
         let mut failures = 0usize;
         loop {
             let range = filter.clone().from_block(start).to_block(end);
+            RateCap::wait(policy.rate_cap.as_ref()).await;
             metrics::counter!("animoca_rpc_requests_total", "call" => "eth_getLogs").increment(1);
             let outcome = match tokio::time::timeout(policy.timeout, provider.get_logs(&range)).await {
                 Ok(Ok(found)) => match check_range(&found, start, end) {
@@ -241,6 +263,20 @@ mod tests {
         assert!(matches!(classify(&node_error(-32000, "header not found")), Failure::Transient(_)));
         assert!(matches!(classify(&node_error(429, "Too Many Requests")), Failure::Transient(_)));
         assert!(matches!(classify(&node_error(-32016, "rate limit exceeded")), Failure::Transient(_)));
+    }
+
+    #[tokio::test]
+    async fn the_rate_cap_spaces_requests() {
+        let policy = RetryPolicy {
+            rate_cap: Some(RateCap::per_second(std::num::NonZeroU32::new(20).unwrap())),
+            ..RetryPolicy::default()
+        };
+        let started = std::time::Instant::now();
+        for _ in 0..40 {
+            read(&policy, "noop", || async { Ok::<_, String>(()) }).await.unwrap();
+        }
+        // 20 go at once (the burst), the next 20 at 20 per second.
+        assert!(started.elapsed() >= Duration::from_millis(900), "{:?}", started.elapsed());
     }
 
     #[test]

@@ -288,6 +288,13 @@ pub struct IndexConfig {
     pub contracts: ContractsConfig,
     /// Serve Prometheus metrics at this address (`METRICS_ADDR`).
     pub metrics_addr: Option<std::net::SocketAddr>,
+    /// Cap on RPC requests per second (`RPC_MAX_RPS`).
+    pub rpc_max_rps: Option<std::num::NonZeroU32>,
+}
+
+/// Parses a positive requests-per-second cap.
+pub fn requests_per_second(value: &str) -> Result<std::num::NonZeroU32, String> {
+    value.parse().map_err(|_| format!("{value:?} is not a positive number of requests per second"))
 }
 
 /// Parses a `host:port` socket address.
@@ -297,7 +304,7 @@ pub fn socket_addr(value: &str) -> Result<std::net::SocketAddr, String> {
 
 impl IndexConfig {
     /// Reads `DATABASE_URL`, `RPC_URL`, `CHAIN_ID`, `START_BLOCK`, `CONFIRMATIONS`,
-    /// `METRICS_ADDR` and the contracts.
+    /// `METRICS_ADDR`, `RPC_MAX_RPS` and the contracts.
     pub fn read(env: &mut Env<'_>) -> Option<Self> {
         let database = env.required("DATABASE_URL", postgres_url);
         let rpc_url = env.required("RPC_URL", rpc_url);
@@ -306,8 +313,10 @@ impl IndexConfig {
         let confirmations = env.optional("CONFIRMATIONS", confirmations).unwrap_or(0);
         let contracts = ContractsConfig::read(env);
         let metrics_addr = env.optional("METRICS_ADDR", socket_addr);
+        let rpc_max_rps = env.optional("RPC_MAX_RPS", requests_per_second);
         Some(IndexConfig {
             metrics_addr,
+            rpc_max_rps,
             database: database?,
             rpc_url: rpc_url?,
             chain_id,

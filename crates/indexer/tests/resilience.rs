@@ -9,7 +9,7 @@ use alloy::{
     primitives::U256,
     providers::{Provider, ProviderBuilder},
 };
-use animoca_chain::logs::RetryPolicy;
+use animoca_chain::logs::{RateCap, RetryPolicy};
 use animoca_domain::MarketType;
 use animoca_indexer::{Indexer, IndexerConfig};
 use animoca_store::fingerprint::fingerprint;
@@ -71,6 +71,7 @@ async fn a_faulty_rpc_changes_nothing_in_the_result() {
         min_delay: Duration::from_millis(2),
         max_delay: Duration::from_millis(20),
         timeout: Duration::from_millis(300),
+        rate_cap: Some(RateCap::per_second(std::num::NonZeroU32::new(500).unwrap())),
     };
     let mut through_faults =
         Indexer::new(faulty.pool.clone(), provider, chain.deployment, config(&chain, 64, retry)).await.unwrap();

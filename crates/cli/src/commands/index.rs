@@ -59,6 +59,7 @@ pub async fn run(config: IndexConfig, args: IndexArgs, shutdown: CancellationTok
     };
     let mut settings = IndexerConfig::new(chain_id, config.start_block, config.confirmations);
     settings.max_range = args.max_range;
+    settings.retry.rate_cap = config.rpc_max_rps.map(animoca_chain::logs::RateCap::per_second);
     let mut indexer = Indexer::new(pool.clone(), provider, deployment, settings).await?;
     tracing::info!(next_block = indexer.next_block().await?, "indexing");
     indexer.run(&mut leader, shutdown).await?;

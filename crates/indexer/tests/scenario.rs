@@ -376,7 +376,7 @@ async fn rolling_24h_metrics_follow_the_newest_block_time() {
 
     let row = sqlx::query(
         "SELECT volume_24h::text, trades_24h, traders_24h, reference_price::text, price::text, price_change_24h,
-                market_cap::text, extract(epoch FROM as_of)::bigint
+                market_cap::text, (SELECT extract(epoch FROM as_of)::bigint FROM derived.window_state)
            FROM derived.market_stats WHERE market_id = $1",
     )
     .bind(traded.id.to_vec())

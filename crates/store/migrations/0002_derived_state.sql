@@ -62,12 +62,12 @@ CREATE TABLE derived.pools (
     FOREIGN KEY (market_type, market_id) REFERENCES derived.markets DEFERRABLE INITIALLY DEFERRED
 );
 
--- Rolling 24h metrics relative to the newest indexed block time T, kept current
--- at index time so lists sort without scanning swaps.
+-- Rolling 24h metrics relative to the newest indexed block time T
+-- (derived.window_state.as_of), kept current at index time so lists sort
+-- without scanning swaps.
 CREATE TABLE derived.market_stats (
     market_type      smallint      NOT NULL,
     market_id        bytea         NOT NULL,
-    as_of            timestamptz   NOT NULL,            -- T
     price            numeric       NOT NULL,            -- spot at T
     reference_price  numeric,                           -- last trade at or before T-24h (else first in window)
     price_change_24h double precision NOT NULL DEFAULT 0,

@@ -53,11 +53,10 @@ pub async fn slide(conn: &mut PgConnection, from_block: u64, t: i64, refresh: Re
     sqlx::query("DELETE FROM derived.market_window_traders WHERE trades <= 0").execute(&mut *conn).await?;
 
     sqlx::query(
-        "INSERT INTO derived.market_stats (market_type, market_id, as_of, price)
-         SELECT market_type, market_id, to_timestamp($1), 0 FROM derived.markets
+        "INSERT INTO derived.market_stats (market_type, market_id, price)
+         SELECT market_type, market_id, 0 FROM derived.markets
          ON CONFLICT (market_type, market_id) DO NOTHING",
     )
-    .bind(t as f64)
     .execute(&mut *conn)
     .await?;
     let moved: Vec<(i16, Vec<u8>)> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
@@ -82,18 +81,17 @@ pub async fn slide(conn: &mut PgConnection, from_block: u64, t: i64, refresh: Re
     };
     sqlx::query(
         "UPDATE derived.market_stats s
-            SET as_of = to_timestamp($3),
-                price = coalesce(p.price, 0),
+            SET price = coalesce(p.price, 0),
                 traders_24h = (SELECT count(*) FROM derived.market_window_traders w
                                 WHERE w.market_type = s.market_type AND w.market_id = s.market_id),
                 reference_price = coalesce(
                     (SELECT x.price FROM derived.swaps x
                       WHERE x.market_type = s.market_type AND x.market_id = s.market_id
-                        AND x.block_timestamp <= to_timestamp($4)
+                        AND x.block_timestamp <= to_timestamp($3)
                       ORDER BY x.block_timestamp DESC, x.block_number DESC, x.log_index DESC LIMIT 1),
                     (SELECT x.price FROM derived.swaps x
                       WHERE x.market_type = s.market_type AND x.market_id = s.market_id
-                        AND x.block_timestamp > to_timestamp($4)
+                        AND x.block_timestamp > to_timestamp($3)
                       ORDER BY x.block_timestamp, x.block_number, x.log_index LIMIT 1)),
                 last_trade_at = (SELECT max(x.block_timestamp) FROM derived.swaps x
                                   WHERE x.market_type = s.market_type AND x.market_id = s.market_id),
@@ -105,7 +103,6 @@ pub async fn slide(conn: &mut PgConnection, from_block: u64, t: i64, refresh: Re
     )
     .bind(&types)
     .bind(&ids)
-    .bind(t as f64)
     .bind(cut_f)
     .execute(&mut *conn)
     .await?;

@@ -2,6 +2,10 @@
 
 use std::{fmt, str::FromStr};
 
+use alloy_primitives::U256;
+
+use crate::Price;
+
 /// Monday 1970-01-05 00:00 UTC: weekly buckets start on Mondays.
 const FIRST_MONDAY: i64 = 4 * 86_400;
 
@@ -83,6 +87,35 @@ impl fmt::Display for Timeframe {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.as_str())
     }
+}
+
+/// One OHLCV candle (SPEC §5): open = first trade's price in the bucket, close =
+/// last, high/low = max/min, volumes = Σ|amount|, with the positions of its first
+/// and last trade so a later batch can extend it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Candle {
+    /// Bucket start, Unix seconds.
+    pub bucket_start: i64,
+    /// First trade's price.
+    pub open: Price,
+    /// Highest trade price.
+    pub high: Price,
+    /// Lowest trade price.
+    pub low: Price,
+    /// Last trade's price.
+    pub close: Price,
+    /// Σ |usdcAmount| (USDC base units).
+    pub volume_usdc: U256,
+    /// Σ |tokenAmount| (token base units).
+    pub volume_token: U256,
+    /// Trades in the bucket.
+    pub trade_count: u64,
+    /// Distinct traders in the bucket.
+    pub unique_traders: u64,
+    /// (block, log index) of the first trade.
+    pub first: (u64, u64),
+    /// (block, log index) of the last trade.
+    pub last: (u64, u64),
 }
 
 #[cfg(test)]

@@ -12,7 +12,7 @@ pub mod position;
 pub mod price;
 
 pub use amount::{TOKEN_DECIMALS, USDC_DECIMALS, format_units};
-pub use candle::Timeframe;
+pub use candle::{Candle, Timeframe};
 pub use market::{MarketKey, MarketType, UnknownMarketType};
 pub use position::Position;
 pub use price::Price;

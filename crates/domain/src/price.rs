@@ -63,6 +63,20 @@ impl Price {
         (self.0 * U512::from(tokens)) / pow10(PRICE_SCALE_EXP + u64::from(TOKEN_DECIMALS) - 6)
     }
 
+    /// Parses decimal text with at most 18 fractional digits (as stored), e.g.
+    /// `"0.0997"` or `"12"`; `None` for anything else.
+    pub fn from_decimal_str(text: &str) -> Option<Price> {
+        let (whole, fraction) = text.split_once('.').unwrap_or((text, ""));
+        if whole.is_empty()
+            || fraction.len() > 18
+            || !(whole.bytes().chain(fraction.bytes()).all(|b| b.is_ascii_digit()))
+        {
+            return None;
+        }
+        let digits = format!("{whole}{fraction:0<18}");
+        digits.parse::<U512>().ok().map(Price)
+    }
+
     /// Exact decimal text with 18 fractional digits.
     pub fn to_decimal_string(self) -> String {
         format_units(self.0, TOKEN_DECIMALS)
@@ -155,6 +169,19 @@ mod tests {
                 price.value_of(u256(case["total_supply"].as_str().unwrap())).to_string(),
                 case["market_cap"].as_str().unwrap()
             );
+        }
+    }
+
+    #[test]
+    fn decimal_text_round_trips() {
+        for case in conventions()["trade_price"].as_array().unwrap() {
+            let text = case["price"].as_str().unwrap();
+            let price = Price::from_decimal_str(text).unwrap();
+            assert!(decimal_eq(&price.to_decimal_string(), text));
+            assert_eq!(Price::from_decimal_str(&price.to_decimal_string()), Some(price));
+        }
+        for bad in ["", ".5", "1.2.3", "-1", "1e5", "0.0000000000000000001", "abc"] {
+            assert_eq!(Price::from_decimal_str(bad), None, "{bad:?}");
         }
     }
 

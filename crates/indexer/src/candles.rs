@@ -7,36 +7,9 @@
 use std::collections::{HashMap, HashSet};
 
 use alloy::primitives::{Address, U256};
-use animoca_domain::{Price, Timeframe};
+use animoca_domain::{Candle, Price, Timeframe};
 
 use crate::events::MarketKey;
-
-/// One candle.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Candle {
-    /// Bucket start, Unix seconds.
-    pub bucket_start: i64,
-    /// First trade's price.
-    pub open: Price,
-    /// Highest trade price.
-    pub high: Price,
-    /// Lowest trade price.
-    pub low: Price,
-    /// Last trade's price.
-    pub close: Price,
-    /// Σ |usdcAmount| (USDC base units).
-    pub volume_usdc: U256,
-    /// Σ |tokenAmount| (token base units).
-    pub volume_token: U256,
-    /// Trades in the bucket.
-    pub trade_count: u64,
-    /// Distinct traders in the bucket.
-    pub unique_traders: u64,
-    /// (block, log index) of the first trade.
-    pub first: (u64, u64),
-    /// (block, log index) of the last trade.
-    pub last: (u64, u64),
-}
 
 /// A trade as candles see it.
 #[derive(Debug, Clone, Copy)]

@@ -68,11 +68,12 @@ pub fn changes_of(batch: &Batch) -> Vec<ChangeRow> {
     let mut newest: BTreeMap<(MarketKey, Timeframe), &animoca_store::batch::CandleRow> = BTreeMap::new();
     for candle in &batch.candles {
         let slot = newest.entry((candle.market, candle.timeframe)).or_insert(candle);
-        if candle.bucket_start > slot.bucket_start {
+        if candle.candle.bucket_start > slot.candle.bucket_start {
             *slot = candle;
         }
     }
-    for ((market, timeframe), c) in newest {
+    for ((market, timeframe), candle_row) in newest {
+        let c = &candle_row.candle;
         row(
             "candle",
             json!({

@@ -279,21 +279,7 @@ impl Deriver {
             .candles
             .take_dirty()
             .into_iter()
-            .map(|(market, timeframe, c)| CandleRow {
-                market,
-                timeframe,
-                bucket_start: c.bucket_start,
-                open: c.open,
-                high: c.high,
-                low: c.low,
-                close: c.close,
-                volume_usdc: c.volume_usdc,
-                volume_token: c.volume_token,
-                trade_count: c.trade_count,
-                unique_traders: c.unique_traders,
-                first: c.first,
-                last: c.last,
-            })
+            .map(|(market, timeframe, candle)| CandleRow { market, timeframe, candle })
             .collect();
         Ok(())
     }
@@ -511,7 +497,7 @@ mod tests {
         assert_eq!(delta.holders, 2);
 
         let minute: Vec<_> = batch.candles.iter().filter(|c| c.timeframe == Timeframe::M1).collect();
-        let trades: u64 = minute.iter().map(|c| c.trade_count).sum();
+        let trades: u64 = minute.iter().map(|c| c.candle.trade_count).sum();
         assert_eq!(trades, 2);
         // t = 1700000090 and 1700000150 straddle the 1m, 5m and 15m edge at 1700000100
         // bucket starts; they share the 1h, 4h, 1d and 1w buckets.
@@ -519,10 +505,10 @@ mod tests {
             Timeframe::ALL.iter().map(|tf| batch.candles.iter().filter(|c| c.timeframe == *tf).count()).collect();
         assert_eq!(per_timeframe, [2, 2, 2, 1, 1, 1, 1]);
         let week = batch.candles.iter().find(|c| c.timeframe == Timeframe::W1).unwrap();
-        assert_eq!((week.trade_count, week.unique_traders), (2, 1));
-        assert_eq!(week.volume_usdc, U256::from(1_697_000u64));
-        assert_eq!(week.open, batch.swaps[0].price);
-        assert_eq!(week.close, batch.swaps[1].price);
+        assert_eq!((week.candle.trade_count, week.candle.unique_traders), (2, 1));
+        assert_eq!(week.candle.volume_usdc, U256::from(1_697_000u64));
+        assert_eq!(week.candle.open, batch.swaps[0].price);
+        assert_eq!(week.candle.close, batch.swaps[1].price);
     }
 
     #[test]

@@ -15,7 +15,7 @@ use animoca_chain::{
     bindings::{GovernanceSlashing, MarketAMM, MarketToken},
     logs::{self as rpc, RetryPolicy, RpcReadError},
 };
-use animoca_domain::{MarketKey, MarketType, Position, Price};
+use animoca_domain::{MarketKey, MarketType, Position};
 use animoca_store::{
     StoreError,
     batch::{Batch, BlockRow, EventPosition, RawLog},
@@ -25,7 +25,7 @@ use sqlx::PgPool;
 use tokio_util::sync::CancellationToken;
 
 use crate::{
-    candles::{Candle, OpenBucket},
+    candles::OpenBucket,
     decode::{DecodeError, EVENT_TOPICS, Sources},
     derive::{DeriveError, Deriver, Holding, Prior, ProposalInfo},
     events::{ChainEvent, LogMeta},
@@ -131,22 +131,8 @@ impl Indexer {
         }
         let mut deriver = Deriver::new(self.fee_bps.clone());
         for stored in indexing::newest_candles(&self.pool).await? {
-            let price = |text: &str| parse_price(text);
-            let candle = Candle {
-                bucket_start: stored.bucket_start,
-                open: price(&stored.prices[0])?,
-                high: price(&stored.prices[1])?,
-                low: price(&stored.prices[2])?,
-                close: price(&stored.prices[3])?,
-                volume_usdc: stored.volume_usdc,
-                volume_token: stored.volume_token,
-                trade_count: stored.trade_count,
-                unique_traders: stored.unique_traders,
-                first: stored.first,
-                last: stored.last,
-            };
             let traders = stored.traders.into_iter().collect();
-            deriver.candles_mut().seed(stored.market, stored.timeframe, OpenBucket { candle, traders });
+            deriver.candles_mut().seed(stored.market, stored.timeframe, OpenBucket { candle: stored.candle, traders });
         }
         self.sources = sources;
         self.deriver = deriver;
@@ -447,15 +433,4 @@ fn log_meta(log: &Log) -> Result<LogMeta, IndexError> {
         tx_index: log.transaction_index.ok_or_else(|| missing("transactionIndex"))?,
         log_index: log.log_index.ok_or_else(|| missing("logIndex"))?,
     })
-}
-
-fn parse_price(text: &str) -> Result<Price, IndexError> {
-    let (whole, fraction) = text.split_once('.').unwrap_or((text, ""));
-    let mut digits = String::with_capacity(whole.len() + 18);
-    digits.push_str(whole);
-    digits.push_str(&format!("{fraction:0<18}")[..18]);
-    digits
-        .parse::<alloy::primitives::U512>()
-        .map(Price::from_scaled)
-        .map_err(|_| IndexError::Store(StoreError::Corrupt(format!("{text:?} is not a price"))))
 }

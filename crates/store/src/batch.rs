@@ -2,7 +2,7 @@
 //! fills a [`Batch`]; [`crate::indexing::write_batch`] writes it in one transaction.
 
 use alloy_primitives::{Address, B256, U256};
-use animoca_domain::{MarketKey, Position, Price, Timeframe};
+use animoca_domain::{Candle, MarketKey, Position, Price, Timeframe};
 
 /// Position of an event's log on chain.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -280,28 +280,8 @@ pub struct CandleRow {
     pub market: MarketKey,
     /// Timeframe.
     pub timeframe: Timeframe,
-    /// Bucket start, Unix seconds.
-    pub bucket_start: i64,
-    /// Open.
-    pub open: Price,
-    /// High.
-    pub high: Price,
-    /// Low.
-    pub low: Price,
-    /// Close.
-    pub close: Price,
-    /// USDC volume.
-    pub volume_usdc: U256,
-    /// Token volume.
-    pub volume_token: U256,
-    /// Trades.
-    pub trade_count: u64,
-    /// Distinct traders.
-    pub unique_traders: u64,
-    /// (block, log) of the first trade.
-    pub first: (u64, u64),
-    /// (block, log) of the last trade.
-    pub last: (u64, u64),
+    /// The candle.
+    pub candle: Candle,
 }
 
 /// One change-feed entry (`app.change_feed`).

@@ -7,7 +7,7 @@
 use std::collections::HashMap;
 
 use alloy_primitives::{Address, B256, I256, U256};
-use animoca_domain::{MarketKey, MarketType, Position, Timeframe};
+use animoca_domain::{Candle, MarketKey, MarketType, Position, Price, Timeframe};
 use sqlx::{PgConnection, PgPool, Row};
 
 use crate::{
@@ -104,51 +104,41 @@ pub async fn newest_candles(pool: &PgPool) -> Result<Vec<StoredCandle>, StoreErr
     rows.iter()
         .map(|row| {
             let timeframe: String = row.try_get(2)?;
+            let price = |i: usize| -> Result<Price, StoreError> {
+                let text: String = row.try_get(i)?;
+                Price::from_decimal_str(&text).ok_or_else(|| StoreError::Corrupt(format!("{text:?} is not a price")))
+            };
             Ok(StoredCandle {
                 market: market_key(row.try_get(0)?, &row.try_get::<Vec<u8>, _>(1)?),
                 timeframe: timeframe.parse().map_err(|_| StoreError::Corrupt(format!("timeframe {timeframe}")))?,
-                bucket_start: row.try_get(3)?,
-                prices: [
-                    row.try_get::<String, _>(4)?,
-                    row.try_get::<String, _>(5)?,
-                    row.try_get::<String, _>(6)?,
-                    row.try_get::<String, _>(7)?,
-                ],
-                volume_usdc: u256(&row.try_get::<String, _>(8)?)?,
-                volume_token: u256(&row.try_get::<String, _>(9)?)?,
-                trade_count: uint(i64::from(row.try_get::<i32, _>(10)?)),
-                unique_traders: uint(i64::from(row.try_get::<i32, _>(11)?)),
-                first: (uint(row.try_get(12)?), uint(i64::from(row.try_get::<i32, _>(13)?))),
-                last: (uint(row.try_get(14)?), uint(i64::from(row.try_get::<i32, _>(15)?))),
+                candle: Candle {
+                    bucket_start: row.try_get(3)?,
+                    open: price(4)?,
+                    high: price(5)?,
+                    low: price(6)?,
+                    close: price(7)?,
+                    volume_usdc: u256(&row.try_get::<String, _>(8)?)?,
+                    volume_token: u256(&row.try_get::<String, _>(9)?)?,
+                    trade_count: uint(i64::from(row.try_get::<i32, _>(10)?)),
+                    unique_traders: uint(i64::from(row.try_get::<i32, _>(11)?)),
+                    first: (uint(row.try_get(12)?), uint(i64::from(row.try_get::<i32, _>(13)?))),
+                    last: (uint(row.try_get(14)?), uint(i64::from(row.try_get::<i32, _>(15)?))),
+                },
                 traders: row.try_get::<Vec<Vec<u8>>, _>(16)?.iter().map(|a| address(a)).collect(),
             })
         })
         .collect()
 }
 
-/// A stored candle as [`newest_candles`] returns it (prices as decimal text).
+/// A stored candle as [`newest_candles`] returns it, with its bucket's traders.
 #[derive(Debug, Clone)]
 pub struct StoredCandle {
     /// Market.
     pub market: MarketKey,
     /// Timeframe.
     pub timeframe: Timeframe,
-    /// Bucket start, Unix seconds.
-    pub bucket_start: i64,
-    /// open, high, low, close as decimal text with up to 18 fractional digits.
-    pub prices: [String; 4],
-    /// USDC volume.
-    pub volume_usdc: U256,
-    /// Token volume.
-    pub volume_token: U256,
-    /// Trades.
-    pub trade_count: u64,
-    /// Distinct traders.
-    pub unique_traders: u64,
-    /// (block, log) of the first trade.
-    pub first: (u64, u64),
-    /// (block, log) of the last trade.
-    pub last: (u64, u64),
+    /// The candle.
+    pub candle: Candle,
     /// The bucket's traders.
     pub traders: Vec<Address>,
 }
@@ -482,7 +472,16 @@ async fn write_stakes(conn: &mut PgConnection, batch: &Batch) -> Result<(), Stor
     .bind(e.iter().map(|r| r.amount.to_string()).collect::<Vec<_>>())
     .execute(&mut *conn)
     .await?;
-    // Running totals from the events just stored, in one statement.
+    add_stake_totals(conn, batch.chain_id, batch.from_block, batch.to_block.number).await
+}
+
+/// Adds the stake events of blocks `from..=to` to the running totals of their markets.
+pub(crate) async fn add_stake_totals(
+    conn: &mut PgConnection,
+    chain_id: u64,
+    from: u64,
+    to: u64,
+) -> Result<(), StoreError> {
     sqlx::query(
         "INSERT INTO derived.stakes AS s (market_type, market_id, total_deposited, total_withdrawn, total_slashed,
                                           current_stake, updated_block)
@@ -502,9 +501,9 @@ async fn write_stakes(conn: &mut PgConnection, batch: &Batch) -> Result<(), Stor
                 current_stake = s.current_stake + EXCLUDED.current_stake,
                 updated_block = EXCLUDED.updated_block",
     )
-    .bind(int(batch.chain_id))
-    .bind(int(batch.from_block))
-    .bind(int(batch.to_block.number))
+    .bind(int(chain_id))
+    .bind(int(from))
+    .bind(int(to))
     .execute(&mut *conn)
     .await?;
     Ok(())
@@ -631,19 +630,19 @@ async fn write_candles(conn: &mut PgConnection, batch: &Batch) -> Result<(), Sto
     .bind(c.iter().map(|r| market_type(r.market)).collect::<Vec<_>>())
     .bind(c.iter().map(|r| r.market.market_id.to_vec()).collect::<Vec<_>>())
     .bind(c.iter().map(|r| r.timeframe.as_str().to_owned()).collect::<Vec<_>>())
-    .bind(c.iter().map(|r| r.bucket_start as f64).collect::<Vec<_>>())
-    .bind(c.iter().map(|r| r.open.to_decimal_string()).collect::<Vec<_>>())
-    .bind(c.iter().map(|r| r.high.to_decimal_string()).collect::<Vec<_>>())
-    .bind(c.iter().map(|r| r.low.to_decimal_string()).collect::<Vec<_>>())
-    .bind(c.iter().map(|r| r.close.to_decimal_string()).collect::<Vec<_>>())
-    .bind(c.iter().map(|r| r.volume_usdc.to_string()).collect::<Vec<_>>())
-    .bind(c.iter().map(|r| r.volume_token.to_string()).collect::<Vec<_>>())
-    .bind(c.iter().map(|r| i32::try_from(r.trade_count).unwrap_or(i32::MAX)).collect::<Vec<_>>())
-    .bind(c.iter().map(|r| i32::try_from(r.unique_traders).unwrap_or(i32::MAX)).collect::<Vec<_>>())
-    .bind(c.iter().map(|r| int(r.first.0)).collect::<Vec<_>>())
-    .bind(c.iter().map(|r| int32(r.first.1)).collect::<Vec<_>>())
-    .bind(c.iter().map(|r| int(r.last.0)).collect::<Vec<_>>())
-    .bind(c.iter().map(|r| int32(r.last.1)).collect::<Vec<_>>())
+    .bind(c.iter().map(|r| r.candle.bucket_start as f64).collect::<Vec<_>>())
+    .bind(c.iter().map(|r| r.candle.open.to_decimal_string()).collect::<Vec<_>>())
+    .bind(c.iter().map(|r| r.candle.high.to_decimal_string()).collect::<Vec<_>>())
+    .bind(c.iter().map(|r| r.candle.low.to_decimal_string()).collect::<Vec<_>>())
+    .bind(c.iter().map(|r| r.candle.close.to_decimal_string()).collect::<Vec<_>>())
+    .bind(c.iter().map(|r| r.candle.volume_usdc.to_string()).collect::<Vec<_>>())
+    .bind(c.iter().map(|r| r.candle.volume_token.to_string()).collect::<Vec<_>>())
+    .bind(c.iter().map(|r| i32::try_from(r.candle.trade_count).unwrap_or(i32::MAX)).collect::<Vec<_>>())
+    .bind(c.iter().map(|r| i32::try_from(r.candle.unique_traders).unwrap_or(i32::MAX)).collect::<Vec<_>>())
+    .bind(c.iter().map(|r| int(r.candle.first.0)).collect::<Vec<_>>())
+    .bind(c.iter().map(|r| int32(r.candle.first.1)).collect::<Vec<_>>())
+    .bind(c.iter().map(|r| int(r.candle.last.0)).collect::<Vec<_>>())
+    .bind(c.iter().map(|r| int32(r.candle.last.1)).collect::<Vec<_>>())
     .execute(&mut *conn)
     .await?;
     Ok(())

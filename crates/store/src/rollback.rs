@@ -112,19 +112,7 @@ pub async fn rollback_above(
 
     // Running totals from the events that remain.
     sqlx::query("DELETE FROM derived.stakes").execute(&mut *conn).await?;
-    sqlx::query(
-        "INSERT INTO derived.stakes (market_type, market_id, total_deposited, total_withdrawn, total_slashed,
-                                     current_stake, updated_block)
-         SELECT market_type, market_id,
-                coalesce(sum(amount) FILTER (WHERE kind = 'deposit'), 0),
-                coalesce(sum(amount) FILTER (WHERE kind = 'withdraw'), 0),
-                coalesce(sum(amount) FILTER (WHERE kind = 'slash'), 0),
-                coalesce(sum(CASE kind WHEN 'deposit' THEN amount ELSE -amount END), 0),
-                max(block_number)
-           FROM derived.stake_events GROUP BY market_type, market_id",
-    )
-    .execute(&mut *conn)
-    .await?;
+    crate::indexing::add_stake_totals(conn, chain_id, 0, ancestor).await?;
     sqlx::query(
         "UPDATE derived.proposals p
             SET votes_for = coalesce(v.f, 0), votes_against = coalesce(v.a, 0), votes_abstain = coalesce(v.x, 0),

@@ -14,6 +14,7 @@ use alloy::{
     sol,
 };
 use animoca_chain::bindings::MarketAMM;
+use animoca_test_support::ChildGuard;
 
 sol! {
     /// What both factories share.
@@ -39,8 +40,9 @@ async fn dev_runs_a_devnet_with_markets_and_trades_until_interrupted() {
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
+        .map(ChildGuard::new)
         .unwrap();
-    let mut stdout = BufReader::new(child.stdout.take().unwrap()).lines();
+    let mut stdout = BufReader::new(child.child().stdout.take().unwrap()).lines();
     let mut env = Vec::new();
     let mut database_url = None;
     for line in stdout.by_ref() {
@@ -94,10 +96,8 @@ async fn dev_runs_a_devnet_with_markets_and_trades_until_interrupted() {
     }
     pool.close().await;
 
-    let status = Command::new("kill").args(["-INT", &child.id().to_string()]).status().unwrap();
-    assert!(status.success());
+    let exit = child.interrupt(Duration::from_secs(30));
     let rest: Vec<String> = stdout.map_while(Result::ok).collect();
-    let exit = child.wait().unwrap();
     assert!(exit.success(), "dev exits 0 on Ctrl-C: {exit:?}");
     assert!(rest.iter().any(|l| l.starts_with("devnet stopped at block")), "{rest:?}");
     let _ = std::fs::remove_dir_all(&db_dir);

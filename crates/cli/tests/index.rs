@@ -4,19 +4,19 @@
 
 use std::{
     io::Read,
-    process::{Child, Command, Stdio},
+    process::{Command, Stdio},
     time::{Duration, Instant},
 };
 
 use alloy::primitives::U256;
 use animoca_domain::MarketType;
-use animoca_test_support::{MarketSpec, TestChain, TestDb, usdc};
+use animoca_test_support::{ChildGuard, MarketSpec, TestChain, TestDb, usdc};
 
-fn spawn_indexer(chain: &TestChain, db: &TestDb) -> Child {
+fn spawn_indexer(chain: &TestChain, db: &TestDb) -> ChildGuard {
     spawn_indexer_with(chain, db, &[])
 }
 
-fn spawn_indexer_with(chain: &TestChain, db: &TestDb, args: &[&str]) -> Child {
+fn spawn_indexer_with(chain: &TestChain, db: &TestDb, args: &[&str]) -> ChildGuard {
     let d = chain.deployment;
     Command::new(env!("CARGO_BIN_EXE_animoca-trade"))
         .arg("index")
@@ -38,6 +38,7 @@ fn spawn_indexer_with(chain: &TestChain, db: &TestDb, args: &[&str]) -> Child {
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()
+        .map(ChildGuard::new)
         .unwrap()
 }
 
@@ -51,10 +52,6 @@ async fn wait_for_swaps(db: &TestDb, n: i64) {
         assert!(Instant::now() < deadline, "{} swaps indexed, expected {n}", swaps(db).await);
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-}
-
-fn signal(child: &Child, signal: &str) {
-    assert!(Command::new("kill").args([signal, &child.id().to_string()]).status().unwrap().success());
 }
 
 #[tokio::test]
@@ -75,15 +72,13 @@ async fn indexes_follows_and_fails_over_to_a_standby() {
     wait_for_swaps(&db, 2).await;
 
     // The active indexer dies without warning; the standby takes over.
-    active.kill().unwrap();
-    active.wait().unwrap();
+    active.kill();
     chain.buy(chain.account(4), MarketType::Persona, spec.id, usdc(7), U256::ZERO).await.unwrap();
     wait_for_swaps(&db, 3).await;
 
-    signal(&standby, "-INT");
-    let status = standby.wait().unwrap();
+    let status = standby.interrupt(Duration::from_secs(20));
     let mut log = String::new();
-    standby.stderr.take().unwrap().read_to_string(&mut log).unwrap();
+    standby.child().stderr.take().unwrap().read_to_string(&mut log).unwrap();
     assert!(status.success(), "standby exits 0 on Ctrl-C: {log}");
     assert!(log.contains("standing by"), "the standby waited for the lock: {log}");
 
@@ -111,6 +106,7 @@ async fn serves_prometheus_metrics_when_asked() {
         .arg("index")
         .current_dir(std::env::temp_dir())
         .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
         .env("DATABASE_URL", db.url())
         .env("RPC_URL", chain.anvil.endpoint())
         .env("METRICS_ADDR", format!("127.0.0.1:{port}"))
@@ -123,6 +119,7 @@ async fn serves_prometheus_metrics_when_asked() {
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
+        .map(ChildGuard::new)
         .unwrap();
     wait_for_swaps(&db, 1).await;
     let mut text = String::new();
@@ -143,8 +140,7 @@ async fn serves_prometheus_metrics_when_asked() {
     ] {
         assert!(text.contains(name), "{name} in {text}");
     }
-    signal(&child, "-INT");
-    assert!(child.wait().unwrap().success());
+    assert!(child.interrupt(Duration::from_secs(20)).success());
 }
 
 #[test]
@@ -204,8 +200,7 @@ async fn killed_at_random_points_during_backfill_it_ends_where_a_clean_index_end
             assert!(Instant::now() < deadline, "reached block {target}");
             tokio::time::sleep(Duration::from_millis(2)).await;
         }
-        child.kill().unwrap();
-        child.wait().unwrap();
+        child.kill();
         let checkpoint: Option<i64> = sqlx::query_scalar("SELECT block_number FROM chain.checkpoints")
             .fetch_optional(&db.pool)
             .await
@@ -228,8 +223,7 @@ async fn killed_at_random_points_during_backfill_it_ends_where_a_clean_index_end
         assert!(Instant::now() < deadline, "caught up after the crashes (at {checkpoint:?} of {head})");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    signal(&last, "-INT");
-    assert!(last.wait().unwrap().success());
+    assert!(last.interrupt(Duration::from_secs(20)).success());
 
     let clean = TestDb::migrated().await;
     let config = animoca_indexer::IndexerConfig::new(31_337, chain.deployment.start_block, 0);

@@ -8,7 +8,9 @@
 pub mod chain;
 pub mod db;
 pub mod faulty_rpc;
+pub mod process;
 
 pub use chain::{MarketSpec, TestChain, tokens, usdc};
 pub use db::TestDb;
 pub use faulty_rpc::FaultyRpc;
+pub use process::ChildGuard;

@@ -32,6 +32,7 @@ const DEPLOYABLE = [
   'PersonaTokenFactory',
   'MarketAMM',
   'GovernanceSlashing',
+  'SwapBatcher',
 ];
 
 const OUTPUTS = [

@@ -46,6 +46,20 @@ async fn swaps(db: &TestDb) -> i64 {
     sqlx::query_scalar("SELECT count(*) FROM derived.swaps").fetch_one(&db.pool).await.unwrap_or(-1)
 }
 
+async fn checkpoint(db: &TestDb) -> Option<u64> {
+    let block: Option<i64> =
+        sqlx::query_scalar("SELECT block_number FROM chain.checkpoints").fetch_optional(&db.pool).await.unwrap_or(None);
+    block.map(|b| u64::try_from(b).unwrap())
+}
+
+async fn wait_for_checkpoint(db: &TestDb, block: u64, poll: Duration) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while checkpoint(db).await.is_none_or(|c| c < block) {
+        assert!(Instant::now() < deadline, "indexed up to block {block} (at {:?})", checkpoint(db).await);
+        tokio::time::sleep(poll).await;
+    }
+}
+
 async fn wait_for_swaps(db: &TestDb, n: i64) {
     let deadline = Instant::now() + Duration::from_secs(30);
     while swaps(db).await != n {
@@ -188,41 +202,14 @@ async fn killed_at_random_points_during_backfill_it_ends_where_a_clean_index_end
     for k in 1..=5u64 {
         let target = start + k * (head - start) / 6;
         let mut child = spawn_indexer_with(&chain, &db, &["--max-range", "3"]);
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            let checkpoint: Option<i64> = sqlx::query_scalar("SELECT block_number FROM chain.checkpoints")
-                .fetch_optional(&db.pool)
-                .await
-                .unwrap_or(None);
-            if checkpoint.is_some_and(|c| u64::try_from(c).unwrap() >= target) {
-                break;
-            }
-            assert!(Instant::now() < deadline, "reached block {target}");
-            tokio::time::sleep(Duration::from_millis(2)).await;
-        }
+        wait_for_checkpoint(&db, target, Duration::from_millis(2)).await;
         child.kill();
-        let checkpoint: Option<i64> = sqlx::query_scalar("SELECT block_number FROM chain.checkpoints")
-            .fetch_optional(&db.pool)
-            .await
-            .unwrap_or(None);
-        stops.push(checkpoint);
+        stops.push(checkpoint(&db).await);
     }
-    let midway: std::collections::BTreeSet<_> =
-        stops.iter().flatten().filter(|&&c| u64::try_from(c).unwrap() < head).collect();
+    let midway: std::collections::BTreeSet<_> = stops.iter().flatten().filter(|&&c| c < head).collect();
     assert!(midway.len() >= 2, "killed in the middle of the backfill at least twice: {stops:?} (head {head})");
     let mut last = spawn_indexer_with(&chain, &db, &["--max-range", "3"]);
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        let checkpoint: Option<i64> = sqlx::query_scalar("SELECT block_number FROM chain.checkpoints")
-            .fetch_optional(&db.pool)
-            .await
-            .unwrap_or(None);
-        if checkpoint.is_some_and(|c| u64::try_from(c).unwrap() >= head) {
-            break;
-        }
-        assert!(Instant::now() < deadline, "caught up after the crashes (at {checkpoint:?} of {head})");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    wait_for_checkpoint(&db, head, Duration::from_millis(50)).await;
     assert!(last.interrupt(Duration::from_secs(20)).success());
 
     let clean = TestDb::migrated().await;

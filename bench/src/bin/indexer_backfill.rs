@@ -167,12 +167,15 @@ async fn main() -> anyhow::Result<()> {
     std::fs::create_dir_all(&args.cache_dir).with_context(|| format!("create {}", args.cache_dir.display()))?;
     let state_file = args.cache_dir.join(format!("{key}.state.json"));
     let meta_file = args.cache_dir.join(format!("{key}.meta.json"));
-    if args.rebuild || !state_file.exists() || !meta_file.exists() {
-        build_chain(&args, rounds, churn_txs, &state_file, &meta_file).await?;
+    // A chain just built is indexed from the live anvil (reloading a multi-GB dump is slow);
+    // its state is dumped to the cache when that anvil stops at the end.
+    let (live, meta) = if args.rebuild || !state_file.exists() || !meta_file.exists() {
+        let (anvil, meta) = build_chain(&args, rounds, churn_txs, &state_file).await?;
+        (Some(anvil), meta)
     } else {
         println!("== chain: reusing {}", state_file.display());
-    }
-    let meta: ChainMeta = serde_json::from_slice(&std::fs::read(&meta_file)?)?;
+        (None, serde_json::from_slice::<ChainMeta>(&std::fs::read(&meta_file)?)?)
+    };
     println!(
         "chain: {} swaps in {} churn txs, head block {}, built in {:.0} s, state file {:.0} MB",
         meta.swaps,
@@ -182,15 +185,25 @@ async fn main() -> anyhow::Result<()> {
         std::fs::metadata(&state_file).map(|m| m.len() as f64 / 1e6).unwrap_or(0.0)
     );
     if args.build_only {
+        if let Some(anvil) = live {
+            dump(anvil, &state_file, &meta_file, &meta).await?;
+        }
         return Ok(());
     }
 
-    let load_started = Instant::now();
-    let anvil = AnvilProcess::spawn(&["--load-state".into(), state_file.display().to_string()]).await?;
+    let built = live.is_some();
+    let anvil = match live {
+        Some(anvil) => anvil,
+        None => {
+            let load_started = Instant::now();
+            let anvil = AnvilProcess::spawn(&["--load-state".into(), state_file.display().to_string()]).await?;
+            println!("anvil loaded the state in {:.1} s", load_started.elapsed().as_secs_f64());
+            anvil
+        }
+    };
     let plain = ProviderBuilder::new().connect_http(anvil.url.parse()?).erased();
     let head = plain.get_block_number().await?;
-    ensure!(head >= meta.head_block, "loaded chain has head {head}, expected {}", meta.head_block);
-    println!("anvil loaded the state in {:.1} s (head {head})", load_started.elapsed().as_secs_f64());
+    ensure!(head >= meta.head_block, "chain has head {head}, expected {}", meta.head_block);
 
     let options = PgConnectOptions::from_str(&args.database_url)?;
     animoca_store::recreate_database(&options).await?;
@@ -258,7 +271,21 @@ async fn main() -> anyhow::Result<()> {
     }
     println!("peak RSS (whole run) {:.0} MB", vm_hwm_kb("self") as f64 / 1024.0);
     pool.close().await;
-    anvil.stop().await;
+    if built {
+        dump(anvil, &state_file, &meta_file, &meta).await?;
+    } else {
+        anvil.stop().await;
+    }
+    Ok(())
+}
+
+/// Stops a freshly built chain's anvil so it writes `--dump-state`, then records the metadata.
+async fn dump(anvil: AnvilProcess, state_file: &Path, meta_file: &Path, meta: &ChainMeta) -> anyhow::Result<()> {
+    let started = Instant::now();
+    anvil.terminate_and_wait().await?;
+    ensure!(state_file.exists(), "anvil wrote no state to {}", state_file.display());
+    std::fs::write(meta_file, serde_json::to_vec_pretty(meta)?)?;
+    println!("anvil state dumped to the cache in {:.1} s", started.elapsed().as_secs_f64());
     Ok(())
 }
 
@@ -269,8 +296,7 @@ async fn build_chain(
     rounds: u64,
     churn_txs: u64,
     state_file: &Path,
-    meta_file: &Path,
-) -> anyhow::Result<()> {
+) -> anyhow::Result<(AnvilProcess, ChainMeta)> {
     println!("== building the chain ({} churn txs)", churn_txs);
     let started = Instant::now();
     let now = SystemTime::now().duration_since(UNIX_EPOCH)?.as_secs();
@@ -391,13 +417,8 @@ async fn build_chain(
         head_block,
         build_secs,
     };
-    println!("  built {swaps} swaps up to block {head_block} in {build_secs:.0} s; dumping anvil state");
-    let dump_started = Instant::now();
-    anvil.terminate_and_wait().await?;
-    ensure!(state_file.exists(), "anvil wrote no state to {}", state_file.display());
-    println!("  state dumped in {:.1} s", dump_started.elapsed().as_secs_f64());
-    std::fs::write(meta_file, serde_json::to_vec_pretty(&meta)?)?;
-    Ok(())
+    println!("  built {swaps} swaps up to block {head_block} in {build_secs:.0} s");
+    Ok((anvil, meta))
 }
 
 /// Head latency: the indexer follows the head (CONFIRMATIONS=0); single-trade blocks

@@ -250,6 +250,21 @@ pub struct ContractsConfig {
 }
 
 impl ContractsConfig {
+    /// The deployment these addresses describe, on `chain_id`, indexed from `start_block`.
+    pub fn deployment(&self, chain_id: u64, start_block: u64) -> animoca_chain::Deployment {
+        animoca_chain::Deployment {
+            chain_id,
+            usdc: self.usdc.unwrap_or(Address::ZERO),
+            stake_vault: self.stake_vault,
+            credential_amm: self.credential_amm,
+            persona_amm: self.persona_amm,
+            credential_factory: self.credential_factory,
+            persona_factory: self.persona_factory,
+            governance: self.governance,
+            start_block,
+        }
+    }
+
     /// Reads the contract addresses.
     pub fn read(env: &mut Env<'_>) -> Option<Self> {
         let usdc = env.optional("USDC_ADDRESS", address);

@@ -17,8 +17,14 @@ fn spawn_indexer(chain: &TestChain, db: &TestDb) -> ChildGuard {
 }
 
 fn spawn_indexer_with(chain: &TestChain, db: &TestDb, args: &[&str]) -> ChildGuard {
+    index_command(chain, db, args).stdout(Stdio::null()).stderr(Stdio::piped()).spawn().map(ChildGuard::new).unwrap()
+}
+
+/// `animoca-trade index` configured for the test's chain and database, and nothing else.
+fn index_command(chain: &TestChain, db: &TestDb, args: &[&str]) -> Command {
     let d = chain.deployment;
-    Command::new(env!("CARGO_BIN_EXE_animoca-trade"))
+    let mut command = Command::new(env!("CARGO_BIN_EXE_animoca-trade"));
+    command
         .arg("index")
         .args(args)
         .current_dir(std::env::temp_dir())
@@ -34,12 +40,8 @@ fn spawn_indexer_with(chain: &TestChain, db: &TestDb, args: &[&str]) -> ChildGua
         .env("PERSONA_AMM", d.persona_amm.to_string())
         .env("CREDENTIAL_TOKEN_FACTORY", d.credential_factory.to_string())
         .env("PERSONA_TOKEN_FACTORY", d.persona_factory.to_string())
-        .env("GOVERNANCE_SLASHING", d.governance.to_string())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .map(ChildGuard::new)
-        .unwrap()
+        .env("GOVERNANCE_SLASHING", d.governance.to_string());
+    command
 }
 
 async fn swaps(db: &TestDb) -> i64 {
@@ -115,21 +117,8 @@ async fn serves_prometheus_metrics_when_asked() {
     chain.create_market(&spec, chain.account(1)).await;
     chain.buy(chain.account(2), MarketType::Credential, spec.id, usdc(10), U256::ZERO).await.unwrap();
     let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-    let d = chain.deployment;
-    let mut child = Command::new(env!("CARGO_BIN_EXE_animoca-trade"))
-        .arg("index")
-        .current_dir(std::env::temp_dir())
-        .env_clear()
-        .env("PATH", std::env::var("PATH").unwrap_or_default())
-        .env("DATABASE_URL", db.url())
-        .env("RPC_URL", chain.anvil.endpoint())
+    let mut child = index_command(&chain, &db, &[])
         .env("METRICS_ADDR", format!("127.0.0.1:{port}"))
-        .env("STAKE_VAULT", d.stake_vault.to_string())
-        .env("CREDENTIAL_AMM", d.credential_amm.to_string())
-        .env("PERSONA_AMM", d.persona_amm.to_string())
-        .env("CREDENTIAL_TOKEN_FACTORY", d.credential_factory.to_string())
-        .env("PERSONA_TOKEN_FACTORY", d.persona_factory.to_string())
-        .env("GOVERNANCE_SLASHING", d.governance.to_string())
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()

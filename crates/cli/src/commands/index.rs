@@ -3,11 +3,8 @@
 
 use std::time::Duration;
 
-use alloy::{
-    primitives::Address,
-    providers::{Provider, ProviderBuilder},
-};
-use animoca_chain::{ChainError, Deployment};
+use alloy::providers::{Provider, ProviderBuilder};
+use animoca_chain::ChainError;
 use animoca_indexer::{Indexer, IndexerConfig, Leader};
 use anyhow::Context;
 use tokio_util::sync::CancellationToken;
@@ -42,18 +39,7 @@ pub async fn run(config: IndexConfig, args: IndexArgs, shutdown: CancellationTok
     if let Some(expected) = config.chain_id {
         anyhow::ensure!(expected == chain_id, ChainError::WrongChain { expected, actual: chain_id });
     }
-    let c = config.contracts;
-    let deployment = Deployment {
-        chain_id,
-        usdc: c.usdc.unwrap_or(Address::ZERO),
-        stake_vault: c.stake_vault,
-        credential_amm: c.credential_amm,
-        persona_amm: c.persona_amm,
-        credential_factory: c.credential_factory,
-        persona_factory: c.persona_factory,
-        governance: c.governance,
-        start_block: config.start_block,
-    };
+    let deployment = config.contracts.deployment(chain_id, config.start_block);
     let Some(mut leader) = Leader::acquire(&config.database, chain_id, Duration::from_secs(1), &shutdown).await? else {
         return Ok(());
     };

@@ -37,7 +37,8 @@ pub struct OpenBucket {
     pub traders: HashSet<Address>,
 }
 
-/// Newest buckets by (market, timeframe); what a batch changed is reported by [`CandleBook::take_dirty`].
+/// Newest buckets by (market, timeframe); what a batch changed is reported by
+/// [`CandleBook::take_dirty`]. A rollback replaces the whole book (`Indexer::reload`).
 #[derive(Debug, Default)]
 pub struct CandleBook {
     open: HashMap<(MarketKey, Timeframe), OpenBucket>,
@@ -45,20 +46,9 @@ pub struct CandleBook {
 }
 
 impl CandleBook {
-    /// Whether the newest bucket of (market, timeframe) is known.
-    pub fn has(&self, market: MarketKey, timeframe: Timeframe) -> bool {
-        self.open.contains_key(&(market, timeframe))
-    }
-
     /// Seeds the newest stored bucket (at start-up or after a rollback).
     pub fn seed(&mut self, market: MarketKey, timeframe: Timeframe, bucket: OpenBucket) {
         self.open.insert((market, timeframe), bucket);
-    }
-
-    /// Forgets everything (after a reorg or re-derive).
-    pub fn clear(&mut self) {
-        self.open.clear();
-        self.dirty.clear();
     }
 
     /// Adds a trade to every timeframe's bucket. Trades must come in (block, log) order.

@@ -69,16 +69,7 @@ async fn event_tables_keep_the_log_position_unique() {
         .unwrap();
         assert!(unique, "derived.{table} needs UNIQUE (chain_id, tx_hash, log_index)");
         for column in ["chain_id", "block_number", "block_hash", "block_timestamp", "tx_hash", "log_index"] {
-            let present: bool = sqlx::query_scalar(
-                "SELECT EXISTS (SELECT 1 FROM information_schema.columns
-                                 WHERE table_schema = 'derived' AND table_name = $1 AND column_name = $2)",
-            )
-            .bind(table)
-            .bind(column)
-            .fetch_one(&db.pool)
-            .await
-            .unwrap();
-            assert!(present, "derived.{table}.{column}");
+            assert!(has_column(&db, table, column).await, "derived.{table}.{column}");
         }
     }
 }
@@ -107,18 +98,21 @@ async fn creation_events_and_raw_logs_keep_their_position_unique_too() {
         for column in
             ["chain_id", "created_block", "created_block_hash", "created_at", "created_tx_hash", "created_log_index"]
         {
-            let present: bool = sqlx::query_scalar(
-                "SELECT EXISTS (SELECT 1 FROM information_schema.columns
-                                 WHERE table_schema = 'derived' AND table_name = $1 AND column_name = $2)",
-            )
-            .bind(table)
-            .bind(column)
-            .fetch_one(&db.pool)
-            .await
-            .unwrap();
-            assert!(present, "derived.{table}.{column}");
+            assert!(has_column(&db, table, column).await, "derived.{table}.{column}");
         }
     }
+}
+
+async fn has_column(db: &TestDb, table: &str, column: &str) -> bool {
+    sqlx::query_scalar(
+        "SELECT EXISTS (SELECT 1 FROM information_schema.columns
+                         WHERE table_schema = 'derived' AND table_name = $1 AND column_name = $2)",
+    )
+    .bind(table)
+    .bind(column)
+    .fetch_one(&db.pool)
+    .await
+    .unwrap()
 }
 
 async fn schema_fingerprint(db: &TestDb) -> Vec<(String, String, String)> {

@@ -23,11 +23,6 @@ impl ChildGuard {
         self.child.as_mut().expect("the child is present until drop")
     }
 
-    /// Its pid.
-    pub fn id(&self) -> u32 {
-        self.child.as_ref().map_or(0, Child::id)
-    }
-
     /// Sends SIGINT (Ctrl-C) and waits for the exit, killing it after `patience`.
     pub fn interrupt(&mut self, patience: Duration) -> ExitStatus {
         let child = self.child.as_mut().expect("the child is present until drop");

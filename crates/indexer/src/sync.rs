@@ -315,7 +315,7 @@ impl Indexer {
         // and the fetch is caught here and handled on the next round.
         if let Some(checkpoint) = indexing::checkpoint(&self.pool, self.config.chain_id).await?
             && checkpoint.block_number + 1 == from
-            && self.block(from).await?.parent_hash != checkpoint.block_hash
+            && self.parent_of(from, &batch.to_block).await? != checkpoint.block_hash
         {
             return Err(IndexError::Malformed(format!("block {from} does not extend the checkpoint: reorg")));
         }
@@ -406,6 +406,12 @@ impl Indexer {
             parent_hash: block.header.parent_hash,
             timestamp: block.header.timestamp,
         }))
+    }
+
+    /// Parent hash of block `number`, reusing `known` when it is that block
+    /// (following the head, a range is one block).
+    async fn parent_of(&self, number: u64, known: &BlockRow) -> Result<alloy::primitives::B256, IndexError> {
+        if known.number == number { Ok(known.parent_hash) } else { Ok(self.block(number).await?.parent_hash) }
     }
 
     async fn block(&self, number: u64) -> Result<BlockRow, IndexError> {

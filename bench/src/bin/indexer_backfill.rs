@@ -218,6 +218,11 @@ async fn main() -> anyhow::Result<()> {
     config.poll_interval = Duration::from_millis(args.poll_ms);
     let mut indexer = Indexer::new(pool.clone(), indexer_provider, meta.deployment(), config).await?;
 
+    // Step timings the indexer and store record (histograms), read back as sums.
+    let recorder = metrics_exporter_prometheus::PrometheusBuilder::new().build_recorder();
+    let timings = recorder.handle();
+    metrics::set_global_recorder(recorder)?;
+
     // ---- backfill from scratch
     println!("== backfill (blocks {}..={head})", meta.start_block);
     let cpu_before = CpuSample::take(anvil.pid);
@@ -265,9 +270,13 @@ async fn main() -> anyhow::Result<()> {
         cpu.postgres
     );
 
+    let after_backfill = StepTimes::read(&timings);
+    after_backfill.print("backfill", &StepTimes::default());
+
     // ---- head latency
     if args.head_blocks > 0 {
         head_latency(&args, &meta, &anvil, &pool, &options, indexer).await?;
+        StepTimes::read(&timings).print("head following", &after_backfill);
     }
     println!("peak RSS (whole run) {:.0} MB", vm_hwm_kb("self") as f64 / 1024.0);
     pool.close().await;
@@ -277,6 +286,42 @@ async fn main() -> anyhow::Result<()> {
         anvil.stop().await;
     }
     Ok(())
+}
+
+/// Sums and counts of the indexer's timing histograms (`…_seconds{phase|step}`).
+#[derive(Default)]
+struct StepTimes(std::collections::BTreeMap<String, (f64, f64)>);
+
+impl StepTimes {
+    fn read(handle: &metrics_exporter_prometheus::PrometheusHandle) -> Self {
+        let mut times = std::collections::BTreeMap::<String, (f64, f64)>::new();
+        for line in handle.render().lines() {
+            let Some((series, value)) = line.rsplit_once(' ') else { continue };
+            let Ok(value) = value.parse::<f64>() else { continue };
+            for (suffix, slot) in [("_sum", 0), ("_count", 1)] {
+                let Some((name, labels)) = series.split_once('{') else { continue };
+                if let Some(metric) = name.strip_suffix(suffix)
+                    && metric.starts_with("animoca_indexer_")
+                    && metric.ends_with("_seconds")
+                {
+                    let entry = times.entry(format!("{metric}{{{labels}")).or_default();
+                    if slot == 0 { entry.0 = value } else { entry.1 = value }
+                }
+            }
+        }
+        Self(times)
+    }
+
+    fn print(&self, label: &str, before: &StepTimes) {
+        println!("-- time by step ({label}; from the indexer's histograms)");
+        for (series, (sum, count)) in &self.0 {
+            let (sum0, count0) = before.0.get(series).copied().unwrap_or_default();
+            let (sum, count) = (sum - sum0, count - count0);
+            if count > 0.0 {
+                println!("  {series:<70} {sum:>8.2} s over {count:>6.0} = {:>8.2} ms each", 1000.0 * sum / count);
+            }
+        }
+    }
 }
 
 /// Stops a freshly built chain's anvil so it writes `--dump-state`, then records the metadata.

@@ -52,6 +52,8 @@ pub enum DecodeError {
 pub struct Sources {
     deployment: Deployment,
     tokens: HashMap<Address, MarketKey>,
+    /// The tokens in the order they were registered (fetches record how many they saw).
+    discovered: Vec<Address>,
 }
 
 /// topic0 of every event the indexer reads (SPEC §4), for the `eth_getLogs` filter.
@@ -74,7 +76,7 @@ pub const EVENT_TOPICS: [B256; 13] = [
 impl Sources {
     /// The deployment's contracts, with no market token known yet.
     pub fn new(deployment: Deployment) -> Self {
-        Self { deployment, tokens: HashMap::new() }
+        Self { deployment, tokens: HashMap::new(), discovered: Vec::new() }
     }
 
     /// The contracts indexed.
@@ -84,7 +86,21 @@ impl Sources {
 
     /// Records a market token (from a factory event, or loaded from the database).
     pub fn register_token(&mut self, token: Address, market: MarketKey) {
-        self.tokens.insert(token, market);
+        if self.tokens.insert(token, market).is_none() {
+            self.discovered.push(token);
+        }
+    }
+
+    /// The market tokens in the order they were registered.
+    pub fn discovered_tokens(&self) -> &[Address] {
+        &self.discovered
+    }
+
+    /// Core contracts and every known token: the addresses of one `eth_getLogs`.
+    pub fn log_addresses(&self) -> Vec<Address> {
+        let mut addresses = self.core_addresses();
+        addresses.extend_from_slice(&self.discovered);
+        addresses
     }
 
     /// The market of a known token.

@@ -7,6 +7,7 @@ pub mod changes;
 pub mod decode;
 pub mod derive;
 pub mod events;
+pub mod fetch;
 pub mod leader;
 pub mod progress;
 pub mod reorg;

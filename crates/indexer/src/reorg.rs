@@ -24,7 +24,7 @@ impl Indexer {
     /// Returns the common ancestor when it did.
     pub async fn handle_reorg(&mut self) -> Result<Option<u64>, IndexError> {
         let chain_id = self.config().chain_id;
-        let Some(checkpoint) = indexing::checkpoint(self.pool(), chain_id).await? else { return Ok(None) };
+        let Some(checkpoint) = self.tip() else { return Ok(None) };
         if self.canonical_hash(checkpoint.block_number).await? == Some(checkpoint.block_hash) {
             return Ok(None);
         }

@@ -1,34 +1,37 @@
 //! Backfill and head following: fetch the logs of a block range, decode, derive
 //! and commit them with the checkpoint in one transaction, then move on.
 
-use std::{collections::HashMap, future::IntoFuture, time::Duration};
+use std::{
+    collections::{HashMap, VecDeque},
+    time::{Duration, Instant},
+};
 
 use alloy::{
-    eips::BlockNumberOrTag,
     primitives::{Address, U256},
-    providers::{DynProvider, Provider},
-    rpc::types::{Filter, Log},
-    sol_types::SolEvent,
+    providers::DynProvider,
+    rpc::types::Log,
 };
 use animoca_chain::{
     Deployment,
-    bindings::{GovernanceSlashing, MarketAMM, MarketToken},
+    bindings::{GovernanceSlashing, MarketAMM},
     logs::{self as rpc, RetryPolicy, RpcReadError},
 };
-use animoca_domain::{MarketKey, MarketType, Position};
+use animoca_domain::{MarketKey, MarketType};
 use animoca_store::{
     StoreError,
     batch::{Batch, BlockRow, EventPosition, RawLog},
     indexing,
 };
 use sqlx::PgPool;
+use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use crate::{
     candles::OpenBucket,
-    decode::{DecodeError, EVENT_TOPICS, Sources},
+    decode::{DecodeError, Sources},
     derive::{DeriveError, Deriver, Holding, Prior, ProposalInfo},
     events::{ChainEvent, LogMeta},
+    fetch::{FetchedRange, Fetcher},
 };
 
 /// What can stop the indexer.
@@ -68,7 +71,11 @@ impl IndexError {
     pub fn is_transient(&self) -> bool {
         match self {
             IndexError::Rpc(_) | IndexError::Malformed(_) | IndexError::Call { .. } => true,
-            IndexError::Store(StoreError::Query(_) | StoreError::Connect { .. }) => true,
+            // Only this process writes (leader lock): a moved checkpoint means a write of
+            // ours finished after we gave up on it; reloading the state resolves it.
+            IndexError::Store(
+                StoreError::Query(_) | StoreError::Connect { .. } | StoreError::CheckpointMoved { .. },
+            ) => true,
             IndexError::Store(_) | IndexError::Decode(_) | IndexError::Derive(_) | IndexError::LostLeadership => false,
         }
     }
@@ -91,6 +98,8 @@ pub struct IndexerConfig {
     pub confirmations: u64,
     /// Largest block range per `eth_getLogs` and per transaction.
     pub max_range: u64,
+    /// Ranges fetched ahead of the one being derived and written (at least 1).
+    pub fetch_ahead: usize,
     /// How often to look for a new head when caught up.
     pub poll_interval: Duration,
     /// Retries of RPC reads.
@@ -98,13 +107,14 @@ pub struct IndexerConfig {
 }
 
 impl IndexerConfig {
-    /// Defaults for a chain: ranges of 2,000 blocks, polling every 100 ms.
+    /// Defaults for a chain: ranges of 2,000 blocks, two fetched ahead, polling every 100 ms.
     pub fn new(chain_id: u64, start_block: u64, confirmations: u64) -> Self {
         Self {
             chain_id,
             start_block,
             confirmations,
             max_range: 2_000,
+            fetch_ahead: 2,
             poll_interval: Duration::from_millis(100),
             retry: RetryPolicy::default(),
         }
@@ -112,18 +122,47 @@ impl IndexerConfig {
 }
 
 /// The indexer of one chain.
+///
+/// A catch-up is a pipeline: ranges are fetched ahead (`fetch_ahead` RPC tasks),
+/// derived in order on this task, and written by a task of their own, so range
+/// N is committed while N+1 is derived and N+2 fetched. One transaction per
+/// range, with the checkpoint; the in-memory state (tokens, open candles, the
+/// newest block) is reloaded from the database after anything goes wrong.
 pub struct Indexer {
     pool: PgPool,
-    provider: DynProvider,
+    fetcher: Fetcher,
     sources: Sources,
     deriver: Deriver,
     fee_bps: HashMap<Address, u32>,
     config: IndexerConfig,
+    /// The newest stored block: what the next range must extend.
+    tip: Option<indexing::Checkpoint>,
+    /// Holdings written by the range in flight (the database may not have them yet).
+    in_flight: HashMap<(MarketKey, Address), Holding>,
+    /// The in-memory state may be ahead of the database (a range was derived
+    /// but its write did not finish): reload before going on.
+    stale: bool,
+}
+
+/// How a pipeline run ended.
+enum Flow {
+    /// Every range up to this block is committed (`None`: there was nothing to do).
+    Done(Option<u64>),
+    /// A fetched range does not extend the stored chain.
+    Reorg,
+}
+
+/// What the write task reports for a committed range.
+struct Written {
+    last: BlockRow,
+    logs: usize,
+    took: Duration,
 }
 
 impl Indexer {
-    /// Rebuilds the in-memory state from the database: known tokens and the
-    /// newest candle of every (market, timeframe). At start-up and after a rollback.
+    /// Rebuilds the in-memory state from the database: known tokens, the newest
+    /// candle of every (market, timeframe) and the checkpoint. At start-up,
+    /// after a rollback and after a failed range.
     pub(crate) async fn reload(&mut self) -> Result<(), IndexError> {
         let mut sources = Sources::new(*self.sources.deployment());
         for (token, market) in indexing::market_tokens(&self.pool).await? {
@@ -134,8 +173,11 @@ impl Indexer {
             let traders = stored.traders.into_iter().collect();
             deriver.candles_mut().seed(stored.market, stored.timeframe, OpenBucket { candle: stored.candle, traders });
         }
+        self.tip = indexing::checkpoint(&self.pool, self.config.chain_id).await?;
         self.sources = sources;
         self.deriver = deriver;
+        self.in_flight.clear();
+        self.stale = false;
         Ok(())
     }
 
@@ -147,6 +189,11 @@ impl Indexer {
         &self.config
     }
 
+    /// The newest stored block, as of the last reload or commit.
+    pub(crate) fn tip(&self) -> Option<indexing::Checkpoint> {
+        self.tip
+    }
+
     pub(crate) fn sources(&self) -> &Sources {
         &self.sources
     }
@@ -155,7 +202,7 @@ impl Indexer {
         &self.fee_bps
     }
 
-    /// Loads what is stored (tokens, newest candles) and the AMMs' fees.
+    /// Loads what is stored (tokens, newest candles, checkpoint) and the AMMs' fees.
     pub async fn new(
         pool: PgPool,
         provider: DynProvider,
@@ -174,17 +221,20 @@ impl Indexer {
         }
         let mut indexer = Self {
             pool,
-            provider,
+            fetcher: Fetcher::new(provider, config.retry.clone()),
             sources: Sources::new(deployment),
             deriver: Deriver::new(fee_bps.clone()),
             fee_bps,
             config,
+            tip: None,
+            in_flight: HashMap::new(),
+            stale: false,
         };
         indexer.reload().await?;
         Ok(indexer)
     }
 
-    /// The next block to index.
+    /// The next block to index (from the database).
     pub async fn next_block(&self) -> Result<u64, IndexError> {
         Ok(match indexing::checkpoint(&self.pool, self.config.chain_id).await? {
             Some(checkpoint) => checkpoint.block_number + 1,
@@ -194,32 +244,43 @@ impl Indexer {
 
     /// The newest block old enough to index.
     pub async fn safe_head(&self) -> Result<u64, IndexError> {
-        let head = rpc::read(&self.config.retry, "eth_blockNumber", || self.provider.get_block_number()).await?;
-        Ok(head.saturating_sub(self.config.confirmations))
+        Ok(self.fetcher.head().await?.saturating_sub(self.config.confirmations))
     }
 
-    /// Indexes up to the current safe head; returns the last block indexed.
+    /// Indexes up to the current safe head; returns the last block indexed
+    /// (`None` when there was nothing new).
     pub async fn catch_up(&mut self) -> Result<Option<u64>, IndexError> {
-        if self.handle_reorg().await?.is_some() {
-            metrics::counter!("animoca_indexer_reorgs_total").increment(1);
+        // A reorg is handled, then indexing resumes; a chain that keeps changing
+        // under us is reported (and retried by `run`).
+        for _ in 0..8 {
+            if self.stale {
+                self.reload().await?;
+            }
+            let head = self.safe_head().await?;
+            let from = self.tip.map_or(self.config.start_block, |tip| tip.block_number + 1);
+            if from > head {
+                // Nothing new; the newest stored block may still have been replaced.
+                match self.handle_reorg().await? {
+                    None => return Ok(None),
+                    Some(_) => {
+                        metrics::counter!("animoca_indexer_reorgs_total").increment(1);
+                        continue;
+                    }
+                }
+            }
+            self.stale = true;
+            let flow = self.pipeline(from, head).await?;
+            self.stale = false;
+            match flow {
+                Flow::Done(last) => return Ok(last),
+                Flow::Reorg => {
+                    if self.handle_reorg().await?.is_some() {
+                        metrics::counter!("animoca_indexer_reorgs_total").increment(1);
+                    }
+                }
+            }
         }
-        let head = self.safe_head().await?;
-        let mut from = self.next_block().await?;
-        let mut last = None;
-        let mut progress = crate::progress::Progress::start(from, head);
-        while from <= head {
-            let to = head.min(from + self.config.max_range - 1);
-            let started = std::time::Instant::now();
-            let (logs, timestamp) = self.index_range(from, to).await?;
-            progress.committed(to, logs, started.elapsed());
-            crate::progress::record_lag(head + self.config.confirmations, to, timestamp);
-            last = Some(to);
-            from = to + 1;
-        }
-        if let Some(block) = last {
-            progress.finish(block);
-        }
-        Ok(last)
+        Err(IndexError::Malformed("the chain keeps reorganising under the indexer".to_owned()))
     }
 
     /// Backfills, then follows the head until `shutdown` (or until `leader` loses
@@ -260,24 +321,107 @@ impl Indexer {
         }
     }
 
-    /// Fetches, derives and commits blocks `from..=to`; returns the number of logs
-    /// stored and the time of block `to`.
+    /// Fetches, derives and commits blocks `from..=to` as one range, without
+    /// the pipeline; returns the number of logs stored and the time of block `to`.
     pub async fn index_range(&mut self, from: u64, to: u64) -> Result<(usize, u64), IndexError> {
-        let core = self
-            .logs(Filter::new().address(self.sources.core_addresses()).event_signature(EVENT_TOPICS.to_vec()), from, to)
-            .await?;
+        self.stale = true;
+        let range = self.fetcher.range(self.sources.log_addresses(), self.sources.discovered_tokens().len(), from, to);
+        let batch = self.derive_range(range.await?).await?;
+        let written = write(self.pool.clone(), batch).await?;
+        self.reload().await?;
+        Ok((written.logs, written.last.timestamp))
+    }
+
+    /// Indexes `from..=head` through the pipeline.
+    async fn pipeline(&mut self, from: u64, head: u64) -> Result<Flow, IndexError> {
+        let mut tasks = Tasks::default();
+        let result = self.run_pipeline(from, head, &mut tasks).await;
+        // Whatever happened, nothing may keep writing behind our back.
+        for fetch in tasks.fetches.drain(..) {
+            fetch.abort();
+        }
+        // (`run_pipeline` awaits its writes unless it failed: then the outcome of
+        // the last one does not matter, the state is reloaded either way.)
+        if let Some(write) = tasks.write.take() {
+            let _ = write.await;
+        }
+        result
+    }
+
+    async fn run_pipeline(&mut self, from: u64, head: u64, tasks: &mut Tasks) -> Result<Flow, IndexError> {
+        let mut progress = crate::progress::Progress::start(from, head);
+        let mut next = from;
+        let mut expected_parent = self.tip.map(|tip| tip.block_hash);
+        let mut last = None;
+        loop {
+            while tasks.fetches.len() < self.config.fetch_ahead.max(1) && next <= head {
+                let to = head.min(next + self.config.max_range.max(1) - 1);
+                let fetcher = self.fetcher.clone();
+                let (addresses, known) = (self.sources.log_addresses(), self.sources.discovered_tokens().len());
+                tasks.fetches.push_back(tokio::spawn(async move { fetcher.range(addresses, known, next, to).await }));
+                next = to + 1;
+            }
+            let Some(fetch) = tasks.fetches.pop_front() else { break };
+            let mut phase = Instant::now();
+            let range = fetch.await.map_err(join_error)??;
+            lap(&mut phase, "wait_fetch");
+            if expected_parent.is_some_and(|parent| parent != range.first.parent_hash) {
+                tracing::warn!(block = range.from, "range does not extend the stored chain: reorg");
+                if let Some(write) = tasks.write.take() {
+                    self.committed(write.await.map_err(join_error)??, head, &mut progress);
+                }
+                return Ok(Flow::Reorg);
+            }
+            expected_parent = Some(range.last.hash);
+            let batch = self.derive_range(range).await?;
+            phase = Instant::now();
+            if let Some(write) = tasks.write.take() {
+                self.committed(write.await.map_err(join_error)??, head, &mut progress);
+            }
+            lap(&mut phase, "wait_write");
+            last = Some(batch.to_block.number);
+            self.in_flight = batch
+                .balances
+                .iter()
+                .map(|b| ((b.market, b.holder), Holding { balance: b.balance, position: b.position }))
+                .collect();
+            tasks.write = Some(tokio::spawn(write(self.pool.clone(), batch)));
+        }
+        if let Some(write) = tasks.write.take() {
+            self.committed(write.await.map_err(join_error)??, head, &mut progress);
+        }
+        self.in_flight.clear();
+        if let Some(block) = last {
+            progress.finish(block);
+        }
+        Ok(Flow::Done(last))
+    }
+
+    /// Bookkeeping after a range's transaction committed.
+    fn committed(&mut self, written: Written, head: u64, progress: &mut crate::progress::Progress) {
+        let last = written.last;
+        self.tip = Some(indexing::Checkpoint { block_number: last.number, block_hash: last.hash });
+        progress.committed(last.number, written.logs, written.took);
+        crate::progress::record_lag(head + self.config.confirmations, last.number, last.timestamp);
+    }
+
+    /// Decodes and derives a fetched range into a batch (learning the market
+    /// tokens it creates, and fetching their transfers if the range's filter
+    /// did not know them yet).
+    async fn derive_range(&mut self, range: FetchedRange) -> Result<Batch, IndexError> {
+        let mut phase = Instant::now();
+        let FetchedRange { from, to, mut logs, first: _, last, tokens_known } = range;
         // Market tokens created in this range emit their mints before the factory
-        // event: learn them first, then fetch every known token's transfers.
-        for log in &core {
+        // event: learn them first, then fetch any transfers the filter missed.
+        for log in &logs {
             if let Some(ChainEvent::MarketCreated { market, token, .. }) = self.sources.decode(&log.inner)? {
                 self.sources.register_token(token, market);
             }
         }
-        let tokens = self.sources.token_addresses();
-        let mut logs = core;
-        if !tokens.is_empty() {
-            let transfers = Filter::new().address(tokens).event_signature(MarketToken::Transfer::SIGNATURE_HASH);
-            logs.extend(self.logs(transfers, from, to).await?);
+        let missed = self.sources.discovered_tokens().get(tokens_known..).unwrap_or_default().to_vec();
+        if !missed.is_empty() {
+            logs.extend(self.fetcher.transfers(missed, from, to).await?);
+            lap(&mut phase, "fetch_new_tokens");
         }
         let mut metas = Vec::with_capacity(logs.len());
         for log in &logs {
@@ -286,10 +430,14 @@ impl Indexer {
         let mut order: Vec<usize> = (0..logs.len()).collect();
         order.sort_by_key(|&i| (metas[i].block_number, metas[i].log_index));
 
-        let mut batch = Batch { chain_id: self.config.chain_id, from_block: from, ..Batch::default() };
+        let mut batch = Batch { chain_id: self.config.chain_id, from_block: from, to_block: last, ..Batch::default() };
         let mut events = Vec::with_capacity(logs.len());
+        batch.logs.reserve(logs.len());
         for &i in &order {
             let (log, meta) = (&logs[i], metas[i]);
+            if let Some(event) = self.sources.decode(&log.inner)? {
+                events.push((meta, event));
+            }
             batch.logs.push(RawLog {
                 position: EventPosition {
                     block_number: meta.block_number,
@@ -303,29 +451,15 @@ impl Indexer {
                 topics: log.topics().to_vec(),
                 data: log.data().data.to_vec(),
             });
-            if let Some(event) = self.sources.decode(&log.inner)? {
-                events.push((meta, event));
-            }
         }
-
+        drop(logs);
+        lap(&mut phase, "decode");
         let prior = self.prior(&events).await?;
+        lap(&mut phase, "read_prior");
         self.deriver.derive(&self.sources, &events, prior, &mut batch)?;
-        batch.to_block = self.block(to).await?;
-        // The range must build on the stored checkpoint: a reorg between the check
-        // and the fetch is caught here and handled on the next round.
-        if let Some(checkpoint) = indexing::checkpoint(&self.pool, self.config.chain_id).await?
-            && checkpoint.block_number + 1 == from
-            && self.parent_of(from, &batch.to_block).await? != checkpoint.block_hash
-        {
-            return Err(IndexError::Malformed(format!("block {from} does not extend the checkpoint: reorg")));
-        }
         batch.changes = crate::changes::changes_of(&batch);
-
-        let mut tx = self.pool.begin().await?;
-        indexing::write_batch(&mut tx, &batch).await?;
-        tx.commit().await?;
-        tracing::debug!(from, to, logs = batch.logs.len(), swaps = batch.swaps.len(), "indexed");
-        Ok((batch.logs.len(), batch.to_block.timestamp))
+        lap(&mut phase, "derive");
+        Ok(batch)
     }
 
     /// Holdings the events touch, and the on-chain parameters of new proposals.
@@ -346,17 +480,24 @@ impl Indexer {
         }
         keys.sort_unstable();
         keys.dedup();
+        // The range in flight wrote these; the database may not show them yet.
+        let mut holdings: HashMap<(MarketKey, Address), Holding> = HashMap::new();
+        keys.retain(|key| match self.in_flight.get(key) {
+            Some(holding) => {
+                holdings.insert(*key, *holding);
+                false
+            }
+            None => true,
+        });
         let mut conn = self.pool.acquire().await?;
-        let stored = indexing::holdings(&mut conn, &keys).await?;
-        let holdings = stored
-            .into_iter()
-            .map(|(key, (balance, position)): (_, (U256, Position))| (key, Holding { balance, position }))
-            .collect();
+        for (key, (balance, position)) in indexing::holdings(&mut conn, &keys).await? {
+            holdings.insert(key, Holding { balance, position });
+        }
         Ok(Prior { holdings, proposals })
     }
 
     async fn proposal_info(&self, proposal_id: U256, block: u64) -> Result<ProposalInfo, IndexError> {
-        let governance = GovernanceSlashing::new(self.sources.deployment().governance, self.provider.clone());
+        let governance = GovernanceSlashing::new(self.sources.deployment().governance, self.fetcher.provider().clone());
         let p = rpc::read(&self.config.retry, "proposals(id)", || {
             let governance = governance.clone();
             async move { governance.proposals(proposal_id).block(block.into()).call().await }
@@ -372,61 +513,42 @@ impl Indexer {
         })
     }
 
-    async fn logs(&self, filter: Filter, from: u64, to: u64) -> Result<Vec<Log>, IndexError> {
-        let mut logs = rpc::get_logs(&self.provider, &filter, from, to, &self.config.retry).await?;
-        // Nodes that do not put the block time in logs: read it from the headers.
-        let mut times: HashMap<u64, (alloy::primitives::B256, u64)> = HashMap::new();
-        for log in &mut logs {
-            if log.block_timestamp.is_some() {
-                continue;
-            }
-            let number = log.block_number.unwrap_or_default();
-            if let std::collections::hash_map::Entry::Vacant(slot) = times.entry(number) {
-                let header = self.block(number).await?;
-                slot.insert((header.hash, header.timestamp));
-            }
-            let (hash, timestamp) = times[&number];
-            if log.block_hash != Some(hash) {
-                return Err(IndexError::Malformed(format!("block {number} changed while reading it")));
-            }
-            log.block_timestamp = Some(timestamp);
-        }
-        Ok(logs)
-    }
-
     /// The canonical header of block `number`, or `None` past the head.
     pub(crate) async fn header(&self, number: u64) -> Result<Option<BlockRow>, IndexError> {
-        let block = rpc::read(&self.config.retry, "eth_getBlockByNumber", || {
-            self.provider.get_block_by_number(BlockNumberOrTag::Number(number)).into_future()
-        })
-        .await?;
-        Ok(block.map(|block| BlockRow {
-            number,
-            hash: block.header.hash,
-            parent_hash: block.header.parent_hash,
-            timestamp: block.header.timestamp,
-        }))
+        self.fetcher.header(number).await
     }
+}
 
-    /// Parent hash of block `number`, reusing `known` when it is that block
-    /// (following the head, a range is one block).
-    async fn parent_of(&self, number: u64, known: &BlockRow) -> Result<alloy::primitives::B256, IndexError> {
-        if known.number == number { Ok(known.parent_hash) } else { Ok(self.block(number).await?.parent_hash) }
-    }
+/// The tasks a pipeline run has in flight.
+#[derive(Default)]
+struct Tasks {
+    fetches: VecDeque<JoinHandle<Result<FetchedRange, IndexError>>>,
+    write: Option<JoinHandle<Result<Written, IndexError>>>,
+}
 
-    async fn block(&self, number: u64) -> Result<BlockRow, IndexError> {
-        let block = rpc::read(&self.config.retry, "eth_getBlockByNumber", || {
-            self.provider.get_block_by_number(BlockNumberOrTag::Number(number)).into_future()
-        })
-        .await?
-        .ok_or_else(|| IndexError::Malformed(format!("block {number} not found")))?;
-        Ok(BlockRow {
-            number,
-            hash: block.header.hash,
-            parent_hash: block.header.parent_hash,
-            timestamp: block.header.timestamp,
-        })
-    }
+/// Writes and commits one range (a task of its own, beside the next range's derive).
+async fn write(pool: PgPool, batch: Batch) -> Result<Written, IndexError> {
+    let started = Instant::now();
+    let mut tx = pool.begin().await?;
+    indexing::write_batch(&mut tx, &batch).await?;
+    let mut phase = Instant::now();
+    tx.commit().await?;
+    lap(&mut phase, "commit");
+    metrics::histogram!("animoca_indexer_phase_seconds", "phase" => "write").record(started.elapsed().as_secs_f64());
+    tracing::debug!(from = batch.from_block, to = batch.to_block.number, logs = batch.logs.len(), "indexed");
+    Ok(Written { last: batch.to_block, logs: batch.logs.len(), took: started.elapsed() })
+}
+
+fn join_error(error: tokio::task::JoinError) -> IndexError {
+    IndexError::Malformed(format!("indexer task failed: {error}"))
+}
+
+/// Records the time since `since` as phase `phase` of a range and restarts the clock.
+fn lap(since: &mut Instant, phase: &'static str) {
+    let now = Instant::now();
+    metrics::histogram!("animoca_indexer_phase_seconds", "phase" => phase)
+        .record(now.duration_since(*since).as_secs_f64());
+    *since = now;
 }
 
 fn log_meta(log: &Log) -> Result<LogMeta, IndexError> {

@@ -7,6 +7,7 @@
 //! - `app`: off-chain data (metadata, users, verification, notifications).
 
 pub mod batch;
+mod copy;
 pub mod fingerprint;
 pub mod indexing;
 pub mod rollback;

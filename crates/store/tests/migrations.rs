@@ -80,7 +80,7 @@ async fn creation_events_and_raw_logs_keep_their_position_unique_too() {
     for (schema, table, unique) in [
         ("derived", "markets", "(chain_id, created_tx_hash, created_log_index)"),
         ("derived", "proposals", "(chain_id, created_tx_hash, created_log_index)"),
-        ("chain", "logs", "(chain_id, tx_hash, log_index)"),
+        ("chain", "logs", "(chain_id, block_number, log_index)"),
     ] {
         let found: bool = sqlx::query_scalar(
             "SELECT EXISTS (SELECT 1 FROM pg_indexes

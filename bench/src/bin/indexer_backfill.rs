@@ -476,8 +476,12 @@ async fn head_latency(
     options: &PgConnectOptions,
     mut indexer: Indexer,
 ) -> anyhow::Result<()> {
-    println!("== head latency ({} single-trade blocks, poll {} ms)", args.head_blocks, args.poll_ms);
+    println!(
+        "== head latency ({} single-trade blocks, newHeads over WebSocket + poll every {} ms)",
+        args.head_blocks, args.poll_ms
+    );
     let shutdown = CancellationToken::new();
+    indexer.follow_heads(animoca_indexer::Heads::subscribe(anvil.url.replacen("http", "ws", 1), shutdown.clone()));
     let mut leader =
         Leader::acquire(options, CHAIN_ID, Duration::from_secs(1), &shutdown).await?.context("no indexer lock")?;
     let follower = {

@@ -121,6 +121,15 @@ pub fn rpc_url(value: &str) -> Result<Url, String> {
     Ok(url)
 }
 
+/// Parses a WebSocket JSON-RPC endpoint URL (`ws://` or `wss://`).
+pub fn ws_url(value: &str) -> Result<Url, String> {
+    let url = Url::parse(value).map_err(|e| format!("not a URL ({e}); expected e.g. ws://127.0.0.1:8545"))?;
+    if !matches!(url.scheme(), "ws" | "wss") {
+        return Err(format!("scheme is {:?}; expected ws or wss", url.scheme()));
+    }
+    Ok(url)
+}
+
 /// Parses a hex secp256k1 private key (with or without `0x`). Never echoes it.
 pub fn private_key(value: &str) -> Result<PrivateKeySigner, String> {
     PrivateKeySigner::from_str(value)
@@ -305,6 +314,8 @@ pub struct IndexConfig {
     pub metrics_addr: Option<std::net::SocketAddr>,
     /// Cap on RPC requests per second (`RPC_MAX_RPS`).
     pub rpc_max_rps: Option<std::num::NonZeroU32>,
+    /// WebSocket endpoint for new-head notifications (`RPC_WS_URL`).
+    pub rpc_ws_url: Option<Url>,
 }
 
 /// Parses a positive requests-per-second cap.
@@ -319,7 +330,7 @@ pub fn socket_addr(value: &str) -> Result<std::net::SocketAddr, String> {
 
 impl IndexConfig {
     /// Reads `DATABASE_URL`, `RPC_URL`, `CHAIN_ID`, `START_BLOCK`, `CONFIRMATIONS`,
-    /// `METRICS_ADDR`, `RPC_MAX_RPS` and the contracts.
+    /// `METRICS_ADDR`, `RPC_MAX_RPS`, `RPC_WS_URL` and the contracts.
     pub fn read(env: &mut Env<'_>) -> Option<Self> {
         let database = env.required("DATABASE_URL", postgres_url);
         let rpc_url = env.required("RPC_URL", rpc_url);
@@ -329,9 +340,11 @@ impl IndexConfig {
         let contracts = ContractsConfig::read(env);
         let metrics_addr = env.optional("METRICS_ADDR", socket_addr);
         let rpc_max_rps = env.optional("RPC_MAX_RPS", requests_per_second);
+        let rpc_ws_url = env.optional("RPC_WS_URL", ws_url);
         Some(IndexConfig {
             metrics_addr,
             rpc_max_rps,
+            rpc_ws_url,
             database: database?,
             rpc_url: rpc_url?,
             chain_id,

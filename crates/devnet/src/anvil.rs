@@ -152,6 +152,11 @@ impl Anvil {
         format!("http://127.0.0.1:{}", self.port)
     }
 
+    /// The WebSocket JSON-RPC endpoint (same port; subscriptions such as `newHeads`).
+    pub fn ws_endpoint(&self) -> String {
+        format!("ws://127.0.0.1:{}", self.port)
+    }
+
     /// The port anvil listens on.
     pub fn port(&self) -> u16 {
         self.port

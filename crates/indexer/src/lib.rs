@@ -8,6 +8,7 @@ pub mod decode;
 pub mod derive;
 pub mod events;
 pub mod fetch;
+pub mod heads;
 pub mod leader;
 pub mod progress;
 pub mod reorg;
@@ -15,5 +16,6 @@ pub mod sync;
 
 pub use decode::{DecodeError, Sources};
 pub use events::{ChainEvent, LogMeta};
+pub use heads::Heads;
 pub use leader::Leader;
 pub use sync::{IndexError, Indexer, IndexerConfig};

@@ -142,6 +142,8 @@ pub struct Indexer {
     /// The in-memory state may be ahead of the database (a range was derived
     /// but its write did not finish): reload before going on.
     stale: bool,
+    /// New-head notifications, when the node offers a WebSocket.
+    heads: Option<crate::Heads>,
 }
 
 /// How a pipeline run ended.
@@ -229,9 +231,15 @@ impl Indexer {
             tip: None,
             in_flight: HashMap::new(),
             stale: false,
+            heads: None,
         };
         indexer.reload().await?;
         Ok(indexer)
+    }
+
+    /// Wakes [`Indexer::run`] on every head `heads` announces, besides polling.
+    pub fn follow_heads(&mut self, heads: crate::Heads) {
+        self.heads = Some(heads);
     }
 
     /// The next block to index (from the database).
@@ -314,7 +322,14 @@ impl Indexer {
                 }
                 Err(error) => return Err(error),
             }
+            let new_head = async {
+                match self.heads.as_mut() {
+                    Some(heads) => heads.changed().await,
+                    None => std::future::pending().await,
+                }
+            };
             tokio::select! {
+                () = new_head => {}
                 () = tokio::time::sleep(self.config.poll_interval) => {}
                 () = shutdown.cancelled() => return Ok(()),
             }

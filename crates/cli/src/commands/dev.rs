@@ -14,7 +14,7 @@ use animoca_devnet::{
     sample::{describe, sample_markets},
     simulator::{self, LiveMarket},
 };
-use animoca_indexer::{Indexer, IndexerConfig, Leader};
+use animoca_indexer::{Heads, Indexer, IndexerConfig, Leader};
 use anyhow::Context;
 use sqlx::postgres::PgConnectOptions;
 use tokio_util::sync::CancellationToken;
@@ -101,6 +101,7 @@ pub async fn run(
     let indexer = {
         let settings = IndexerConfig::new(anvil.chain_id(), driver.deployment.start_block, 0);
         let mut indexer = Indexer::new(pool.clone(), provider.clone(), driver.deployment, settings).await?;
+        indexer.follow_heads(Heads::subscribe(anvil.ws_endpoint(), shutdown.clone()));
         let mut leader = Leader::acquire(&db.options, anvil.chain_id(), Duration::from_secs(1), &shutdown)
             .await?
             .context("indexer lock")?;

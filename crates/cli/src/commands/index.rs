@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use alloy::providers::{Provider, ProviderBuilder};
 use animoca_chain::ChainError;
-use animoca_indexer::{Indexer, IndexerConfig, Leader};
+use animoca_indexer::{Heads, Indexer, IndexerConfig, Leader};
 use anyhow::Context;
 use tokio_util::sync::CancellationToken;
 
@@ -47,6 +47,9 @@ pub async fn run(config: IndexConfig, args: IndexArgs, shutdown: CancellationTok
     settings.max_range = args.max_range;
     settings.retry.rate_cap = config.rpc_max_rps.map(animoca_chain::logs::RateCap::per_second);
     let mut indexer = Indexer::new(pool.clone(), provider, deployment, settings).await?;
+    if let Some(ws_url) = &config.rpc_ws_url {
+        indexer.follow_heads(Heads::subscribe(ws_url.to_string(), shutdown.clone()));
+    }
     tracing::info!(next_block = indexer.next_block().await?, "indexing");
     indexer.run(&mut leader, shutdown).await?;
     pool.close().await;

@@ -1,0 +1,91 @@
+//! The catch-up pipeline (ranges fetched ahead while earlier ones are derived and
+//! written) and push-based head following.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::time::{Duration, Instant};
+
+use alloy::primitives::U256;
+use animoca_domain::MarketType;
+use animoca_indexer::{Heads, Indexer, IndexerConfig, Leader};
+use animoca_store::fingerprint::fingerprint;
+use animoca_test_support::{MarketSpec, TestChain, TestDb, tokens, usdc};
+use tokio_util::sync::CancellationToken;
+
+async fn index(chain: &TestChain, max_range: u64, fetch_ahead: usize) -> TestDb {
+    let db = TestDb::migrated().await;
+    let mut config = IndexerConfig::new(31_337, chain.deployment.start_block, 0);
+    config.max_range = max_range;
+    config.fetch_ahead = fetch_ahead;
+    let mut indexer = Indexer::new(db.pool.clone(), chain.provider.clone(), chain.deployment, config).await.unwrap();
+    assert_eq!(indexer.catch_up().await.unwrap(), Some(chain.block_number().await));
+    db
+}
+
+#[tokio::test]
+async fn one_block_ranges_fetched_far_ahead_equal_one_big_range() {
+    // Markets are created between trades, so ranges fetched ahead were filtered
+    // without tokens that an earlier range creates: their transfers must still arrive.
+    let chain = TestChain::start().await;
+    let first = MarketSpec::new(MarketType::Credential, "pipe-a");
+    let (first_token, _) = chain.create_market(&first, chain.account(1)).await;
+    chain.buy(chain.account(2), MarketType::Credential, first.id, usdc(30), U256::ZERO).await.unwrap();
+    let second = MarketSpec::new(MarketType::Persona, "pipe-b");
+    let (second_token, _) = chain.create_market(&second, chain.account(3)).await;
+    chain.buy(chain.account(4), MarketType::Persona, second.id, usdc(12), U256::ZERO).await.unwrap();
+    chain.transfer_tokens(second_token, chain.account(3), chain.account(5), tokens(2)).await;
+    chain.transfer_tokens(first_token, chain.account(2), chain.account(6), tokens(1)).await;
+    chain.sell(chain.account(4), MarketType::Persona, second.id, second_token, tokens(1), U256::ZERO).await.unwrap();
+
+    let whole = index(&chain, 10_000, 1).await;
+    let expected = fingerprint(&whole.pool).await.unwrap();
+    assert!(expected["derived.transfers"].rows >= 6, "{expected:?}");
+    for fetch_ahead in [1, 8] {
+        let piecewise = index(&chain, 1, fetch_ahead).await;
+        assert_eq!(fingerprint(&piecewise.pool).await.unwrap(), expected, "max_range 1, fetch_ahead {fetch_ahead}");
+    }
+}
+
+#[tokio::test]
+async fn new_heads_wake_the_indexer_long_before_its_next_poll() {
+    let chain = TestChain::start().await;
+    let spec = MarketSpec::new(MarketType::Credential, "heads");
+    chain.create_market(&spec, chain.account(1)).await;
+    let db = TestDb::migrated().await;
+    let mut config = IndexerConfig::new(31_337, chain.deployment.start_block, 0);
+    // Polling alone would take a minute to notice a block.
+    config.poll_interval = Duration::from_secs(60);
+    let mut indexer = Indexer::new(db.pool.clone(), chain.provider.clone(), chain.deployment, config).await.unwrap();
+    let shutdown = CancellationToken::new();
+    indexer.follow_heads(Heads::subscribe(chain.anvil.ws_endpoint(), shutdown.clone()));
+    let options = db.pool.connect_options().as_ref().clone();
+    let mut leader = Leader::acquire(&options, 31_337, Duration::from_millis(100), &shutdown).await.unwrap().unwrap();
+    let stop = shutdown.clone();
+    let running = tokio::spawn(async move { indexer.run(&mut leader, stop).await });
+
+    let swaps = || async {
+        sqlx::query_scalar::<_, i64>("SELECT count(*) FROM derived.swaps").fetch_one(&db.pool).await.unwrap()
+    };
+    // Wait for the backfill, then for the subscription to be live.
+    let checkpoint = || async {
+        sqlx::query_scalar::<_, Option<i64>>("SELECT max(block_number) FROM chain.checkpoints")
+            .fetch_one(&db.pool)
+            .await
+            .unwrap()
+    };
+    let head = i64::try_from(chain.block_number().await).unwrap();
+    while checkpoint().await < Some(head) {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+
+    for round in 1..=3 {
+        chain.buy(chain.account(2), MarketType::Credential, spec.id, usdc(5), U256::ZERO).await.unwrap();
+        let mined = Instant::now();
+        while swaps().await < round {
+            assert!(mined.elapsed() < Duration::from_secs(10), "trade {round} not indexed 10 s after its block");
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+    shutdown.cancel();
+    running.await.unwrap().unwrap();
+}

@@ -474,6 +474,15 @@ mod tests {
     }
 
     #[test]
+    fn the_websocket_endpoint_must_be_ws() {
+        assert!(ws_url("ws://127.0.0.1:8545").is_ok());
+        assert!(ws_url("wss://node.example/v1").is_ok());
+        let err = ws_url("http://127.0.0.1:8545").unwrap_err();
+        assert!(err.contains("expected ws or wss"), "{err}");
+        assert!(ws_url("not a url").is_err());
+    }
+
+    #[test]
     fn addresses_must_be_full_hex() {
         assert!(address("0x0000000000000000000000000000000000000001").is_ok());
         assert!(address("0x01").is_err());

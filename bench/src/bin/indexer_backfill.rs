@@ -87,8 +87,14 @@ struct Args {
     #[arg(long, env = "DATABASE_URL", default_value = "postgres://postgres@127.0.0.1:5432/animoca_bench")]
     database_url: String,
     /// Largest block range per eth_getLogs / transaction (IndexerConfig::max_range).
-    #[arg(long, default_value_t = 100)]
+    #[arg(long, default_value_t = 2_000)]
     max_range: u64,
+    /// Logs per range the indexer aims for (IndexerConfig::target_logs).
+    #[arg(long, default_value_t = 30_000)]
+    target_logs: usize,
+    /// Ranges fetched ahead (IndexerConfig::fetch_ahead).
+    #[arg(long, default_value_t = 2)]
+    fetch_ahead: usize,
     /// Single-trade blocks mined for the head-latency measurement (0 skips it).
     #[arg(long, default_value_t = 200)]
     head_blocks: usize,
@@ -160,8 +166,8 @@ async fn main() -> anyhow::Result<()> {
         args.markets, args.swaps, swaps_per_tx, args.markets_per_tx, rounds, churn_txs, args.batchers
     );
     println!(
-        "indexer: max_range {} blocks, confirmations 0, poll {} ms | database {}",
-        args.max_range, args.poll_ms, args.database_url
+        "indexer: max_range {} blocks, target {} logs per range, {} fetched ahead, confirmations 0, poll {} ms | database {}",
+        args.max_range, args.target_logs, args.fetch_ahead, args.poll_ms, args.database_url
     );
 
     std::fs::create_dir_all(&args.cache_dir).with_context(|| format!("create {}", args.cache_dir.display()))?;
@@ -215,6 +221,8 @@ async fn main() -> anyhow::Result<()> {
     let indexer_provider = ProviderBuilder::new().connect_client(client).erased();
     let mut config = IndexerConfig::new(CHAIN_ID, meta.start_block, 0);
     config.max_range = args.max_range;
+    config.target_logs = args.target_logs;
+    config.fetch_ahead = args.fetch_ahead;
     config.poll_interval = Duration::from_millis(args.poll_ms);
     let mut indexer = Indexer::new(pool.clone(), indexer_provider, meta.deployment(), config).await?;
 

@@ -98,6 +98,9 @@ pub struct IndexerConfig {
     pub confirmations: u64,
     /// Largest block range per `eth_getLogs` and per transaction.
     pub max_range: u64,
+    /// Logs a range should hold: the range size adapts to the chain's log
+    /// density (memory and transaction size stay bounded, sparse spans go fast).
+    pub target_logs: usize,
     /// Ranges fetched ahead of the one being derived and written (at least 1).
     pub fetch_ahead: usize,
     /// How often to look for a new head when caught up.
@@ -107,13 +110,15 @@ pub struct IndexerConfig {
 }
 
 impl IndexerConfig {
-    /// Defaults for a chain: ranges of 2,000 blocks, two fetched ahead, polling every 100 ms.
+    /// Defaults for a chain: ranges of up to 2,000 blocks and about 30,000 logs,
+    /// two fetched ahead, polling every 100 ms.
     pub fn new(chain_id: u64, start_block: u64, confirmations: u64) -> Self {
         Self {
             chain_id,
             start_block,
             confirmations,
             max_range: 2_000,
+            target_logs: 30_000,
             fetch_ahead: 2,
             poll_interval: Duration::from_millis(100),
             retry: RetryPolicy::default(),
@@ -366,11 +371,14 @@ impl Indexer {
     async fn run_pipeline(&mut self, from: u64, head: u64, tasks: &mut Tasks) -> Result<Flow, IndexError> {
         let mut progress = crate::progress::Progress::start(from, head);
         let mut next = from;
+        let max_range = self.config.max_range.max(1);
+        // Blocks per range: starts small, then follows the log density (at most doubling).
+        let mut span = max_range.min(INITIAL_SPAN);
         let mut expected_parent = self.tip.map(|tip| tip.block_hash);
         let mut last = None;
         loop {
             while tasks.fetches.len() < self.config.fetch_ahead.max(1) && next <= head {
-                let to = head.min(next + self.config.max_range.max(1) - 1);
+                let to = head.min(next + span - 1);
                 let fetcher = self.fetcher.clone();
                 let (addresses, known) = (self.sources.log_addresses(), self.sources.discovered_tokens().len());
                 tasks.fetches.push_back(tokio::spawn(async move { fetcher.range(addresses, known, next, to).await }));
@@ -380,6 +388,7 @@ impl Indexer {
             let mut phase = Instant::now();
             let range = fetch.await.map_err(join_error)??;
             lap(&mut phase, "wait_fetch");
+            span = next_span(span, &range, self.config.target_logs, max_range);
             if expected_parent.is_some_and(|parent| parent != range.first.parent_hash) {
                 tracing::warn!(block = range.from, "range does not extend the stored chain: reorg");
                 if let Some(write) = tasks.write.take() {
@@ -534,6 +543,19 @@ impl Indexer {
     }
 }
 
+/// Blocks in the first range of a catch-up, before the log density is known.
+const INITIAL_SPAN: u64 = 20;
+
+/// The size of the next range: what would have held `target_logs` at the density of
+/// `fetched`, at most twice the current size, within `1..=max_range`.
+fn next_span(current: u64, fetched: &FetchedRange, target_logs: usize, max_range: u64) -> u64 {
+    let blocks = fetched.to - fetched.from + 1;
+    let logs = u64::try_from(fetched.logs.len()).unwrap_or(u64::MAX).max(1);
+    let target = u64::try_from(target_logs).unwrap_or(u64::MAX).max(1);
+    let ideal = blocks.saturating_mul(target) / logs;
+    ideal.min(current.saturating_mul(2)).clamp(1, max_range)
+}
+
 /// The tasks a pipeline run has in flight.
 #[derive(Default)]
 struct Tasks {
@@ -576,4 +598,32 @@ fn log_meta(log: &Log) -> Result<LogMeta, IndexError> {
         tx_index: log.transaction_index.ok_or_else(|| missing("transactionIndex"))?,
         log_index: log.log_index.ok_or_else(|| missing("logIndex"))?,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fetched(from: u64, to: u64, logs: usize) -> FetchedRange {
+        FetchedRange {
+            from,
+            to,
+            logs: vec![Log::default(); logs],
+            first: BlockRow::default(),
+            last: BlockRow::default(),
+            tokens_known: 0,
+        }
+    }
+
+    #[test]
+    fn ranges_follow_the_log_density_within_bounds() {
+        // 20 blocks of 600 logs: 30,000 logs fit in 50 blocks, but growth is at most 2x.
+        assert_eq!(next_span(20, &fetched(1, 20, 12_000), 30_000, 2_000), 40);
+        assert_eq!(next_span(40, &fetched(21, 60, 24_000), 30_000, 2_000), 50);
+        // Denser than expected: shrink at once.
+        assert_eq!(next_span(50, &fetched(61, 110, 150_000), 30_000, 2_000), 10);
+        // Empty ranges double up to max_range; never below one block.
+        assert_eq!(next_span(1_500, &fetched(1, 1_500, 0), 30_000, 2_000), 2_000);
+        assert_eq!(next_span(1, &fetched(5, 5, 1_000_000), 30_000, 2_000), 1);
+    }
 }

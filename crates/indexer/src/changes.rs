@@ -12,7 +12,8 @@ use animoca_store::batch::{Batch, ChangeRow, Outcome};
 use serde_json::json;
 
 /// Batches with more swaps than this publish one `backfill` change instead of
-/// one `trade` per swap: clients refetch rather than replay history.
+/// their trades, prices, candles and proposals: clients refetch rather than
+/// replay history (and a backfill does not write thousands of feed rows).
 pub const MAX_TRADE_EVENTS: usize = 500;
 
 fn market_json(market: MarketKey) -> serde_json::Value {
@@ -31,6 +32,7 @@ pub fn changes_of(batch: &Batch) -> Vec<ChangeRow> {
             json!({ "from_block": batch.from_block, "to_block": batch.to_block.number,
                     "swaps": batch.swaps.len(), "markets": markets }),
         );
+        return changes;
     } else {
         for swap in &batch.swaps {
             row(

@@ -52,7 +52,7 @@ impl Indexer {
         let chain_id = self.config().chain_id;
         let deployment = *self.sources().deployment();
         let mut tx = self.pool().begin().await?;
-        let touched = rollback::markets_touched_after(&mut tx, ancestor).await?;
+        let touched = rollback::markets_touched_after(&mut tx, chain_id, ancestor).await?;
         rollback::rollback_above(&mut tx, chain_id, ancestor, ancestor_hash).await?;
 
         // The tokens of the markets that survive.

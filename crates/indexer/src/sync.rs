@@ -102,6 +102,7 @@ pub struct IndexerConfig {
     /// density (memory and transaction size stay bounded, sparse spans go fast).
     pub target_logs: usize,
     /// Ranges fetched ahead of the one being derived and written (at least 1).
+    /// A range with more than twice `target_logs` is written in parts.
     pub fetch_ahead: usize,
     /// How often to look for a new head when caught up.
     pub poll_interval: Duration,
@@ -372,7 +373,7 @@ impl Indexer {
         let mut progress = crate::progress::Progress::start(from, head);
         let mut next = from;
         let max_range = self.config.max_range.max(1);
-        // Blocks per range: starts small, then follows the log density (at most doubling).
+        // Blocks per range: starts small, then follows the log density (growing at most 1.5x).
         let mut span = max_range.min(INITIAL_SPAN);
         let mut expected_parent = self.tip.map(|tip| tip.block_hash);
         let mut last = None;
@@ -397,19 +398,21 @@ impl Indexer {
                 return Ok(Flow::Reorg);
             }
             expected_parent = Some(range.last.hash);
-            let batch = self.derive_range(range).await?;
-            phase = Instant::now();
-            if let Some(write) = tasks.write.take() {
-                self.committed(write.await.map_err(join_error)??, head, &mut progress);
+            for part in self.split(range).await? {
+                let batch = self.derive_range(part).await?;
+                phase = Instant::now();
+                if let Some(write) = tasks.write.take() {
+                    self.committed(write.await.map_err(join_error)??, head, &mut progress);
+                }
+                lap(&mut phase, "wait_write");
+                last = Some(batch.to_block.number);
+                self.in_flight = batch
+                    .balances
+                    .iter()
+                    .map(|b| ((b.market, b.holder), Holding { balance: b.balance, position: b.position }))
+                    .collect();
+                tasks.write = Some(tokio::spawn(write(self.pool.clone(), batch)));
             }
-            lap(&mut phase, "wait_write");
-            last = Some(batch.to_block.number);
-            self.in_flight = batch
-                .balances
-                .iter()
-                .map(|b| ((b.market, b.holder), Holding { balance: b.balance, position: b.position }))
-                .collect();
-            tasks.write = Some(tokio::spawn(write(self.pool.clone(), batch)));
         }
         if let Some(write) = tasks.write.take() {
             self.committed(write.await.map_err(join_error)??, head, &mut progress);
@@ -427,6 +430,58 @@ impl Indexer {
         self.tip = Some(indexing::Checkpoint { block_number: last.number, block_hash: last.hash });
         progress.committed(last.number, written.logs, written.took);
         crate::progress::record_lag(head + self.config.confirmations, last.number, last.timestamp);
+    }
+
+    /// Cuts a range that came back with more than twice `target_logs` logs into
+    /// parts of about `target_logs` at block boundaries (reading the header of each
+    /// part's last block), so that no transaction and no batch in memory grows with
+    /// a sudden jump in the chain's log density.
+    async fn split(&self, range: FetchedRange) -> Result<Vec<FetchedRange>, IndexError> {
+        let target = self.config.target_logs.max(1);
+        if range.logs.len() <= target.saturating_mul(2) || range.from == range.to {
+            return Ok(vec![range]);
+        }
+        let mut per_block: std::collections::BTreeMap<u64, usize> = std::collections::BTreeMap::new();
+        for log in &range.logs {
+            *per_block.entry(log.block_number.unwrap_or_default()).or_default() += 1;
+        }
+        let mut ends = Vec::new();
+        let mut count = 0;
+        for (&block, &logs) in &per_block {
+            count += logs;
+            if count >= target && block < range.to {
+                ends.push(block);
+                count = 0;
+            }
+        }
+        let headers = futures_util::future::try_join_all(ends.iter().map(|&block| self.fetcher.block(block))).await?;
+        let FetchedRange { from, to, mut logs, first, last, tokens_known } = range;
+        logs.sort_by_key(|log| (log.block_number.unwrap_or_default(), log.log_index.unwrap_or_default()));
+        let mut parts = Vec::with_capacity(headers.len() + 1);
+        let mut start = from;
+        let mut rest = logs.into_iter().peekable();
+        for header in headers.into_iter().map(Some).chain([None]) {
+            let (end, part_last) = header.map_or((to, last), |h| (h.number, h));
+            let mut part_logs = Vec::new();
+            while let Some(log) = rest.next_if(|log| log.block_number.unwrap_or_default() <= end) {
+                if log.block_number == Some(end) && log.block_hash != Some(part_last.hash) {
+                    return Err(IndexError::Malformed(format!("block {end} changed while reading it")));
+                }
+                part_logs.push(log);
+            }
+            let part_first = if start == from { first } else { BlockRow { number: start, ..BlockRow::default() } };
+            parts.push(FetchedRange {
+                from: start,
+                to: end,
+                logs: part_logs,
+                first: part_first,
+                last: part_last,
+                tokens_known,
+            });
+            start = end + 1;
+        }
+        tracing::debug!(from, to, parts = parts.len(), "split a dense range");
+        Ok(parts)
     }
 
     /// Decodes and derives a fetched range into a batch (learning the market
@@ -547,13 +602,13 @@ impl Indexer {
 const INITIAL_SPAN: u64 = 20;
 
 /// The size of the next range: what would have held `target_logs` at the density of
-/// `fetched`, at most twice the current size, within `1..=max_range`.
+/// `fetched`, at most 1.5 times the current size, within `1..=max_range`.
 fn next_span(current: u64, fetched: &FetchedRange, target_logs: usize, max_range: u64) -> u64 {
     let blocks = fetched.to - fetched.from + 1;
     let logs = u64::try_from(fetched.logs.len()).unwrap_or(u64::MAX).max(1);
     let target = u64::try_from(target_logs).unwrap_or(u64::MAX).max(1);
     let ideal = blocks.saturating_mul(target) / logs;
-    ideal.min(current.saturating_mul(2)).clamp(1, max_range)
+    ideal.min(current.saturating_add(current.div_ceil(2))).clamp(1, max_range)
 }
 
 /// The tasks a pipeline run has in flight.
@@ -617,12 +672,12 @@ mod tests {
 
     #[test]
     fn ranges_follow_the_log_density_within_bounds() {
-        // 20 blocks of 600 logs: 30,000 logs fit in 50 blocks, but growth is at most 2x.
-        assert_eq!(next_span(20, &fetched(1, 20, 12_000), 30_000, 2_000), 40);
+        // 20 blocks of 600 logs: 30,000 logs fit in 50 blocks, but growth is at most 1.5x.
+        assert_eq!(next_span(20, &fetched(1, 20, 12_000), 30_000, 2_000), 30);
         assert_eq!(next_span(40, &fetched(21, 60, 24_000), 30_000, 2_000), 50);
         // Denser than expected: shrink at once.
         assert_eq!(next_span(50, &fetched(61, 110, 150_000), 30_000, 2_000), 10);
-        // Empty ranges double up to max_range; never below one block.
+        // Empty ranges grow up to max_range; never below one block.
         assert_eq!(next_span(1_500, &fetched(1, 1_500, 0), 30_000, 2_000), 2_000);
         assert_eq!(next_span(1, &fetched(5, 5, 1_000_000), 30_000, 2_000), 1);
     }

@@ -11,11 +11,12 @@ use animoca_store::fingerprint::fingerprint;
 use animoca_test_support::{MarketSpec, TestChain, TestDb, tokens, usdc};
 use tokio_util::sync::CancellationToken;
 
-async fn index(chain: &TestChain, max_range: u64, fetch_ahead: usize) -> TestDb {
+async fn index(chain: &TestChain, max_range: u64, fetch_ahead: usize, target_logs: usize) -> TestDb {
     let db = TestDb::migrated().await;
     let mut config = IndexerConfig::new(31_337, chain.deployment.start_block, 0);
     config.max_range = max_range;
     config.fetch_ahead = fetch_ahead;
+    config.target_logs = target_logs;
     let mut indexer = Indexer::new(db.pool.clone(), chain.provider.clone(), chain.deployment, config).await.unwrap();
     assert_eq!(indexer.catch_up().await.unwrap(), Some(chain.block_number().await));
     db
@@ -36,13 +37,39 @@ async fn one_block_ranges_fetched_far_ahead_equal_one_big_range() {
     chain.transfer_tokens(first_token, chain.account(2), chain.account(6), tokens(1)).await;
     chain.sell(chain.account(4), MarketType::Persona, second.id, second_token, tokens(1), U256::ZERO).await.unwrap();
 
-    let whole = index(&chain, 10_000, 1).await;
+    let whole = index(&chain, 10_000, 1, 1_000_000).await;
     let expected = fingerprint(&whole.pool).await.unwrap();
     assert!(expected["derived.transfers"].rows >= 6, "{expected:?}");
     for fetch_ahead in [1, 8] {
-        let piecewise = index(&chain, 1, fetch_ahead).await;
+        let piecewise = index(&chain, 1, fetch_ahead, 1_000_000).await;
         assert_eq!(fingerprint(&piecewise.pool).await.unwrap(), expected, "max_range 1, fetch_ahead {fetch_ahead}");
     }
+}
+
+#[tokio::test]
+async fn a_range_far_denser_than_the_target_is_written_in_parts() {
+    let chain = TestChain::start().await;
+    let spec = MarketSpec::new(MarketType::Credential, "dense");
+    let (token, _) = chain.create_market(&spec, chain.account(1)).await;
+    for i in 0..4 {
+        chain
+            .buy(chain.account(2 + i), MarketType::Credential, spec.id, usdc(10 + i as u64), U256::ZERO)
+            .await
+            .unwrap();
+    }
+    chain.transfer_tokens(token, chain.account(2), chain.account(7), tokens(1)).await;
+    let later = MarketSpec::new(MarketType::Persona, "dense-later");
+    chain.create_market(&later, chain.account(3)).await;
+    chain.buy(chain.account(4), MarketType::Persona, later.id, usdc(9), U256::ZERO).await.unwrap();
+
+    let whole = index(&chain, 10_000, 1, 1_000_000).await;
+    // Three logs per range at most: every range is cut at block boundaries.
+    let parts = index(&chain, 10_000, 2, 3).await;
+    assert_eq!(fingerprint(&parts.pool).await.unwrap(), fingerprint(&whole.pool).await.unwrap());
+    let checkpoints: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM chain.blocks").fetch_one(&parts.pool).await.unwrap();
+    let single: i64 = sqlx::query_scalar("SELECT count(*) FROM chain.blocks").fetch_one(&whole.pool).await.unwrap();
+    assert!(checkpoints > single, "parts wrote their own end blocks: {checkpoints} vs {single}");
 }
 
 #[tokio::test]

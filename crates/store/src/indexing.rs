@@ -188,7 +188,7 @@ pub async fn write_batch(conn: &mut PgConnection, batch: &Batch) -> Result<(), S
         .map(|m| (market_type(m), m.market_id.to_vec()))
         .collect();
     let t = i64::try_from(batch.to_block.timestamp).unwrap_or(i64::MAX);
-    crate::window::slide(conn, batch.from_block, t, crate::window::Refresh::Touched(&touched)).await?;
+    crate::window::slide(conn, batch.chain_id, batch.from_block, t, crate::window::Refresh::Touched(&touched)).await?;
     timer.step("window");
 
     sqlx::query(

@@ -36,15 +36,21 @@ pub async fn highest_stored_block(pool: &PgPool, chain_id: u64, below: u64) -> R
 }
 
 /// Markets with any stored event above `ancestor` (whose state must be replayed).
-pub async fn markets_touched_after(conn: &mut PgConnection, ancestor: u64) -> Result<Vec<MarketKey>, StoreError> {
+pub async fn markets_touched_after(
+    conn: &mut PgConnection,
+    chain_id: u64,
+    ancestor: u64,
+) -> Result<Vec<MarketKey>, StoreError> {
+    // `chain_id` first: the event tables' block indexes are (chain_id, block_number).
     let rows = sqlx::query(
-        "SELECT market_type, market_id FROM derived.swaps WHERE block_number > $1
-         UNION SELECT market_type, market_id FROM derived.transfers WHERE block_number > $1
-         UNION SELECT market_type, market_id FROM derived.stake_events WHERE block_number > $1
+        "SELECT market_type, market_id FROM derived.swaps WHERE chain_id = $2 AND block_number > $1
+         UNION SELECT market_type, market_id FROM derived.transfers WHERE chain_id = $2 AND block_number > $1
+         UNION SELECT market_type, market_id FROM derived.stake_events WHERE chain_id = $2 AND block_number > $1
          UNION SELECT p.market_type, p.market_id FROM derived.pools p WHERE p.updated_block > $1
          ORDER BY 1, 2",
     )
     .bind(int(ancestor))
+    .bind(int(chain_id))
     .fetch_all(&mut *conn)
     .await?;
     rows.iter().map(|row| Ok(market_key(row.try_get(0)?, &row.try_get::<Vec<u8>, _>(1)?))).collect()
@@ -149,7 +155,7 @@ pub async fn rebuild_window(conn: &mut PgConnection, chain_id: u64) -> Result<()
     .fetch_optional(&mut *conn)
     .await?;
     #[allow(clippy::cast_possible_truncation)]
-    crate::window::rebuild(conn, t.map_or(0, |t| t as i64)).await
+    crate::window::rebuild(conn, chain_id, t.map_or(0, |t| t as i64)).await
 }
 
 /// The stored logs a market's state is derived from (its pool's AMM logs, its

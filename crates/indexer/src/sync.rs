@@ -101,6 +101,9 @@ pub struct IndexerConfig {
     /// Logs a range should hold: the range size adapts to the chain's log
     /// density (memory and transaction size stay bounded, sparse spans go fast).
     pub target_logs: usize,
+    /// Ranges with at least this many logs store them on a second connection, in
+    /// parallel with the derived rows (PostgreSQL runs one backend per connection).
+    pub parallel_log_store_rows: usize,
     /// Ranges fetched ahead of the one being derived and written (at least 1).
     /// A range with more than twice `target_logs` is written in parts.
     pub fetch_ahead: usize,
@@ -120,6 +123,7 @@ impl IndexerConfig {
             confirmations,
             max_range: 2_000,
             target_logs: 30_000,
+            parallel_log_store_rows: 5_000,
             fetch_ahead: 2,
             poll_interval: Duration::from_millis(100),
             retry: RetryPolicy::default(),
@@ -182,6 +186,12 @@ impl Indexer {
             deriver.candles_mut().seed(stored.market, stored.timeframe, OpenBucket { candle: stored.candle, traders });
         }
         self.tip = indexing::checkpoint(&self.pool, self.config.chain_id).await?;
+        // Logs of a range whose transaction did not commit (see `write`).
+        let orphans =
+            indexing::delete_logs_above(&self.pool, self.config.chain_id, self.tip.map(|t| t.block_number)).await?;
+        if orphans > 0 {
+            tracing::info!(orphans, "removed logs above the checkpoint left by an interrupted range");
+        }
         self.sources = sources;
         self.deriver = deriver;
         self.in_flight.clear();
@@ -348,7 +358,7 @@ impl Indexer {
         self.stale = true;
         let range = self.fetcher.range(self.sources.log_addresses(), self.sources.discovered_tokens().len(), from, to);
         let batch = self.derive_range(range.await?).await?;
-        let written = write(self.pool.clone(), batch).await?;
+        let written = write(self.pool.clone(), batch, self.config.parallel_log_store_rows).await?;
         self.reload().await?;
         Ok((written.logs, written.last.timestamp))
     }
@@ -411,7 +421,7 @@ impl Indexer {
                     .iter()
                     .map(|b| ((b.market, b.holder), Holding { balance: b.balance, position: b.position }))
                     .collect();
-                tasks.write = Some(tokio::spawn(write(self.pool.clone(), batch)));
+                tasks.write = Some(tokio::spawn(write(self.pool.clone(), batch, self.config.parallel_log_store_rows)));
             }
         }
         if let Some(write) = tasks.write.take() {
@@ -619,10 +629,28 @@ struct Tasks {
 }
 
 /// Writes and commits one range (a task of its own, beside the next range's derive).
-async fn write(pool: PgPool, batch: Batch) -> Result<Written, IndexError> {
+///
+/// A large range writes its raw logs on a second connection, in parallel with the
+/// derived rows, and commits them first; the range (with the checkpoint) commits
+/// only after them. If it then fails, logs above the checkpoint are left over:
+/// [`Indexer::reload`], which always runs before a failed range is retried,
+/// deletes them.
+async fn write(pool: PgPool, batch: Batch, parallel_log_store_rows: usize) -> Result<Written, IndexError> {
     let started = Instant::now();
     let mut tx = pool.begin().await?;
-    indexing::write_batch(&mut tx, &batch).await?;
+    if batch.logs.len() >= parallel_log_store_rows {
+        let log_store = async {
+            let mut logs_tx = pool.begin().await?;
+            indexing::write_log_store(&mut logs_tx, &batch).await?;
+            logs_tx.commit().await?;
+            Ok::<_, IndexError>(())
+        };
+        let (logs, derived) = tokio::join!(log_store, indexing::write_batch_without_logs(&mut tx, &batch));
+        derived?;
+        logs?;
+    } else {
+        indexing::write_batch(&mut tx, &batch).await?;
+    }
     let mut phase = Instant::now();
     tx.commit().await?;
     lap(&mut phase, "commit");

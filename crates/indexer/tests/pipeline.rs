@@ -44,6 +44,14 @@ async fn one_block_ranges_fetched_far_ahead_equal_one_big_range() {
         let piecewise = index(&chain, 1, fetch_ahead, 1_000_000).await;
         assert_eq!(fingerprint(&piecewise.pool).await.unwrap(), expected, "max_range 1, fetch_ahead {fetch_ahead}");
     }
+    // Every range's raw logs on a second connection, committed before the range.
+    let db = TestDb::migrated().await;
+    let mut config = IndexerConfig::new(31_337, chain.deployment.start_block, 0);
+    config.max_range = 2;
+    config.parallel_log_store_rows = 1;
+    let mut indexer = Indexer::new(db.pool.clone(), chain.provider.clone(), chain.deployment, config).await.unwrap();
+    indexer.catch_up().await.unwrap();
+    assert_eq!(fingerprint(&db.pool).await.unwrap(), expected, "log store written in parallel");
 }
 
 #[tokio::test]
@@ -115,4 +123,40 @@ async fn new_heads_wake_the_indexer_long_before_its_next_poll() {
     }
     shutdown.cancel();
     running.await.unwrap().unwrap();
+}
+
+#[tokio::test]
+async fn logs_left_above_the_checkpoint_by_an_interrupted_range_are_removed() {
+    // Large ranges commit their raw logs first, on a connection of their own; a
+    // crash before the range itself commits leaves them above the checkpoint.
+    let chain = TestChain::start().await;
+    let spec = MarketSpec::new(MarketType::Credential, "orphans");
+    chain.create_market(&spec, chain.account(1)).await;
+    let db = TestDb::migrated().await;
+    let mut config = IndexerConfig::new(31_337, chain.deployment.start_block, 0);
+    config.max_range = 1_000;
+    let mut first =
+        Indexer::new(db.pool.clone(), chain.provider.clone(), chain.deployment, config.clone()).await.unwrap();
+    let checkpoint = first.catch_up().await.unwrap().unwrap();
+    drop(first);
+    // The next block's logs "committed" without their range, at the log indexes it will use.
+    chain.buy(chain.account(2), MarketType::Credential, spec.id, usdc(8), U256::ZERO).await.unwrap();
+    let head = chain.block_number().await;
+    let orphaned = sqlx::query(
+        "INSERT INTO chain.logs (chain_id, block_number, log_index, block_hash, block_timestamp, tx_hash, tx_index,
+                                 address, topic0, data)
+         SELECT chain_id, $1, g, block_hash, block_timestamp, tx_hash, tx_index, address, topic0, data
+           FROM chain.logs, generate_series(0, 9) g WHERE block_number = $2 LIMIT 10",
+    )
+    .bind(i64::try_from(head).unwrap())
+    .bind(i64::try_from(checkpoint).unwrap())
+    .execute(&db.pool)
+    .await
+    .unwrap();
+    assert!(orphaned.rows_affected() > 0);
+
+    let mut second = Indexer::new(db.pool.clone(), chain.provider.clone(), chain.deployment, config).await.unwrap();
+    assert_eq!(second.catch_up().await.unwrap(), Some(head));
+    let clean = index(&chain, 1_000, 1, 30_000).await;
+    assert_eq!(fingerprint(&db.pool).await.unwrap(), fingerprint(&clean.pool).await.unwrap());
 }

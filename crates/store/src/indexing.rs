@@ -148,6 +148,39 @@ pub struct StoredCandle {
 /// and the new checkpoint. Fails with [`StoreError::CheckpointMoved`] unless the
 /// stored checkpoint is exactly the block before the range (exactly-once).
 pub async fn write_batch(conn: &mut PgConnection, batch: &Batch) -> Result<(), StoreError> {
+    write_range(conn, batch, true).await
+}
+
+/// [`write_batch`] without the raw logs, which the caller writes with
+/// [`write_log_store`] in a transaction of its own, on another connection, in
+/// parallel, **committed before this one**. A crash between the two commits
+/// leaves logs above the checkpoint: [`delete_logs_above`] removes them before
+/// indexing resumes.
+pub async fn write_batch_without_logs(conn: &mut PgConnection, batch: &Batch) -> Result<(), StoreError> {
+    write_range(conn, batch, false).await
+}
+
+/// Appends a range's raw logs to the log store (see [`write_batch_without_logs`]).
+pub async fn write_log_store(conn: &mut PgConnection, batch: &Batch) -> Result<(), StoreError> {
+    let mut timer = StepTimer::start();
+    write_logs(conn, batch).await?;
+    timer.step("logs");
+    Ok(())
+}
+
+/// Removes logs above the checkpoint (`None`: every log of the chain), left by a
+/// log-store transaction whose range did not commit. Returns how many.
+pub async fn delete_logs_above(pool: &PgPool, chain_id: u64, checkpoint: Option<u64>) -> Result<u64, StoreError> {
+    let above = checkpoint.map_or(-1, int);
+    let deleted = sqlx::query("DELETE FROM chain.logs WHERE chain_id = $1 AND block_number > $2")
+        .bind(int(chain_id))
+        .bind(above)
+        .execute(pool)
+        .await?;
+    Ok(deleted.rows_affected())
+}
+
+async fn write_range(conn: &mut PgConnection, batch: &Batch, with_logs: bool) -> Result<(), StoreError> {
     let chain = int(batch.chain_id);
     let stored: Option<i64> =
         sqlx::query_scalar("SELECT block_number FROM chain.checkpoints WHERE chain_id = $1 FOR UPDATE")
@@ -163,8 +196,10 @@ pub async fn write_batch(conn: &mut PgConnection, batch: &Batch) -> Result<(), S
     let mut timer = StepTimer::start();
     write_blocks(conn, batch).await?;
     timer.step("blocks");
-    write_logs(conn, batch).await?;
-    timer.step("logs");
+    if with_logs {
+        write_logs(conn, batch).await?;
+        timer.step("logs");
+    }
     write_markets(conn, batch).await?;
     timer.step("markets_pools");
     write_swaps_and_transfers(conn, batch).await?;

@@ -97,7 +97,7 @@ struct Args {
     #[arg(long, default_value_t = 30_000)]
     target_logs: usize,
     /// Ranges fetched ahead (IndexerConfig::fetch_ahead).
-    #[arg(long, default_value_t = 2)]
+    #[arg(long, default_value_t = 1)]
     fetch_ahead: usize,
     /// Single-trade blocks mined for the head-latency measurement (0 skips it).
     #[arg(long, default_value_t = 200)]

@@ -115,7 +115,7 @@ pub struct IndexerConfig {
 
 impl IndexerConfig {
     /// Defaults for a chain: ranges of up to 2,000 blocks and about 30,000 logs,
-    /// two fetched ahead, polling every 100 ms.
+    /// one fetched ahead, polling every 100 ms.
     pub fn new(chain_id: u64, start_block: u64, confirmations: u64) -> Self {
         Self {
             chain_id,
@@ -124,7 +124,7 @@ impl IndexerConfig {
             max_range: 2_000,
             target_logs: 30_000,
             parallel_log_store_rows: 5_000,
-            fetch_ahead: 2,
+            fetch_ahead: 1,
             poll_interval: Duration::from_millis(100),
             retry: RetryPolicy::default(),
         }
@@ -387,6 +387,7 @@ impl Indexer {
         let mut span = max_range.min(INITIAL_SPAN);
         let mut expected_parent = self.tip.map(|tip| tip.block_hash);
         let mut last = None;
+        let mut ranges = 0usize;
         loop {
             while tasks.fetches.len() < self.config.fetch_ahead.max(1) && next <= head {
                 let to = head.min(next + span - 1);
@@ -422,6 +423,7 @@ impl Indexer {
                     .map(|b| ((b.market, b.holder), Holding { balance: b.balance, position: b.position }))
                     .collect();
                 tasks.write = Some(tokio::spawn(write(self.pool.clone(), batch, self.config.parallel_log_store_rows)));
+                ranges += 1;
             }
         }
         if let Some(write) = tasks.write.take() {
@@ -430,6 +432,9 @@ impl Indexer {
         self.in_flight.clear();
         if let Some(block) = last {
             progress.finish(block);
+        }
+        if ranges >= VACUUM_AFTER_RANGES {
+            indexing::vacuum_hot_tables(&self.pool).await?;
         }
         Ok(Flow::Done(last))
     }
@@ -607,6 +612,10 @@ impl Indexer {
         self.fetcher.header(number).await
     }
 }
+
+/// A catch-up of at least this many ranges (a backfill) vacuums the per-market
+/// tables before following the head.
+const VACUUM_AFTER_RANGES: usize = 20;
 
 /// Blocks in the first range of a catch-up, before the log density is known.
 const INITIAL_SPAN: u64 = 20;

@@ -40,12 +40,12 @@ pub async fn slide(
     // Entering swaps come from swaps_block_idx (chain_id, block_number): filtering a
     // time-index scan of the whole window by block took 300 ms at 1M swaps. Leaving
     // swaps come from swaps_time_idx alone (`+ 0` keeps the planner from AND-ing in
-    // a scan of every older block).
+    // a scan of swaps_block_idx over every older block: 40 ms at 1M swaps).
     let moves = "SELECT market_type, market_id, trader, usdc_amount AS v, 1 AS n FROM derived.swaps
                   WHERE chain_id = $4 AND block_number >= $1 AND block_timestamp > to_timestamp($2)
                  UNION ALL
                  SELECT market_type, market_id, trader, -usdc_amount, -1 FROM derived.swaps
-                  WHERE chain_id = $4 AND block_number + 0 < $1 AND block_timestamp > to_timestamp($3)
+                  WHERE chain_id + 0 = $4 AND block_number + 0 < $1 AND block_timestamp > to_timestamp($3)
                     AND block_timestamp <= to_timestamp($2)";
     let chain = i64::try_from(chain_id).unwrap_or(i64::MAX);
     #[allow(clippy::cast_precision_loss)]

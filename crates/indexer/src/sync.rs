@@ -434,7 +434,14 @@ impl Indexer {
             progress.finish(block);
         }
         if ranges >= VACUUM_AFTER_RANGES {
-            indexing::vacuum_hot_tables(&self.pool).await?;
+            // In the background: following the head must not wait for it (VACUUM
+            // does not block the writes of the next blocks).
+            let pool = self.pool.clone();
+            tokio::spawn(async move {
+                if let Err(error) = indexing::vacuum_hot_tables(&pool).await {
+                    tracing::warn!(%error, "vacuum after the backfill failed");
+                }
+            });
         }
         Ok(Flow::Done(last))
     }

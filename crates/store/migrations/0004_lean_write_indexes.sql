@@ -17,3 +17,8 @@ DROP INDEX derived.swaps_market_order_idx;
 -- Nothing reads a market's transfers in order (replays read chain.logs;
 -- holders and portfolios read derived.balances).
 DROP INDEX derived.transfers_market_idx;
+
+-- No endpoint lists raw transfers by address (portfolios read derived.balances,
+-- trade history derived.swaps by trader); an API that needs them adds an index.
+DROP INDEX derived.transfers_from_idx;
+DROP INDEX derived.transfers_to_idx;

@@ -555,6 +555,8 @@ async fn head_latency(
     }
     shutdown.cancel();
     follower.await??;
+    let first: Vec<String> = from_receipt.iter().take(5).map(|d| format!("{:.1}", d.as_secs_f64() * 1e3)).collect();
+    println!("first blocks, receipt → committed (ms, in order): {}", first.join(", "));
     print_latency("receipt → committed", &mut from_receipt);
     print_latency("send → committed", &mut from_send);
     Ok(())

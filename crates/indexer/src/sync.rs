@@ -434,6 +434,7 @@ impl Indexer {
             progress.finish(block);
         }
         if ranges >= VACUUM_AFTER_RANGES {
+            indexing::analyze_grown_tables(&self.pool).await?;
             // In the background: following the head must not wait for it (VACUUM
             // does not block the writes of the next blocks).
             let pool = self.pool.clone();
@@ -620,8 +621,8 @@ impl Indexer {
     }
 }
 
-/// A catch-up of at least this many ranges (a backfill) vacuums the per-market
-/// tables before following the head.
+/// A catch-up of at least this many ranges (a backfill) refreshes the planner's
+/// statistics and vacuums the per-market tables before following the head.
 const VACUUM_AFTER_RANGES: usize = 20;
 
 /// Blocks in the first range of a catch-up, before the log density is known.
@@ -671,7 +672,13 @@ async fn write(pool: PgPool, batch: Batch, parallel_log_store_rows: usize) -> Re
     tx.commit().await?;
     lap(&mut phase, "commit");
     metrics::histogram!("animoca_indexer_phase_seconds", "phase" => "write").record(started.elapsed().as_secs_f64());
-    tracing::debug!(from = batch.from_block, to = batch.to_block.number, logs = batch.logs.len(), "indexed");
+    tracing::debug!(
+        from = batch.from_block,
+        to = batch.to_block.number,
+        logs = batch.logs.len(),
+        took_ms = started.elapsed().as_millis(),
+        "indexed"
+    );
     Ok(Written { last: batch.to_block, logs: batch.logs.len(), took: started.elapsed() })
 }
 

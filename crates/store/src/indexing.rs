@@ -168,6 +168,19 @@ pub async fn write_log_store(conn: &mut PgConnection, batch: &Batch) -> Result<(
     Ok(())
 }
 
+/// Refreshes the planner's statistics of the tables a backfill grew: until then
+/// it plans head-block queries for the empty tables of the start (the first block
+/// after a 1M-swap backfill took 650 ms instead of 10).
+pub async fn analyze_grown_tables(pool: &PgPool) -> Result<(), StoreError> {
+    sqlx::query(
+        "ANALYZE derived.swaps, derived.transfers, derived.balances, derived.candles, derived.stake_events,
+                 derived.votes, chain.logs, chain.blocks",
+    )
+    .execute(pool)
+    .await?;
+    Ok(())
+}
+
 /// Vacuums the small tables every range rewrites (one row per market): after a
 /// backfill of thousands of ranges their dead row versions, which autovacuum
 /// only reaches once a minute, made each head block's refresh scan ~50 ms.

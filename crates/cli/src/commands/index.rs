@@ -17,6 +17,10 @@ pub struct IndexArgs {
     /// Most blocks per eth_getLogs request and per database transaction.
     #[arg(long, default_value_t = 2_000, value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
     pub max_range: u64,
+    /// Ranges with at least this many logs write the raw logs on a second database
+    /// connection, in parallel with the derived rows (committed first).
+    #[arg(long, default_value_t = 5_000)]
+    pub parallel_log_store_rows: usize,
 }
 
 /// Migrates, waits for the indexer lock, then indexes until `shutdown`.
@@ -45,6 +49,7 @@ pub async fn run(config: IndexConfig, args: IndexArgs, shutdown: CancellationTok
     };
     let mut settings = IndexerConfig::new(chain_id, config.start_block, config.confirmations);
     settings.max_range = args.max_range;
+    settings.parallel_log_store_rows = args.parallel_log_store_rows;
     settings.retry.rate_cap = config.rpc_max_rps.map(animoca_chain::logs::RateCap::per_second);
     let mut indexer = Indexer::new(pool.clone(), provider, deployment, settings).await?;
     if let Some(ws_url) = &config.rpc_ws_url {

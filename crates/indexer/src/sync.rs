@@ -10,6 +10,7 @@ use alloy::{
     primitives::{Address, U256},
     providers::DynProvider,
     rpc::types::Log,
+    sol_types::SolCall,
 };
 use animoca_chain::{
     Deployment,
@@ -19,7 +20,7 @@ use animoca_chain::{
 use animoca_domain::{MarketKey, MarketType};
 use animoca_store::{
     StoreError,
-    batch::{Batch, BlockRow, EventPosition, RawLog},
+    batch::{Batch, BlockRow, CallResultRow, EventPosition, RawLog},
     indexing,
 };
 use sqlx::PgPool;
@@ -228,6 +229,7 @@ impl Indexer {
         config: IndexerConfig,
     ) -> Result<Self, IndexError> {
         let mut fee_bps = HashMap::new();
+        let mut calls = Vec::new();
         for amm in [deployment.credential_amm, deployment.persona_amm] {
             let contract = MarketAMM::new(amm, provider.clone());
             let fee = rpc::read(&config.retry, "feeBps()", || {
@@ -236,7 +238,17 @@ impl Indexer {
             })
             .await?;
             fee_bps.insert(amm, u32::try_from(fee).unwrap_or(u32::MAX));
+            // `feeBps` is immutable: stored at block 0, which no rollback reaches.
+            calls.push(CallResultRow {
+                block_number: 0,
+                to: amm,
+                calldata: MarketAMM::feeBpsCall::new(()).abi_encode(),
+                result: MarketAMM::feeBpsCall::abi_encode_returns(&fee),
+            });
         }
+        let mut conn = pool.acquire().await?;
+        indexing::write_call_results(&mut conn, config.chain_id, &calls).await?;
+        drop(conn);
         let mut indexer = Self {
             pool,
             fetcher: Fetcher::new(provider, config.retry.clone()),
@@ -556,7 +568,8 @@ impl Indexer {
         }
         drop(logs);
         lap(&mut phase, "decode");
-        let prior = self.prior(&events).await?;
+        let (prior, calls) = self.prior(&events).await?;
+        batch.call_results = calls;
         lap(&mut phase, "read_prior");
         self.deriver.derive(&self.sources, &events, prior, &mut batch)?;
         batch.changes = crate::changes::changes_of(&batch);
@@ -564,10 +577,12 @@ impl Indexer {
         Ok(batch)
     }
 
-    /// Holdings the events touch, and the on-chain parameters of new proposals.
-    async fn prior(&self, events: &[(LogMeta, ChainEvent)]) -> Result<Prior, IndexError> {
+    /// Holdings the events touch, and the on-chain parameters of new proposals
+    /// (with the view calls that read them, to store).
+    async fn prior(&self, events: &[(LogMeta, ChainEvent)]) -> Result<(Prior, Vec<CallResultRow>), IndexError> {
         let mut keys: Vec<(MarketKey, Address)> = Vec::new();
         let mut proposals = HashMap::new();
+        let mut calls = Vec::new();
         for (meta, event) in events {
             match event {
                 ChainEvent::Swap { market, trader, .. } => keys.push((*market, *trader)),
@@ -575,7 +590,9 @@ impl Indexer {
                     keys.extend([(*market, *from), (*market, *to)].into_iter().filter(|(_, a)| !a.is_zero()));
                 }
                 ChainEvent::ProposalCreated { proposal_id, .. } => {
-                    proposals.insert(*proposal_id, self.proposal_info(*proposal_id, meta.block_number).await?);
+                    let (info, call) = self.proposal_info(*proposal_id, meta.block_number).await?;
+                    proposals.insert(*proposal_id, info);
+                    calls.push(call);
                 }
                 _ => {}
             }
@@ -595,24 +612,23 @@ impl Indexer {
         for (key, (balance, position)) in indexing::holdings(&mut conn, &keys).await? {
             holdings.insert(key, Holding { balance, position });
         }
-        Ok(Prior { holdings, proposals })
+        Ok((Prior { holdings, proposals }, calls))
     }
 
-    async fn proposal_info(&self, proposal_id: U256, block: u64) -> Result<ProposalInfo, IndexError> {
+    async fn proposal_info(&self, proposal_id: U256, block: u64) -> Result<(ProposalInfo, CallResultRow), IndexError> {
         let governance = GovernanceSlashing::new(self.sources.deployment().governance, self.fetcher.provider().clone());
         let p = rpc::read(&self.config.retry, "proposals(id)", || {
             let governance = governance.clone();
             async move { governance.proposals(proposal_id).block(block.into()).call().await }
         })
         .await?;
-        let market_type = MarketType::try_from(p.marketType)
-            .map_err(|_| IndexError::Malformed(format!("proposal {proposal_id} has market type {}", p.marketType)))?;
-        Ok(ProposalInfo {
-            market: MarketKey::new(market_type, p.marketId),
-            snapshot_block: u64::try_from(p.snapshotBlock).unwrap_or(u64::MAX),
-            voting_ends_at: p.votingEndsAt,
-            quorum_required: p.quorumRequired,
-        })
+        let call = CallResultRow {
+            block_number: block,
+            to: *governance.address(),
+            calldata: GovernanceSlashing::proposalsCall::new((proposal_id,)).abi_encode(),
+            result: GovernanceSlashing::proposalsCall::abi_encode_returns(&p),
+        };
+        Ok((proposal_info_of(proposal_id, &p)?, call))
     }
 
     /// The canonical header of block `number`, or `None` past the head.
@@ -636,6 +652,21 @@ fn next_span(current: u64, fetched: &FetchedRange, target_logs: usize, max_range
     let target = u64::try_from(target_logs).unwrap_or(u64::MAX).max(1);
     let ideal = blocks.saturating_mul(target) / logs;
     ideal.min(current.saturating_add(current.div_ceil(2))).clamp(1, max_range)
+}
+
+/// The parameters the derivation needs from a `proposals(id)` result.
+pub fn proposal_info_of(
+    proposal_id: U256,
+    p: &GovernanceSlashing::proposalsReturn,
+) -> Result<ProposalInfo, IndexError> {
+    let market_type = MarketType::try_from(p.marketType)
+        .map_err(|_| IndexError::Malformed(format!("proposal {proposal_id} has market type {}", p.marketType)))?;
+    Ok(ProposalInfo {
+        market: MarketKey::new(market_type, p.marketId),
+        snapshot_block: u64::try_from(p.snapshotBlock).unwrap_or(u64::MAX),
+        voting_ends_at: p.votingEndsAt,
+        quorum_required: p.quorumRequired,
+    })
 }
 
 /// The tasks a pipeline run has in flight.

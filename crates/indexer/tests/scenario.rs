@@ -7,9 +7,9 @@ use alloy::{
     primitives::{Address, U256},
     providers::Provider,
     rpc::types::Filter,
-    sol_types::SolEvent,
+    sol_types::{SolCall, SolEvent},
 };
-use animoca_chain::bindings::{MarketAMM, MarketToken};
+use animoca_chain::bindings::{GovernanceSlashing, MarketAMM, MarketToken};
 use animoca_domain::{MarketType, Price};
 use animoca_indexer::{IndexError, Indexer, IndexerConfig};
 use animoca_store::StoreError;
@@ -206,6 +206,33 @@ async fn indexes_both_markets_exactly() {
     assert_eq!(alice_row.get::<String, _>(0), expected.cost_basis.to_string());
     assert_eq!(alice_row.get::<String, _>(1), expected.realized_pnl.to_string());
     assert_eq!(alice_row.get::<String, _>(2), chain.token_balance(a.token, alice).await.to_string());
+
+    // The view results the derivation used are stored for RPC-free re-derivation:
+    // `proposals(id)` at the creation block, each AMM's `feeBps()`.
+    let calls = sqlx::query(
+        "SELECT block_number, to_address, calldata, result FROM chain.call_results ORDER BY to_address, block_number",
+    )
+    .fetch_all(&db.pool)
+    .await
+    .unwrap();
+    assert_eq!(calls.len(), 3, "two fees and one proposal");
+    let proposal_call = calls
+        .iter()
+        .find(|row| row.get::<Vec<u8>, _>(1) == chain.deployment.governance.to_vec())
+        .expect("proposals(id) stored");
+    let stored = GovernanceSlashing::proposalsCall::abi_decode_returns(&proposal_call.get::<Vec<u8>, _>(3)).unwrap();
+    assert_eq!(stored.quorumRequired, view.quorumRequired);
+    assert_eq!(stored.snapshotBlock, view.snapshotBlock);
+    assert_eq!(
+        proposal_call.get::<Vec<u8>, _>(2),
+        GovernanceSlashing::proposalsCall::new((proposal,)).abi_encode(),
+        "calldata of proposals(id)"
+    );
+    for amm in [chain.deployment.credential_amm, chain.deployment.persona_amm] {
+        let fee = calls.iter().find(|row| row.get::<Vec<u8>, _>(1) == amm.to_vec()).expect("feeBps() stored");
+        let bps = MarketAMM::feeBpsCall::abi_decode_returns(&fee.get::<Vec<u8>, _>(3)).unwrap();
+        assert_eq!(bps, U256::from(chain.params.fee_bps));
+    }
 
     // Every log is in the log store exactly once.
     let logs: i64 = sqlx::query_scalar("SELECT count(*) FROM chain.logs").fetch_one(&db.pool).await.unwrap();

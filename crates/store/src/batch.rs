@@ -34,6 +34,20 @@ pub struct RawLog {
     pub data: Vec<u8>,
 }
 
+/// A contract view call made at a block and its ABI-encoded result, stored in
+/// `chain.call_results` so that re-deriving from the log store needs no RPC.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CallResultRow {
+    /// The block the call was made at.
+    pub block_number: u64,
+    /// The contract.
+    pub to: Address,
+    /// ABI-encoded call (selector and arguments).
+    pub calldata: Vec<u8>,
+    /// ABI-encoded return data.
+    pub result: Vec<u8>,
+}
+
 /// A block header the indexer saw (reorg window, timestamps).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct BlockRow {
@@ -334,4 +348,6 @@ pub struct Batch {
     pub candles: Vec<CandleRow>,
     /// What to tell subscribers after commit.
     pub changes: Vec<ChangeRow>,
+    /// Contract view results the derivation used (re-deriving needs no RPC).
+    pub call_results: Vec<CallResultRow>,
 }

@@ -221,6 +221,7 @@ async fn write_range(conn: &mut PgConnection, batch: &Batch, with_logs: bool) ->
 
     let mut timer = StepTimer::start();
     write_blocks(conn, batch).await?;
+    write_call_results(conn, batch.chain_id, &batch.call_results).await?;
     timer.step("blocks");
     if with_logs {
         write_logs(conn, batch).await?;
@@ -288,6 +289,31 @@ pub(crate) async fn write_state(conn: &mut PgConnection, batch: &Batch) -> Resul
     write_markets(conn, batch).await?;
     write_balances(conn, batch).await?;
     write_candles(conn, batch).await
+}
+
+/// Stores contract view results (the same call at the same block is stored once).
+pub async fn write_call_results(
+    conn: &mut PgConnection,
+    chain_id: u64,
+    rows: &[crate::batch::CallResultRow],
+) -> Result<(), StoreError> {
+    if rows.is_empty() {
+        return Ok(());
+    }
+    sqlx::query(
+        "INSERT INTO chain.call_results (chain_id, block_number, to_address, calldata, result)
+         SELECT $1, block, addr, calldata, result
+           FROM unnest($2::bigint[], $3::bytea[], $4::bytea[], $5::bytea[]) AS c(block, addr, calldata, result)
+         ON CONFLICT DO NOTHING",
+    )
+    .bind(int(chain_id))
+    .bind(rows.iter().map(|r| int(r.block_number)).collect::<Vec<_>>())
+    .bind(rows.iter().map(|r| r.to.to_vec()).collect::<Vec<_>>())
+    .bind(rows.iter().map(|r| r.calldata.clone()).collect::<Vec<_>>())
+    .bind(rows.iter().map(|r| r.result.clone()).collect::<Vec<_>>())
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
 }
 
 async fn write_blocks(conn: &mut PgConnection, batch: &Batch) -> Result<(), StoreError> {

@@ -12,7 +12,7 @@ use sqlx::{PgConnection, PgPool, Row};
 
 use crate::{
     StoreError,
-    batch::{Batch, Outcome},
+    batch::{Batch, EventPosition, Outcome},
     copy::CopyRows,
 };
 
@@ -578,17 +578,21 @@ async fn insert_swaps_and_transfers(conn: &mut PgConnection, batch: &Batch) -> R
     Ok(())
 }
 
+/// The columns every event table starts with: chain_id, block_number, block_hash,
+/// block_timestamp, tx_hash, log_index.
+fn event_columns<'a>(rows: &'a mut CopyRows, chain_id: u64, p: &EventPosition) -> &'a mut CopyRows {
+    rows.int8(chain_id)
+        .int8(p.block_number)
+        .bytes(p.block_hash.as_slice())
+        .timestamp(p.block_timestamp)
+        .bytes(p.tx_hash.as_slice())
+        .int4(p.log_index)
+}
+
 async fn copy_swaps_and_transfers(conn: &mut PgConnection, batch: &Batch) -> Result<(), StoreError> {
     let mut rows = CopyRows::new(15, batch.swaps.len() * 330);
     for s in &batch.swaps {
-        let p = &s.position;
-        rows.row()
-            .int8(batch.chain_id)
-            .int8(p.block_number)
-            .bytes(p.block_hash.as_slice())
-            .timestamp(p.block_timestamp)
-            .bytes(p.tx_hash.as_slice())
-            .int4(p.log_index)
+        event_columns(rows.row(), batch.chain_id, &s.position)
             .int2(market_type(s.market))
             .bytes(s.market.market_id.as_slice())
             .bytes(s.amm.as_slice())
@@ -609,14 +613,7 @@ async fn copy_swaps_and_transfers(conn: &mut PgConnection, batch: &Batch) -> Res
 
     let mut rows = CopyRows::new(12, batch.transfers.len() * 260);
     for t in &batch.transfers {
-        let p = &t.position;
-        rows.row()
-            .int8(batch.chain_id)
-            .int8(p.block_number)
-            .bytes(p.block_hash.as_slice())
-            .timestamp(p.block_timestamp)
-            .bytes(p.tx_hash.as_slice())
-            .int4(p.log_index)
+        event_columns(rows.row(), batch.chain_id, &t.position)
             .bytes(t.token.as_slice())
             .int2(market_type(t.market))
             .bytes(t.market.market_id.as_slice())

@@ -250,7 +250,8 @@ async fn write_range(conn: &mut PgConnection, batch: &Batch, with_logs: bool) ->
         .map(|m| (market_type(m), m.market_id.to_vec()))
         .collect();
     let t = i64::try_from(batch.to_block.timestamp).unwrap_or(i64::MAX);
-    crate::window::slide(conn, batch.chain_id, batch.from_block, t, crate::window::Refresh::Touched(&touched)).await?;
+    let refresh = crate::window::Refresh::Touched { markets: &touched, new_markets: !batch.markets.is_empty() };
+    crate::window::slide(conn, batch.chain_id, batch.from_block, t, refresh).await?;
     timer.step("window");
 
     sqlx::query(

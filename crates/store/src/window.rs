@@ -11,8 +11,14 @@ const DAY: i64 = 86_400;
 
 /// Which markets to refresh (price, reference, change, traders, market cap).
 pub enum Refresh<'a> {
-    /// Markets touched by the window's moves plus these (new markets, reserve changes).
-    Touched(&'a [(i16, Vec<u8>)]),
+    /// Markets touched by the window's moves plus these (new markets, reserve changes);
+    /// `new_markets` when the batch created markets (they get their stats row).
+    Touched {
+        /// Markets to refresh besides those the window's moves touch.
+        markets: &'a [(i16, Vec<u8>)],
+        /// Whether the batch created markets.
+        new_markets: bool,
+    },
     /// Every market (after a rollback).
     All,
 }
@@ -64,13 +70,15 @@ pub async fn slide(
     .await?;
     sqlx::query("DELETE FROM derived.market_window_traders WHERE trades <= 0").execute(&mut *conn).await?;
 
-    sqlx::query(
-        "INSERT INTO derived.market_stats (market_type, market_id, price)
-         SELECT market_type, market_id, 0 FROM derived.markets
-         ON CONFLICT (market_type, market_id) DO NOTHING",
-    )
-    .execute(&mut *conn)
-    .await?;
+    if matches!(refresh, Refresh::All | Refresh::Touched { new_markets: true, .. }) {
+        sqlx::query(
+            "INSERT INTO derived.market_stats (market_type, market_id, price)
+             SELECT market_type, market_id, 0 FROM derived.markets
+             ON CONFLICT (market_type, market_id) DO NOTHING",
+        )
+        .execute(&mut *conn)
+        .await?;
+    }
     let moved: Vec<(i16, Vec<u8>)> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
         "WITH agg AS (SELECT market_type, market_id, sum(v) v, sum(n) n FROM ({moves}) m GROUP BY 1, 2)
          UPDATE derived.market_stats s SET volume_24h = s.volume_24h + agg.v, trades_24h = s.trades_24h + agg.n
@@ -90,7 +98,7 @@ pub async fn slide(
             .await?
             .into_iter()
             .unzip(),
-        Refresh::Touched(extra) => moved.into_iter().chain(extra.iter().cloned()).unzip(),
+        Refresh::Touched { markets, .. } => moved.into_iter().chain(markets.iter().cloned()).unzip(),
     };
     sqlx::query(
         "UPDATE derived.market_stats s

@@ -177,6 +177,8 @@ impl Indexer {
     /// candle of every (market, timeframe) and the checkpoint. At start-up,
     /// after a rollback and after a failed range.
     pub(crate) async fn reload(&mut self) -> Result<(), IndexError> {
+        // Until this finishes, nothing in memory can be trusted.
+        self.stale = true;
         let mut sources = Sources::new(*self.sources.deployment());
         for (token, market) in indexing::market_tokens(&self.pool).await? {
             sources.register_token(token, market);
@@ -186,15 +188,14 @@ impl Indexer {
             let traders = stored.traders.into_iter().collect();
             deriver.candles_mut().seed(stored.market, stored.timeframe, OpenBucket { candle: stored.candle, traders });
         }
-        self.tip = indexing::checkpoint(&self.pool, self.config.chain_id).await?;
         // Logs of a range whose transaction did not commit (see `write`).
-        let orphans =
-            indexing::delete_logs_above(&self.pool, self.config.chain_id, self.tip.map(|t| t.block_number)).await?;
+        let orphans = indexing::delete_logs_above(&self.pool, self.config.chain_id).await?;
         if orphans > 0 {
             tracing::info!(orphans, "removed logs above the checkpoint left by an interrupted range");
         }
         self.sources = sources;
         self.deriver = deriver;
+        self.tip = indexing::checkpoint(&self.pool, self.config.chain_id).await?;
         self.in_flight.clear();
         self.stale = false;
         Ok(())
@@ -369,7 +370,14 @@ impl Indexer {
     pub async fn index_range(&mut self, from: u64, to: u64) -> Result<(usize, u64), IndexError> {
         self.stale = true;
         let range = self.fetcher.range(self.sources.log_addresses(), self.sources.discovered_tokens().len(), from, to);
-        let batch = self.derive_range(range.await?).await?;
+        let range = range.await?;
+        if let Some(tip) = self.tip
+            && tip.block_number + 1 == from
+            && range.first.parent_hash != tip.block_hash
+        {
+            return Err(IndexError::Malformed(format!("block {from} does not extend the checkpoint: reorg")));
+        }
+        let batch = self.derive_range(range).await?;
         let written = write(self.pool.clone(), batch, self.config.parallel_log_store_rows).await?;
         self.reload().await?;
         Ok((written.logs, written.last.timestamp))
@@ -402,11 +410,11 @@ impl Indexer {
         let mut ranges = 0usize;
         loop {
             while tasks.fetches.len() < self.config.fetch_ahead.max(1) && next <= head {
-                let to = head.min(next + span - 1);
+                let to = head.min(next.saturating_add(span - 1));
                 let fetcher = self.fetcher.clone();
                 let (addresses, known) = (self.sources.log_addresses(), self.sources.discovered_tokens().len());
                 tasks.fetches.push_back(tokio::spawn(async move { fetcher.range(addresses, known, next, to).await }));
-                next = to + 1;
+                next = to.saturating_add(1);
             }
             let Some(fetch) = tasks.fetches.pop_front() else { break };
             let mut phase = Instant::now();
@@ -418,6 +426,7 @@ impl Indexer {
                 if let Some(write) = tasks.write.take() {
                     self.committed(write.await.map_err(join_error)??, head, &mut progress);
                 }
+                self.in_flight.clear();
                 return Ok(Flow::Reorg);
             }
             expected_parent = Some(range.last.hash);
@@ -687,6 +696,8 @@ async fn write(pool: PgPool, batch: Batch, parallel_log_store_rows: usize) -> Re
     let started = Instant::now();
     let mut tx = pool.begin().await?;
     if batch.logs.len() >= parallel_log_store_rows {
+        // Held until this transaction ends: no orphan cleanup between the two commits.
+        indexing::lock_log_store(&mut tx, batch.chain_id).await?;
         let log_store = async {
             let mut logs_tx = pool.begin().await?;
             indexing::write_log_store(&mut logs_tx, &batch).await?;

@@ -113,6 +113,10 @@ impl CopyRows {
 /// digit), sign, display scale, then the base-10000 digits. `decimal` is an
 /// unsigned decimal with an optional fraction, as our writers produce.
 fn numeric_binary(decimal: &str) -> Vec<u8> {
+    debug_assert!(
+        decimal.bytes().all(|b| b.is_ascii_digit() || b == b'.') && decimal.bytes().filter(|&b| b == b'.').count() <= 1,
+        "not an unsigned decimal: {decimal:?}"
+    );
     let (int_part, frac_part) = decimal.split_once('.').unwrap_or((decimal, ""));
     let int_part = int_part.trim_start_matches('0');
     // Base-10000 digits aligned on the decimal point: the integer part grouped

@@ -194,16 +194,47 @@ pub async fn vacuum_hot_tables(pool: &PgPool) -> Result<(), StoreError> {
     Ok(())
 }
 
-/// Removes logs above the checkpoint (`None`: every log of the chain), left by a
-/// log-store transaction whose range did not commit. Returns how many.
-pub async fn delete_logs_above(pool: &PgPool, chain_id: u64, checkpoint: Option<u64>) -> Result<u64, StoreError> {
-    let above = checkpoint.map_or(-1, int);
+/// Namespace of the transaction-scoped advisory lock that orders a range's
+/// separate log-store commit against [`delete_logs_above`] (second key: chain id).
+const LOG_STORE_LOCK: i32 = 0x6c6f_6773;
+
+/// Takes the log-store lock for the rest of the caller's transaction: a range
+/// that writes its logs on another connection holds it from before that write
+/// until its own commit, so no cleanup can run in between.
+pub async fn lock_log_store(conn: &mut PgConnection, chain_id: u64) -> Result<(), StoreError> {
+    sqlx::query("SELECT pg_advisory_xact_lock($1, $2)")
+        .bind(LOG_STORE_LOCK)
+        .bind(lock_key(chain_id))
+        .execute(&mut *conn)
+        .await?;
+    Ok(())
+}
+
+/// Removes logs above the stored checkpoint (every log of the chain when there is
+/// none), left by a log-store transaction whose range did not commit. Waits for a
+/// range being written (the log-store lock) and reads the checkpoint under it, so
+/// a range whose logs are committed but whose own commit is pending is never cut.
+/// Returns how many.
+pub async fn delete_logs_above(pool: &PgPool, chain_id: u64) -> Result<u64, StoreError> {
+    let mut tx = pool.begin().await?;
+    lock_log_store(&mut tx, chain_id).await?;
+    let checkpoint: Option<i64> = sqlx::query_scalar("SELECT block_number FROM chain.checkpoints WHERE chain_id = $1")
+        .bind(int(chain_id))
+        .fetch_optional(&mut *tx)
+        .await?;
     let deleted = sqlx::query("DELETE FROM chain.logs WHERE chain_id = $1 AND block_number > $2")
         .bind(int(chain_id))
-        .bind(above)
-        .execute(pool)
+        .bind(checkpoint.unwrap_or(-1))
+        .execute(&mut *tx)
         .await?;
+    tx.commit().await?;
     Ok(deleted.rows_affected())
+}
+
+/// The chain id as the second key of an advisory lock.
+fn lock_key(chain_id: u64) -> i32 {
+    // Chain ids fit in 32 bits in practice; fold larger ones.
+    i32::from_ne_bytes(u32::try_from(chain_id % (1 << 32)).unwrap_or(0).to_ne_bytes())
 }
 
 async fn write_range(conn: &mut PgConnection, batch: &Batch, with_logs: bool) -> Result<(), StoreError> {

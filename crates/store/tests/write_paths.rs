@@ -140,3 +140,39 @@ async fn copy_and_insert_store_the_same_values() {
         assert_eq!(price_of(&copied[3_000 + i]), swap.price.to_decimal_string(), "swap {i} price");
     }
 }
+
+#[tokio::test]
+async fn orphan_cleanup_waits_for_a_range_whose_logs_are_committed_but_itself_is_not() {
+    let db = TestDb::migrated().await;
+    let chain_id = 31_337u64;
+    // The range's main transaction takes the log-store lock first...
+    let mut range = db.pool.begin().await.unwrap();
+    animoca_store::indexing::lock_log_store(&mut range, chain_id).await.unwrap();
+    // ...then its raw logs commit on another connection.
+    sqlx::query(
+        "INSERT INTO chain.logs (chain_id, block_number, log_index, block_hash, block_timestamp, tx_hash, tx_index,
+                                 address, data)
+         VALUES ($1, 5, 0, '\\x01', now(), '\\x02', 0, '\\x03', '\\x')",
+    )
+    .bind(i64::try_from(chain_id).unwrap())
+    .execute(&db.pool)
+    .await
+    .unwrap();
+    // A cleanup started now must wait for the range instead of seeing its logs as orphans.
+    let pool = db.pool.clone();
+    let cleanup = tokio::spawn(async move { animoca_store::indexing::delete_logs_above(&pool, chain_id).await });
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    assert!(!cleanup.is_finished(), "the cleanup waits for the range's lock");
+    sqlx::query("INSERT INTO chain.checkpoints (chain_id, block_number, block_hash) VALUES ($1, 5, '\\x01')")
+        .bind(i64::try_from(chain_id).unwrap())
+        .execute(&mut *range)
+        .await
+        .unwrap();
+    range.commit().await.unwrap();
+    assert_eq!(cleanup.await.unwrap().unwrap(), 0, "nothing above the new checkpoint");
+    let logs: i64 = sqlx::query_scalar("SELECT count(*) FROM chain.logs").fetch_one(&db.pool).await.unwrap();
+    assert_eq!(logs, 1);
+    // With no range in flight, logs above the checkpoint are removed.
+    sqlx::query("UPDATE chain.checkpoints SET block_number = 4").execute(&db.pool).await.unwrap();
+    assert_eq!(animoca_store::indexing::delete_logs_above(&db.pool, chain_id).await.unwrap(), 1);
+}

@@ -37,6 +37,17 @@ fn every_subcommand_has_help() {
 }
 
 #[test]
+fn index_tuning_flags_out_of_range_are_named() {
+    for (flag, value) in [("--fetch-ahead", "0"), ("--target-logs", "0"), ("--max-range", "0"), ("--fetch-ahead", "x")]
+    {
+        let output = run(&["index", flag, value], &[]);
+        assert_eq!(output.status.code(), Some(2), "{flag} {value}");
+        let err = stderr(&output);
+        assert!(err.contains(flag) && err.contains(value), "{flag} {value}: {err}");
+    }
+}
+
+#[test]
 fn migrate_rejects_a_malformed_database_url() {
     let output = run(&["migrate"], &[("DATABASE_URL", "nonsense")]);
     assert_eq!(output.status.code(), Some(2));

@@ -21,6 +21,12 @@ pub struct IndexArgs {
     /// connection, in parallel with the derived rows (committed first).
     #[arg(long, default_value_t = 5_000)]
     pub parallel_log_store_rows: usize,
+    /// Logs per range to aim for: the range size follows the chain's log density.
+    #[arg(long, default_value_t = 30_000, value_parser = clap::value_parser!(u64).range(1..=10_000_000))]
+    pub target_logs: u64,
+    /// Ranges fetched concurrently ahead of the one being written (more needs more memory).
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..=16))]
+    pub fetch_ahead: u64,
 }
 
 /// Migrates, waits for the indexer lock, then indexes until `shutdown`.
@@ -50,6 +56,8 @@ pub async fn run(config: IndexConfig, args: IndexArgs, shutdown: CancellationTok
     let mut settings = IndexerConfig::new(chain_id, config.start_block, config.confirmations);
     settings.max_range = args.max_range;
     settings.parallel_log_store_rows = args.parallel_log_store_rows;
+    settings.target_logs = usize::try_from(args.target_logs).unwrap_or(usize::MAX);
+    settings.fetch_ahead = usize::try_from(args.fetch_ahead).unwrap_or(1);
     settings.retry.rate_cap = config.rpc_max_rps.map(animoca_chain::logs::RateCap::per_second);
     let mut indexer = Indexer::new(pool.clone(), provider, deployment, settings).await?;
     if let Some(ws_url) = &config.rpc_ws_url {

@@ -115,13 +115,6 @@ impl Sources {
         vec![d.credential_factory, d.persona_factory, d.credential_amm, d.persona_amm, d.stake_vault, d.governance]
     }
 
-    /// Every known market token.
-    pub fn token_addresses(&self) -> Vec<Address> {
-        let mut tokens: Vec<Address> = self.tokens.keys().copied().collect();
-        tokens.sort_unstable();
-        tokens
-    }
-
     /// Whether `address` is one of the AMMs (its token transfers belong to swaps).
     pub fn is_amm(&self, address: Address) -> bool {
         address == self.deployment.credential_amm || address == self.deployment.persona_amm

@@ -50,11 +50,6 @@ impl Fetcher {
         &self.provider
     }
 
-    /// The retry policy.
-    pub fn retry(&self) -> &RetryPolicy {
-        &self.retry
-    }
-
     /// The node's newest block number.
     pub async fn head(&self) -> Result<u64, IndexError> {
         Ok(rpc::read(&self.retry, "eth_blockNumber", || self.provider.get_block_number()).await?)

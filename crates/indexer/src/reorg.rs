@@ -4,13 +4,11 @@
 //! ancestor, so the result equals an index of the final chain from scratch.
 
 use alloy::primitives::B256;
-use animoca_domain::MarketKey;
 use animoca_store::{
     batch::{Batch, ChangeRow},
     indexing,
     rollback::{self, highest_stored_block, stored_block_hash},
 };
-use sqlx::Row;
 
 use crate::{
     decode::Sources,
@@ -56,21 +54,9 @@ impl Indexer {
         rollback::rollback_above(&mut tx, chain_id, ancestor, ancestor_hash).await?;
 
         // The tokens of the markets that survive.
-        let rows = sqlx::query("SELECT token_address, market_type, market_id FROM derived.markets")
-            .fetch_all(&mut *tx)
-            .await?;
         let mut sources = Sources::new(deployment);
         let mut tokens = std::collections::HashMap::new();
-        for row in &rows {
-            let token = alloy::primitives::Address::try_from(row.try_get::<Vec<u8>, _>(0)?.as_slice())
-                .map_err(|e| IndexError::Malformed(e.to_string()))?;
-            let market_type =
-                animoca_domain::MarketType::try_from(u8::try_from(row.try_get::<i16, _>(1)?).unwrap_or(9))
-                    .map_err(|e| IndexError::Malformed(e.to_string()))?;
-            let market = MarketKey::new(
-                market_type,
-                B256::try_from(row.try_get::<Vec<u8>, _>(2)?.as_slice()).unwrap_or_default(),
-            );
+        for (token, market) in indexing::market_tokens(&mut tx).await? {
             sources.register_token(token, market);
             tokens.insert(market, token);
         }

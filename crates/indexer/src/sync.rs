@@ -180,7 +180,7 @@ impl Indexer {
         // Until this finishes, nothing in memory can be trusted.
         self.stale = true;
         let mut sources = Sources::new(*self.sources.deployment());
-        for (token, market) in indexing::market_tokens(&self.pool).await? {
+        for (token, market) in indexing::market_tokens(&mut *self.pool.acquire().await?).await? {
             sources.register_token(token, market);
         }
         let mut deriver = Deriver::new(self.fee_bps.clone());
@@ -664,10 +664,7 @@ fn next_span(current: u64, fetched: &FetchedRange, target_logs: usize, max_range
 }
 
 /// The parameters the derivation needs from a `proposals(id)` result.
-pub fn proposal_info_of(
-    proposal_id: U256,
-    p: &GovernanceSlashing::proposalsReturn,
-) -> Result<ProposalInfo, IndexError> {
+fn proposal_info_of(proposal_id: U256, p: &GovernanceSlashing::proposalsReturn) -> Result<ProposalInfo, IndexError> {
     let market_type = MarketType::try_from(p.marketType)
         .map_err(|_| IndexError::Malformed(format!("proposal {proposal_id} has market type {}", p.marketType)))?;
     Ok(ProposalInfo {

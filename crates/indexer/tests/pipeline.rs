@@ -11,13 +11,21 @@ use animoca_store::fingerprint::fingerprint;
 use animoca_test_support::{MarketSpec, TestChain, TestDb, tokens, usdc};
 use tokio_util::sync::CancellationToken;
 
+/// An indexer of `chain` into `db`, with the defaults changed by `adjust`.
+async fn indexer(chain: &TestChain, db: &TestDb, adjust: impl FnOnce(&mut IndexerConfig)) -> Indexer {
+    let mut config = IndexerConfig::new(31_337, chain.deployment.start_block, 0);
+    adjust(&mut config);
+    Indexer::new(db.pool.clone(), chain.provider.clone(), chain.deployment, config).await.unwrap()
+}
+
 async fn index(chain: &TestChain, max_range: u64, fetch_ahead: usize, target_logs: usize) -> TestDb {
     let db = TestDb::migrated().await;
-    let mut config = IndexerConfig::new(31_337, chain.deployment.start_block, 0);
-    config.max_range = max_range;
-    config.fetch_ahead = fetch_ahead;
-    config.target_logs = target_logs;
-    let mut indexer = Indexer::new(db.pool.clone(), chain.provider.clone(), chain.deployment, config).await.unwrap();
+    let mut indexer = indexer(chain, &db, |config| {
+        config.max_range = max_range;
+        config.fetch_ahead = fetch_ahead;
+        config.target_logs = target_logs;
+    })
+    .await;
     assert_eq!(indexer.catch_up().await.unwrap(), Some(chain.block_number().await));
     db
 }
@@ -46,10 +54,11 @@ async fn one_block_ranges_fetched_far_ahead_equal_one_big_range() {
     }
     // Every range's raw logs on a second connection, committed before the range.
     let db = TestDb::migrated().await;
-    let mut config = IndexerConfig::new(31_337, chain.deployment.start_block, 0);
-    config.max_range = 2;
-    config.parallel_log_store_rows = 1;
-    let mut indexer = Indexer::new(db.pool.clone(), chain.provider.clone(), chain.deployment, config).await.unwrap();
+    let mut indexer = indexer(&chain, &db, |config| {
+        config.max_range = 2;
+        config.parallel_log_store_rows = 1;
+    })
+    .await;
     indexer.catch_up().await.unwrap();
     assert_eq!(fingerprint(&db.pool).await.unwrap(), expected, "log store written in parallel");
 }
@@ -86,10 +95,8 @@ async fn new_heads_wake_the_indexer_long_before_its_next_poll() {
     let spec = MarketSpec::new(MarketType::Credential, "heads");
     chain.create_market(&spec, chain.account(1)).await;
     let db = TestDb::migrated().await;
-    let mut config = IndexerConfig::new(31_337, chain.deployment.start_block, 0);
     // Polling alone would take a minute to notice a block.
-    config.poll_interval = Duration::from_secs(60);
-    let mut indexer = Indexer::new(db.pool.clone(), chain.provider.clone(), chain.deployment, config).await.unwrap();
+    let mut indexer = indexer(&chain, &db, |config| config.poll_interval = Duration::from_secs(60)).await;
     let shutdown = CancellationToken::new();
     indexer.follow_heads(Heads::subscribe(chain.anvil.ws_endpoint(), shutdown.clone()));
     let options = db.pool.connect_options().as_ref().clone();
@@ -133,10 +140,7 @@ async fn logs_left_above_the_checkpoint_by_an_interrupted_range_are_removed() {
     let spec = MarketSpec::new(MarketType::Credential, "orphans");
     chain.create_market(&spec, chain.account(1)).await;
     let db = TestDb::migrated().await;
-    let mut config = IndexerConfig::new(31_337, chain.deployment.start_block, 0);
-    config.max_range = 1_000;
-    let mut first =
-        Indexer::new(db.pool.clone(), chain.provider.clone(), chain.deployment, config.clone()).await.unwrap();
+    let mut first = indexer(&chain, &db, |config| config.max_range = 1_000).await;
     let checkpoint = first.catch_up().await.unwrap().unwrap();
     drop(first);
     // The next block's logs "committed" without their range, at the log indexes it will use.
@@ -155,7 +159,7 @@ async fn logs_left_above_the_checkpoint_by_an_interrupted_range_are_removed() {
     .unwrap();
     assert!(orphaned.rows_affected() > 0);
 
-    let mut second = Indexer::new(db.pool.clone(), chain.provider.clone(), chain.deployment, config).await.unwrap();
+    let mut second = indexer(&chain, &db, |config| config.max_range = 1_000).await;
     assert_eq!(second.catch_up().await.unwrap(), Some(head));
     let clean = index(&chain, 1_000, 1, 30_000).await;
     assert_eq!(fingerprint(&db.pool).await.unwrap(), fingerprint(&clean.pool).await.unwrap());

@@ -41,8 +41,9 @@ pub async fn checkpoint(pool: &PgPool, chain_id: u64) -> Result<Option<Checkpoin
 }
 
 /// Every market token with its market (to rebuild the indexer's sources).
-pub async fn market_tokens(pool: &PgPool) -> Result<Vec<(Address, MarketKey)>, StoreError> {
-    let rows = sqlx::query("SELECT token_address, market_type, market_id FROM derived.markets").fetch_all(pool).await?;
+pub async fn market_tokens(conn: &mut PgConnection) -> Result<Vec<(Address, MarketKey)>, StoreError> {
+    let rows =
+        sqlx::query("SELECT token_address, market_type, market_id FROM derived.markets").fetch_all(&mut *conn).await?;
     rows.iter()
         .map(|row| {
             Ok((address(&row.try_get::<Vec<u8>, _>(0)?), market_key(row.try_get(1)?, &row.try_get::<Vec<u8>, _>(2)?)))

@@ -52,7 +52,7 @@ impl DeployParams {
 }
 
 /// Addresses of a deployment, and the block to start indexing from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
 pub struct Deployment {
     /// Chain the contracts live on.
     pub chain_id: u64,

@@ -39,6 +39,19 @@ pub struct ProposalInfo {
     pub quorum_required: U256,
 }
 
+impl ProposalInfo {
+    /// The parameters in a `proposals(id)` result (`None`: an unknown market type).
+    pub fn from_view(p: &animoca_chain::bindings::GovernanceSlashing::proposalsReturn) -> Option<Self> {
+        let market_type = animoca_domain::MarketType::try_from(p.marketType).ok()?;
+        Some(ProposalInfo {
+            market: MarketKey::new(market_type, p.marketId),
+            snapshot_block: u64::try_from(p.snapshotBlock).unwrap_or(u64::MAX),
+            voting_ends_at: p.votingEndsAt,
+            quorum_required: p.quorumRequired,
+        })
+    }
+}
+
 /// State from the database that a batch builds on.
 #[derive(Debug, Default)]
 pub struct Prior {
@@ -46,6 +59,24 @@ pub struct Prior {
     pub holdings: HashMap<(MarketKey, Address), Holding>,
     /// Parameters of every proposal the batch creates.
     pub proposals: HashMap<U256, ProposalInfo>,
+}
+
+/// The (market, holder) pairs whose holdings `events` change, sorted, without
+/// duplicates: what [`Prior::holdings`] must hold for them.
+pub fn holding_keys(events: &[(LogMeta, ChainEvent)]) -> Vec<(MarketKey, Address)> {
+    let mut keys: Vec<(MarketKey, Address)> = Vec::new();
+    for (_, event) in events {
+        match event {
+            ChainEvent::Swap { market, trader, .. } => keys.push((*market, *trader)),
+            ChainEvent::Transfer { market, from, to, .. } => {
+                keys.extend([(*market, *from), (*market, *to)].into_iter().filter(|(_, a)| !a.is_zero()));
+            }
+            _ => {}
+        }
+    }
+    keys.sort_unstable();
+    keys.dedup();
+    keys
 }
 
 /// Events that contradict what is stored: indexing cannot go on.

@@ -11,6 +11,7 @@ pub mod fetch;
 pub mod heads;
 pub mod leader;
 pub mod progress;
+pub mod rederive;
 pub mod reorg;
 pub mod sync;
 

@@ -101,3 +101,81 @@ pub fn record_lag(head: u64, checkpoint: u64, checkpoint_time: u64) {
         .unwrap_or(checkpoint_time);
     metrics::gauge!("animoca_indexer_head_lag_seconds").set(now.saturating_sub(checkpoint_time) as f64);
 }
+
+/// Progress of a re-derivation: a bar over the log store with rate and ETA on a
+/// terminal, a log line every few seconds otherwise, and the phase it is in.
+pub struct RederiveProgress {
+    total: u64,
+    logs: u64,
+    started: Instant,
+    logged: Instant,
+    bar: Option<ProgressBar>,
+}
+
+impl RederiveProgress {
+    /// Starts over about `total` logs (an estimate; the bar grows if it was low).
+    pub fn start(total: u64) -> Self {
+        let bar = std::io::stderr().is_terminal().then(|| {
+            let bar = ProgressBar::new(total.max(1));
+            if let Ok(style) = ProgressStyle::with_template(
+                "{spinner} re-deriving [{bar:40}] {human_pos}/{human_len} logs  {per_sec}  ETA {eta}  {msg}",
+            ) {
+                bar.set_style(style.progress_chars("=> "));
+            }
+            bar
+        });
+        tracing::info!(logs_estimate = total, "re-deriving from the log store");
+        Self { total, logs: 0, started: Instant::now(), logged: Instant::now(), bar }
+    }
+
+    /// Enters a phase (loading, building indexes, ...).
+    pub fn phase(&mut self, phase: &str) {
+        if let Some(bar) = &self.bar {
+            bar.set_message(phase.to_owned());
+        }
+        tracing::info!(phase, seconds = self.started.elapsed().as_secs_f64(), "re-derive phase");
+    }
+
+    /// `logs` more logs were derived.
+    pub fn advance(&mut self, logs: u64) {
+        self.logs += logs;
+        if self.logs > self.total {
+            self.total = self.logs;
+        }
+        #[allow(clippy::cast_precision_loss)]
+        let rate = self.logs as f64 / self.started.elapsed().as_secs_f64().max(1e-3);
+        if let Some(bar) = &self.bar {
+            bar.set_length(self.total);
+            bar.set_position(self.logs);
+        } else if self.logged.elapsed() >= LOG_EVERY {
+            self.logged = Instant::now();
+            #[allow(clippy::cast_precision_loss)]
+            let eta = self.total.saturating_sub(self.logs) as f64 / rate.max(1.0);
+            tracing::info!(
+                logs = self.logs,
+                of = self.total,
+                logs_per_second = rate.round(),
+                eta_seconds = eta.round(),
+                "re-derive progress"
+            );
+        }
+    }
+
+    /// Done: clears the bar and logs the totals.
+    pub fn finish(self, stats: &crate::rederive::BuildStats) {
+        if let Some(bar) = &self.bar {
+            bar.finish_and_clear();
+        }
+        tracing::info!(
+            logs = stats.logs,
+            swaps = stats.swaps,
+            block = stats.checkpoint,
+            load_s = stats.load.as_secs_f64(),
+            indexes_s = stats.indexes.as_secs_f64(),
+            window_s = stats.window.as_secs_f64(),
+            swap_s = stats.swap.as_secs_f64(),
+            total_s = stats.total.as_secs_f64(),
+            "re-derive done"
+        );
+    }
+}

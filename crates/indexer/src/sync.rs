@@ -17,7 +17,7 @@ use animoca_chain::{
     bindings::{GovernanceSlashing, MarketAMM},
     logs::{self as rpc, RetryPolicy, RpcReadError},
 };
-use animoca_domain::{MarketKey, MarketType};
+use animoca_domain::MarketKey;
 use animoca_store::{
     StoreError,
     batch::{Batch, BlockRow, CallResultRow, EventPosition, RawLog},
@@ -61,6 +61,9 @@ pub enum IndexError {
     /// The database failed.
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// Re-deriving the database (an older derivation version) failed.
+    #[error("re-deriving from the log store failed: {0}")]
+    Rederive(#[from] crate::rederive::RederiveError),
     /// The connection holding the indexer lock closed: another process may index now.
     #[error("lost the indexer lock (its database connection closed)")]
     LostLeadership,
@@ -77,7 +80,14 @@ impl IndexError {
             IndexError::Store(
                 StoreError::Query(_) | StoreError::Connect { .. } | StoreError::CheckpointMoved { .. },
             ) => true,
-            IndexError::Store(_) | IndexError::Decode(_) | IndexError::Derive(_) | IndexError::LostLeadership => false,
+            IndexError::Rederive(crate::rederive::RederiveError::Store(
+                StoreError::Query(_) | StoreError::Connect { .. },
+            )) => true,
+            IndexError::Store(_)
+            | IndexError::Decode(_)
+            | IndexError::Derive(_)
+            | IndexError::Rederive(_)
+            | IndexError::LostLeadership => false,
         }
     }
 }
@@ -250,6 +260,10 @@ impl Indexer {
         let mut conn = pool.acquire().await?;
         indexing::write_call_results(&mut conn, config.chain_id, &calls).await?;
         drop(conn);
+        // Records the contracts; re-derives tables built by an older derivation.
+        // (`index` calls this first, interruptibly; then this finds it done.)
+        let chain = Deployment { chain_id: config.chain_id, ..deployment };
+        crate::rederive::prepare(&pool, &chain, &CancellationToken::new()).await?;
         let mut indexer = Self {
             pool,
             fetcher: Fetcher::new(provider, config.retry.clone()),
@@ -589,25 +603,16 @@ impl Indexer {
     /// Holdings the events touch, and the on-chain parameters of new proposals
     /// (with the view calls that read them, to store).
     async fn prior(&self, events: &[(LogMeta, ChainEvent)]) -> Result<(Prior, Vec<CallResultRow>), IndexError> {
-        let mut keys: Vec<(MarketKey, Address)> = Vec::new();
         let mut proposals = HashMap::new();
         let mut calls = Vec::new();
         for (meta, event) in events {
-            match event {
-                ChainEvent::Swap { market, trader, .. } => keys.push((*market, *trader)),
-                ChainEvent::Transfer { market, from, to, .. } => {
-                    keys.extend([(*market, *from), (*market, *to)].into_iter().filter(|(_, a)| !a.is_zero()));
-                }
-                ChainEvent::ProposalCreated { proposal_id, .. } => {
-                    let (info, call) = self.proposal_info(*proposal_id, meta.block_number).await?;
-                    proposals.insert(*proposal_id, info);
-                    calls.push(call);
-                }
-                _ => {}
+            if let ChainEvent::ProposalCreated { proposal_id, .. } = event {
+                let (info, call) = self.proposal_info(*proposal_id, meta.block_number).await?;
+                proposals.insert(*proposal_id, info);
+                calls.push(call);
             }
         }
-        keys.sort_unstable();
-        keys.dedup();
+        let mut keys = crate::derive::holding_keys(events);
         // The range in flight wrote these; the database may not show them yet.
         let mut holdings: HashMap<(MarketKey, Address), Holding> = HashMap::new();
         keys.retain(|key| match self.in_flight.get(key) {
@@ -637,7 +642,9 @@ impl Indexer {
             calldata: GovernanceSlashing::proposalsCall::new((proposal_id,)).abi_encode(),
             result: GovernanceSlashing::proposalsCall::abi_encode_returns(&p),
         };
-        Ok((proposal_info_of(proposal_id, &p)?, call))
+        let info = ProposalInfo::from_view(&p)
+            .ok_or_else(|| IndexError::Malformed(format!("proposal {proposal_id} has market type {}", p.marketType)))?;
+        Ok((info, call))
     }
 
     /// The canonical header of block `number`, or `None` past the head.
@@ -661,18 +668,6 @@ fn next_span(current: u64, fetched: &FetchedRange, target_logs: usize, max_range
     let target = u64::try_from(target_logs).unwrap_or(u64::MAX).max(1);
     let ideal = blocks.saturating_mul(target) / logs;
     ideal.min(current.saturating_add(current.div_ceil(2))).clamp(1, max_range)
-}
-
-/// The parameters the derivation needs from a `proposals(id)` result.
-fn proposal_info_of(proposal_id: U256, p: &GovernanceSlashing::proposalsReturn) -> Result<ProposalInfo, IndexError> {
-    let market_type = MarketType::try_from(p.marketType)
-        .map_err(|_| IndexError::Malformed(format!("proposal {proposal_id} has market type {}", p.marketType)))?;
-    Ok(ProposalInfo {
-        market: MarketKey::new(market_type, p.marketId),
-        snapshot_block: u64::try_from(p.snapshotBlock).unwrap_or(u64::MAX),
-        voting_ends_at: p.votingEndsAt,
-        quorum_required: p.quorumRequired,
-    })
 }
 
 /// The tasks a pipeline run has in flight.

@@ -8,7 +8,7 @@ use sqlx::PgConnection;
 use crate::StoreError;
 
 /// Unix time of PostgreSQL's timestamp epoch, 2000-01-01 00:00:00 UTC.
-const PG_EPOCH_UNIX: i64 = 946_684_800;
+pub(crate) const PG_EPOCH_UNIX: i64 = 946_684_800;
 
 /// Rows in PostgreSQL's binary `COPY` format: a header, then per row the field
 /// count and each field as a length and its bytes (`-1` for NULL), then a trailer.

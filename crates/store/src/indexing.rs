@@ -27,9 +27,14 @@ pub struct Checkpoint {
 
 /// The checkpoint of a chain, if it was ever indexed.
 pub async fn checkpoint(pool: &PgPool, chain_id: u64) -> Result<Option<Checkpoint>, StoreError> {
+    checkpoint_in(&mut *pool.acquire().await?, chain_id).await
+}
+
+/// The checkpoint of a chain, read on `conn` (in its transaction's snapshot).
+pub async fn checkpoint_in(conn: &mut PgConnection, chain_id: u64) -> Result<Option<Checkpoint>, StoreError> {
     let row = sqlx::query("SELECT block_number, block_hash FROM chain.checkpoints WHERE chain_id = $1")
         .bind(int(chain_id))
-        .fetch_optional(pool)
+        .fetch_optional(&mut *conn)
         .await?;
     row.map(|row| {
         Ok(Checkpoint {
@@ -42,8 +47,7 @@ pub async fn checkpoint(pool: &PgPool, chain_id: u64) -> Result<Option<Checkpoin
 
 /// Every market token with its market (to rebuild the indexer's sources).
 pub async fn market_tokens(conn: &mut PgConnection) -> Result<Vec<(Address, MarketKey)>, StoreError> {
-    let rows =
-        sqlx::query("SELECT token_address, market_type, market_id FROM derived.markets").fetch_all(&mut *conn).await?;
+    let rows = sqlx::query("SELECT token_address, market_type, market_id FROM markets").fetch_all(&mut *conn).await?;
     rows.iter()
         .map(|row| {
             Ok((address(&row.try_get::<Vec<u8>, _>(0)?), market_key(row.try_get(1)?, &row.try_get::<Vec<u8>, _>(2)?)))
@@ -66,7 +70,7 @@ pub async fn holdings(
         "SELECT b.market_type, b.market_id, b.holder, b.balance::text, b.position::text,
                 b.cost_basis::text, b.realized_pnl::text
            FROM unnest($1::smallint[], $2::bytea[], $3::bytea[]) AS k(market_type, market_id, holder)
-           JOIN derived.balances b USING (market_type, market_id, holder)",
+           JOIN balances b USING (market_type, market_id, holder)",
     )
     .bind(types)
     .bind(ids)
@@ -94,12 +98,12 @@ pub async fn newest_candles(pool: &PgPool) -> Result<Vec<StoredCandle>, StoreErr
         "SELECT c.market_type, c.market_id, c.timeframe, extract(epoch FROM c.bucket_start)::bigint,
                 c.open::text, c.high::text, c.low::text, c.close::text, c.volume_usdc::text, c.volume_token::text,
                 c.trade_count, c.unique_traders, c.first_block, c.first_log, c.last_block, c.last_log,
-                coalesce((SELECT array_agg(DISTINCT s.trader) FROM derived.swaps s
+                coalesce((SELECT array_agg(DISTINCT s.trader) FROM swaps s
                            WHERE s.market_type = c.market_type AND s.market_id = c.market_id
                              AND s.block_timestamp >= c.bucket_start
                              AND (s.block_number, s.log_index) <= (c.last_block, c.last_log)), '{}')
            FROM (SELECT DISTINCT ON (market_type, market_id, timeframe) *
-                   FROM derived.candles ORDER BY market_type, market_id, timeframe, bucket_start DESC) c",
+                   FROM candles ORDER BY market_type, market_id, timeframe, bucket_start DESC) c",
     )
     .fetch_all(pool)
     .await?;
@@ -174,8 +178,8 @@ pub async fn write_log_store(conn: &mut PgConnection, batch: &Batch) -> Result<(
 /// after a 1M-swap backfill took 650 ms instead of 10).
 pub async fn analyze_grown_tables(pool: &PgPool) -> Result<(), StoreError> {
     sqlx::query(
-        "ANALYZE derived.swaps, derived.transfers, derived.balances, derived.candles, derived.stake_events,
-                 derived.votes, chain.logs, chain.blocks",
+        "ANALYZE swaps, transfers, balances, candles, stake_events,
+                 votes, chain.logs, chain.blocks",
     )
     .execute(pool)
     .await?;
@@ -187,8 +191,8 @@ pub async fn analyze_grown_tables(pool: &PgPool) -> Result<(), StoreError> {
 /// only reaches once a minute, made each head block's refresh scan ~50 ms.
 pub async fn vacuum_hot_tables(pool: &PgPool) -> Result<(), StoreError> {
     sqlx::query(
-        "VACUUM (ANALYZE) derived.market_stats, derived.pools, derived.markets, derived.market_window_traders,
-                          derived.window_state, derived.stakes, chain.checkpoints",
+        "VACUUM (ANALYZE) market_stats, pools, markets, market_window_traders,
+                          window_state, stakes, chain.checkpoints",
     )
     .execute(pool)
     .await?;
@@ -259,17 +263,7 @@ async fn write_range(conn: &mut PgConnection, batch: &Batch, with_logs: bool) ->
         write_logs(conn, batch).await?;
         timer.step("logs");
     }
-    write_markets(conn, batch).await?;
-    timer.step("markets_pools");
-    write_swaps_and_transfers(conn, batch).await?;
-    timer.step("swaps_transfers");
-    write_balances(conn, batch).await?;
-    timer.step("balances");
-    write_stakes(conn, batch).await?;
-    write_proposals(conn, batch).await?;
-    timer.step("stakes_proposals");
-    write_candles(conn, batch).await?;
-    timer.step("candles");
+    write_derived_rows(conn, batch, &mut timer).await?;
     write_changes(conn, &batch.changes).await?;
     timer.step("changes");
 
@@ -297,6 +291,29 @@ async fn write_range(conn: &mut PgConnection, batch: &Batch, with_logs: bool) ->
     .execute(&mut *conn)
     .await?;
     timer.step("checkpoint");
+    Ok(())
+}
+
+/// Writes the derived rows of a batch (markets, pools, swaps, transfers,
+/// balances, stakes, proposals, votes, candles) into the tables the connection's
+/// `search_path` names: the live ones when indexing, the next generation's when
+/// re-deriving. Not the log store, blocks, checkpoint, change feed or 24h window.
+pub async fn write_derived(conn: &mut PgConnection, batch: &Batch) -> Result<(), StoreError> {
+    write_derived_rows(conn, batch, &mut StepTimer::start()).await
+}
+
+async fn write_derived_rows(conn: &mut PgConnection, batch: &Batch, timer: &mut StepTimer) -> Result<(), StoreError> {
+    write_markets(conn, batch).await?;
+    timer.step("markets_pools");
+    write_swaps_and_transfers(conn, batch).await?;
+    timer.step("swaps_transfers");
+    write_balances(conn, batch).await?;
+    timer.step("balances");
+    write_stakes(conn, batch).await?;
+    write_proposals(conn, batch).await?;
+    timer.step("stakes_proposals");
+    write_candles(conn, batch).await?;
+    timer.step("candles");
     Ok(())
 }
 
@@ -457,7 +474,7 @@ async fn write_markets(conn: &mut PgConnection, batch: &Batch) -> Result<(), Sto
     if !batch.markets.is_empty() {
         let m = &batch.markets;
         sqlx::query(
-            "INSERT INTO derived.markets (market_type, market_id, token_address, creator_address, factory_address,
+            "INSERT INTO markets (market_type, market_id, token_address, creator_address, factory_address,
                                           amm_address, token_name, token_symbol, initial_stake, chain_id,
                                           created_block, created_block_hash, created_tx_hash, created_log_index,
                                           created_at)
@@ -489,7 +506,7 @@ async fn write_markets(conn: &mut PgConnection, batch: &Batch) -> Result<(), Sto
     if !batch.market_deltas.is_empty() {
         let d = &batch.market_deltas;
         sqlx::query(
-            "UPDATE derived.markets m
+            "UPDATE markets m
                 SET total_supply = m.total_supply + d.minted::numeric - d.burned::numeric,
                     holder_count = m.holder_count + d.holders
                FROM unnest($1::smallint[], $2::bytea[], $3::text[], $4::text[], $5::int[])
@@ -507,7 +524,7 @@ async fn write_markets(conn: &mut PgConnection, batch: &Batch) -> Result<(), Sto
     if !batch.pools.is_empty() {
         let p = &batch.pools;
         sqlx::query(
-            "INSERT INTO derived.pools (market_type, market_id, amm_address, token_address, token_reserves,
+            "INSERT INTO pools (market_type, market_id, amm_address, token_address, token_reserves,
                                         usdc_reserves, price, fee_bps, created_block, updated_block, updated_at)
              SELECT t, id, amm, token, tr::numeric, ur::numeric, price::numeric, fee, block, block, to_timestamp(ts)
                FROM unnest($1::smallint[], $2::bytea[], $3::bytea[], $4::bytea[], $5::text[], $6::text[],
@@ -530,7 +547,7 @@ async fn write_markets(conn: &mut PgConnection, batch: &Batch) -> Result<(), Sto
     if !batch.reserves.is_empty() {
         let r = &batch.reserves;
         sqlx::query(
-            "UPDATE derived.pools p
+            "UPDATE pools p
                 SET token_reserves = r.tr::numeric, usdc_reserves = r.ur::numeric, price = r.price::numeric,
                     updated_block = r.block, updated_at = to_timestamp(r.ts)
                FROM unnest($1::smallint[], $2::bytea[], $3::text[], $4::text[], $5::text[], $6::bigint[],
@@ -555,7 +572,7 @@ async fn insert_swaps_and_transfers(conn: &mut PgConnection, batch: &Batch) -> R
     if !batch.swaps.is_empty() {
         let s = &batch.swaps;
         sqlx::query(
-            "INSERT INTO derived.swaps (chain_id, block_number, block_hash, block_timestamp, tx_hash, log_index,
+            "INSERT INTO swaps (chain_id, block_number, block_hash, block_timestamp, tx_hash, log_index,
                                         market_type, market_id, amm_address, trader, is_buy, token_amount,
                                         usdc_amount, fee_amount, price)
              SELECT $1, block, bhash, to_timestamp(ts), tx, li, t, id, amm, trader, buy, ta::numeric, ua::numeric,
@@ -586,7 +603,7 @@ async fn insert_swaps_and_transfers(conn: &mut PgConnection, batch: &Batch) -> R
     if !batch.transfers.is_empty() {
         let t = &batch.transfers;
         sqlx::query(
-            "INSERT INTO derived.transfers (chain_id, block_number, block_hash, block_timestamp, tx_hash, log_index,
+            "INSERT INTO transfers (chain_id, block_number, block_hash, block_timestamp, tx_hash, log_index,
                                             token_address, market_type, market_id, from_address, to_address, value)
              SELECT $1, block, bhash, to_timestamp(ts), tx, li, token, t, id, f, r, v::numeric
                FROM unnest($2::bigint[], $3::bytea[], $4::double precision[], $5::bytea[], $6::int[],
@@ -638,7 +655,7 @@ async fn copy_swaps_and_transfers(conn: &mut PgConnection, batch: &Batch) -> Res
     }
     rows.send(
         conn,
-        "COPY derived.swaps (chain_id, block_number, block_hash, block_timestamp, tx_hash, log_index, market_type,
+        "COPY swaps (chain_id, block_number, block_hash, block_timestamp, tx_hash, log_index, market_type,
                              market_id, amm_address, trader, is_buy, token_amount, usdc_amount, fee_amount, price)
          FROM STDIN (FORMAT binary)",
     )
@@ -656,7 +673,7 @@ async fn copy_swaps_and_transfers(conn: &mut PgConnection, batch: &Batch) -> Res
     }
     rows.send(
         conn,
-        "COPY derived.transfers (chain_id, block_number, block_hash, block_timestamp, tx_hash, log_index,
+        "COPY transfers (chain_id, block_number, block_hash, block_timestamp, tx_hash, log_index,
                                  token_address, market_type, market_id, from_address, to_address, value)
          FROM STDIN (FORMAT binary)",
     )
@@ -670,7 +687,7 @@ async fn write_balances(conn: &mut PgConnection, batch: &Batch) -> Result<(), St
     }
     let b = &batch.balances;
     sqlx::query(
-        "INSERT INTO derived.balances (market_type, market_id, holder, balance, position, cost_basis, realized_pnl,
+        "INSERT INTO balances (market_type, market_id, holder, balance, position, cost_basis, realized_pnl,
                                        updated_block)
          SELECT t, id, h, bal::numeric, pos::numeric, basis::numeric, pnl::numeric, block
            FROM unnest($1::smallint[], $2::bytea[], $3::bytea[], $4::text[], $5::text[], $6::text[], $7::text[],
@@ -698,7 +715,7 @@ async fn write_stakes(conn: &mut PgConnection, batch: &Batch) -> Result<(), Stor
     }
     let e = &batch.stake_events;
     sqlx::query(
-        "INSERT INTO derived.stake_events (chain_id, block_number, block_hash, block_timestamp, tx_hash, log_index,
+        "INSERT INTO stake_events (chain_id, block_number, block_hash, block_timestamp, tx_hash, log_index,
                                            kind, market_type, market_id, staker, proposal_id, amount)
          SELECT $1, block, bhash, to_timestamp(ts), tx, li, kind, t, id, staker, pid::numeric, amount::numeric
            FROM unnest($2::bigint[], $3::bytea[], $4::double precision[], $5::bytea[], $6::int[], $7::text[],
@@ -730,7 +747,7 @@ pub(crate) async fn add_stake_totals(
     to: u64,
 ) -> Result<(), StoreError> {
     sqlx::query(
-        "INSERT INTO derived.stakes AS s (market_type, market_id, total_deposited, total_withdrawn, total_slashed,
+        "INSERT INTO stakes AS s (market_type, market_id, total_deposited, total_withdrawn, total_slashed,
                                           current_stake, updated_block)
          SELECT market_type, market_id,
                 coalesce(sum(amount) FILTER (WHERE kind = 'deposit'), 0),
@@ -738,7 +755,7 @@ pub(crate) async fn add_stake_totals(
                 coalesce(sum(amount) FILTER (WHERE kind = 'slash'), 0),
                 coalesce(sum(CASE kind WHEN 'deposit' THEN amount ELSE -amount END), 0),
                 max(block_number)
-           FROM derived.stake_events
+           FROM stake_events
           WHERE chain_id = $1 AND block_number BETWEEN $2 AND $3
           GROUP BY market_type, market_id
          ON CONFLICT (market_type, market_id) DO UPDATE
@@ -761,7 +778,7 @@ async fn write_proposals(conn: &mut PgConnection, batch: &Batch) -> Result<(), S
     if !batch.proposals.is_empty() {
         let p = &batch.proposals;
         sqlx::query(
-            "INSERT INTO derived.proposals (proposal_id, market_type, market_id, proposer, slash_amount,
+            "INSERT INTO proposals (proposal_id, market_type, market_id, proposer, slash_amount,
                                             snapshot_block, voting_ends_at, quorum_required, chain_id, created_block,
                                             created_block_hash, created_tx_hash, created_log_index, created_at)
              SELECT pid::numeric, t, id, proposer, amount::numeric, snap, to_timestamp(ends), quorum::numeric, $1,
@@ -791,7 +808,7 @@ async fn write_proposals(conn: &mut PgConnection, batch: &Batch) -> Result<(), S
     if !batch.votes.is_empty() {
         let v = &batch.votes;
         sqlx::query(
-            "INSERT INTO derived.votes (chain_id, block_number, block_hash, block_timestamp, tx_hash, log_index,
+            "INSERT INTO votes (chain_id, block_number, block_hash, block_timestamp, tx_hash, log_index,
                                         proposal_id, voter, support, weight)
              SELECT $1, block, bhash, to_timestamp(ts), tx, li, pid::numeric, voter, support, weight::numeric
                FROM unnest($2::bigint[], $3::bytea[], $4::double precision[], $5::bytea[], $6::int[], $7::text[],
@@ -814,7 +831,7 @@ async fn write_proposals(conn: &mut PgConnection, batch: &Batch) -> Result<(), S
     if !batch.tallies.is_empty() {
         let t = &batch.tallies;
         sqlx::query(
-            "UPDATE derived.proposals p
+            "UPDATE proposals p
                 SET votes_for = p.votes_for + t.f::numeric, votes_against = p.votes_against + t.a::numeric,
                     votes_abstain = p.votes_abstain + t.x::numeric, voter_count = p.voter_count + t.n
                FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::int[]) AS t(pid, f, a, x, n)
@@ -834,7 +851,7 @@ async fn write_proposals(conn: &mut PgConnection, batch: &Batch) -> Result<(), S
             Outcome::Canceled => (false, true, None),
         };
         sqlx::query(
-            "UPDATE derived.proposals
+            "UPDATE proposals
                 SET executed = executed OR $2, canceled = canceled OR $3, slashed_amount = $4::numeric,
                     resolved_block = $5, resolved_tx_hash = $6, resolved_at = to_timestamp($7)
               WHERE proposal_id = $1::numeric",
@@ -858,7 +875,7 @@ async fn write_candles(conn: &mut PgConnection, batch: &Batch) -> Result<(), Sto
     }
     let c = &batch.candles;
     sqlx::query(
-        "INSERT INTO derived.candles (market_type, market_id, timeframe, bucket_start, open, high, low, close,
+        "INSERT INTO candles (market_type, market_id, timeframe, bucket_start, open, high, low, close,
                                       volume_usdc, volume_token, trade_count, unique_traders, first_block, first_log,
                                       last_block, last_log)
          SELECT t, id, tf, to_timestamp(start), o::numeric, h::numeric, l::numeric, c::numeric, vu::numeric,

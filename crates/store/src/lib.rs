@@ -8,8 +8,11 @@
 
 pub mod batch;
 mod copy;
+pub mod derivation;
 pub mod fingerprint;
+pub mod generation;
 pub mod indexing;
+pub mod log_reader;
 pub mod rollback;
 pub mod window;
 
@@ -59,6 +62,7 @@ pub enum StoreError {
 pub async fn connect(options: PgConnectOptions, max_connections: u32) -> Result<PgPool, StoreError> {
     let target =
         format!("{}:{}/{}", options.get_host(), options.get_port(), options.get_database().unwrap_or("postgres"));
+
     // One direct connection first: a pool only reports "timed out", this says why
     // (connection refused, unknown database, authentication failed, ...).
     let probe = tokio::time::timeout(Duration::from_secs(10), PgConnection::connect_with(&options)).await;
@@ -67,12 +71,34 @@ pub async fn connect(options: PgConnectOptions, max_connections: u32) -> Result<
         Ok(Err(source)) => return Err(StoreError::Connect { target, source }),
         Err(_) => return Err(StoreError::Connect { target, source: sqlx::Error::PoolTimedOut }),
     }
-    PgPoolOptions::new()
-        .max_connections(max_connections)
-        .acquire_timeout(Duration::from_secs(10))
-        .connect_with(options)
-        .await
-        .map_err(|source| StoreError::Connect { target, source })
+    pool_options(max_connections).connect_with(options).await.map_err(|source| StoreError::Connect { target, source })
+}
+
+/// The schema the derived tables live in. The store names derived tables
+/// without a schema and every connection resolves them through its
+/// `search_path`: `derived` for the pools of [`pool_options`], a scratch schema
+/// while `rederive` builds the next generation with the same code.
+pub const DERIVED_SCHEMA: &str = "derived";
+
+/// Pool settings every process uses: at most `max_connections`, a 10 s acquire
+/// timeout, and each connection's `search_path` set to [`DERIVED_SCHEMA`].
+pub fn pool_options(max_connections: u32) -> PgPoolOptions {
+    PgPoolOptions::new().max_connections(max_connections).acquire_timeout(Duration::from_secs(10)).after_connect(
+        |conn, _meta| {
+            Box::pin(async move { set_search_path(conn, DERIVED_SCHEMA).await.map_err(StoreError::into_sqlx) })
+        },
+    )
+}
+
+/// Points `conn`'s unqualified table names at the derived tables of `schema`
+/// (then `public`, where the extensions live). Schema names are identifiers of
+/// lowercase letters, digits and `_`.
+pub async fn set_search_path(conn: &mut PgConnection, schema: &str) -> Result<(), StoreError> {
+    if schema.is_empty() || !schema.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_') {
+        return Err(StoreError::Corrupt(format!("{schema:?} is not a schema name")));
+    }
+    sqlx::query(sqlx::AssertSqlSafe(format!("SET search_path TO {schema}, public"))).execute(&mut *conn).await?;
+    Ok(())
 }
 
 /// Drops (if it exists) and creates the database `options` points at, through the
@@ -91,6 +117,16 @@ pub async fn recreate_database(options: &PgConnectOptions) -> Result<(), StoreEr
     Ok(())
 }
 
+impl StoreError {
+    /// The driver error inside, for APIs that want a `sqlx::Error`.
+    fn into_sqlx(self) -> sqlx::Error {
+        match self {
+            StoreError::Query(error) | StoreError::Connect { source: error, .. } => error,
+            other => sqlx::Error::Protocol(other.to_string()),
+        }
+    }
+}
+
 /// Outcome of [`migrate`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MigrationReport {
@@ -107,6 +143,8 @@ pub async fn migrate(pool: &PgPool) -> Result<MigrationReport, StoreError> {
     // even when several processes migrate at once (advisory locks are re-entrant).
     let mut conn = pool.acquire().await?;
     sqlx::query("SELECT pg_advisory_lock($1)").bind(MIGRATE_LOCK).execute(&mut *conn).await?;
+    // sqlx keeps its bookkeeping in an unqualified `_sqlx_migrations`: always `public`'s.
+    sqlx::query("SET search_path TO public").execute(&mut *conn).await?;
     let result = async {
         let before = applied_versions(&mut conn).await?;
         MIGRATOR.run(&mut *conn).await?;
@@ -114,6 +152,7 @@ pub async fn migrate(pool: &PgPool) -> Result<MigrationReport, StoreError> {
         Ok::<_, StoreError>((before, after))
     }
     .await;
+    set_search_path(&mut conn, DERIVED_SCHEMA).await?;
     sqlx::query("SELECT pg_advisory_unlock($1)").bind(MIGRATE_LOCK).execute(&mut *conn).await?;
     let (before, after) = result?;
     let applied = MIGRATOR

@@ -43,10 +43,10 @@ pub async fn markets_touched_after(
 ) -> Result<Vec<MarketKey>, StoreError> {
     // `chain_id` first: the event tables' block indexes are (chain_id, block_number).
     let rows = sqlx::query(
-        "SELECT market_type, market_id FROM derived.swaps WHERE chain_id = $2 AND block_number > $1
-         UNION SELECT market_type, market_id FROM derived.transfers WHERE chain_id = $2 AND block_number > $1
-         UNION SELECT market_type, market_id FROM derived.stake_events WHERE chain_id = $2 AND block_number > $1
-         UNION SELECT p.market_type, p.market_id FROM derived.pools p WHERE p.updated_block > $1
+        "SELECT market_type, market_id FROM swaps WHERE chain_id = $2 AND block_number > $1
+         UNION SELECT market_type, market_id FROM transfers WHERE chain_id = $2 AND block_number > $1
+         UNION SELECT market_type, market_id FROM stake_events WHERE chain_id = $2 AND block_number > $1
+         UNION SELECT p.market_type, p.market_id FROM pools p WHERE p.updated_block > $1
          ORDER BY 1, 2",
     )
     .bind(int(ancestor))
@@ -67,21 +67,21 @@ pub async fn rollback_above(
 ) -> Result<(), StoreError> {
     let chain = int(chain_id);
     let above = int(ancestor);
-    for table in ["derived.swaps", "derived.transfers", "derived.stake_events", "derived.votes"] {
+    for table in ["swaps", "transfers", "stake_events", "votes"] {
         sqlx::query(sqlx::AssertSqlSafe(format!("DELETE FROM {table} WHERE chain_id = $1 AND block_number > $2")))
             .bind(chain)
             .bind(above)
             .execute(&mut *conn)
             .await?;
     }
-    sqlx::query("DELETE FROM derived.pools WHERE created_block > $1").bind(above).execute(&mut *conn).await?;
-    sqlx::query("DELETE FROM derived.proposals WHERE chain_id = $1 AND created_block > $2")
+    sqlx::query("DELETE FROM pools WHERE created_block > $1").bind(above).execute(&mut *conn).await?;
+    sqlx::query("DELETE FROM proposals WHERE chain_id = $1 AND created_block > $2")
         .bind(chain)
         .bind(above)
         .execute(&mut *conn)
         .await?;
     sqlx::query(
-        "UPDATE derived.proposals SET executed = false, canceled = false, slashed_amount = NULL,
+        "UPDATE proposals SET executed = false, canceled = false, slashed_amount = NULL,
                 resolved_block = NULL, resolved_tx_hash = NULL, resolved_at = NULL
           WHERE chain_id = $1 AND resolved_block > $2",
     )
@@ -90,15 +90,15 @@ pub async fn rollback_above(
     .execute(&mut *conn)
     .await?;
     // Markets created above the ancestor go with everything that hangs off them.
-    let gone = "(SELECT market_type, market_id FROM derived.markets WHERE chain_id = $1 AND created_block > $2)";
-    for table in ["derived.balances", "derived.candles", "derived.stakes", "derived.market_stats"] {
+    let gone = "(SELECT market_type, market_id FROM markets WHERE chain_id = $1 AND created_block > $2)";
+    for table in ["balances", "candles", "stakes", "market_stats"] {
         sqlx::query(sqlx::AssertSqlSafe(format!("DELETE FROM {table} WHERE (market_type, market_id) IN {gone}")))
             .bind(chain)
             .bind(above)
             .execute(&mut *conn)
             .await?;
     }
-    sqlx::query("DELETE FROM derived.markets WHERE chain_id = $1 AND created_block > $2")
+    sqlx::query("DELETE FROM markets WHERE chain_id = $1 AND created_block > $2")
         .bind(chain)
         .bind(above)
         .execute(&mut *conn)
@@ -117,17 +117,17 @@ pub async fn rollback_above(
         .await?;
 
     // Running totals from the events that remain.
-    sqlx::query("DELETE FROM derived.stakes").execute(&mut *conn).await?;
+    sqlx::query("DELETE FROM stakes").execute(&mut *conn).await?;
     crate::indexing::add_stake_totals(conn, chain_id, 0, ancestor).await?;
     sqlx::query(
-        "UPDATE derived.proposals p
+        "UPDATE proposals p
             SET votes_for = coalesce(v.f, 0), votes_against = coalesce(v.a, 0), votes_abstain = coalesce(v.x, 0),
                 voter_count = coalesce(v.n, 0)
-           FROM derived.proposals q
+           FROM proposals q
            LEFT JOIN (SELECT proposal_id, sum(weight) FILTER (WHERE support = 1) f,
                              sum(weight) FILTER (WHERE support = 0) a, sum(weight) FILTER (WHERE support = 2) x,
                              count(*)::int n
-                        FROM derived.votes GROUP BY proposal_id) v USING (proposal_id)
+                        FROM votes GROUP BY proposal_id) v USING (proposal_id)
           WHERE p.proposal_id = q.proposal_id",
     )
     .execute(&mut *conn)
@@ -219,20 +219,18 @@ pub async fn replace_market_state(
     replayed: &Batch,
 ) -> Result<(), StoreError> {
     let (t, id) = (i16::from(market.market_type.as_u8()), market.market_id.to_vec());
-    for table in ["derived.balances", "derived.candles"] {
+    for table in ["balances", "candles"] {
         sqlx::query(sqlx::AssertSqlSafe(format!("DELETE FROM {table} WHERE market_type = $1 AND market_id = $2")))
             .bind(t)
             .bind(&id)
             .execute(&mut *conn)
             .await?;
     }
-    sqlx::query(
-        "UPDATE derived.markets SET total_supply = 0, holder_count = 0 WHERE market_type = $1 AND market_id = $2",
-    )
-    .bind(t)
-    .bind(&id)
-    .execute(&mut *conn)
-    .await?;
+    sqlx::query("UPDATE markets SET total_supply = 0, holder_count = 0 WHERE market_type = $1 AND market_id = $2")
+        .bind(t)
+        .bind(&id)
+        .execute(&mut *conn)
+        .await?;
     let state = Batch {
         chain_id: replayed.chain_id,
         reserves: replayed.reserves.clone(),

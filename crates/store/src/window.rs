@@ -33,10 +33,9 @@ pub async fn slide(
     t: i64,
     refresh: Refresh<'_>,
 ) -> Result<(), StoreError> {
-    let previous: Option<f64> =
-        sqlx::query_scalar("SELECT extract(epoch FROM as_of)::float8 FROM derived.window_state")
-            .fetch_optional(&mut *conn)
-            .await?;
+    let previous: Option<f64> = sqlx::query_scalar("SELECT extract(epoch FROM as_of)::float8 FROM window_state")
+        .fetch_optional(&mut *conn)
+        .await?;
     // Blocks can share a timestamp, so "new" means a block of this batch, not a later time.
     let cut = t - DAY;
     // No previous window: nothing can leave it.
@@ -47,10 +46,10 @@ pub async fn slide(
     // time-index scan of the whole window by block took 300 ms at 1M swaps. Leaving
     // swaps come from swaps_time_idx alone (`+ 0` keeps the planner from AND-ing in
     // a scan of swaps_block_idx over every older block: 40 ms at 1M swaps).
-    let moves = "SELECT market_type, market_id, trader, usdc_amount AS v, 1 AS n FROM derived.swaps
+    let moves = "SELECT market_type, market_id, trader, usdc_amount AS v, 1 AS n FROM swaps
                   WHERE chain_id = $4 AND block_number >= $1 AND block_timestamp > to_timestamp($2)
                  UNION ALL
-                 SELECT market_type, market_id, trader, -usdc_amount, -1 FROM derived.swaps
+                 SELECT market_type, market_id, trader, -usdc_amount, -1 FROM swaps
                   WHERE chain_id + 0 = $4 AND block_number + 0 < $1 AND block_timestamp > to_timestamp($3)
                     AND block_timestamp <= to_timestamp($2)";
     let chain = i64::try_from(chain_id).unwrap_or(i64::MAX);
@@ -58,7 +57,7 @@ pub async fn slide(
     let (cut_f, prev_f) = (cut as f64, prev_cut as f64);
 
     sqlx::query(sqlx::AssertSqlSafe(format!(
-        "INSERT INTO derived.market_window_traders AS w (market_type, market_id, trader, trades)
+        "INSERT INTO market_window_traders AS w (market_type, market_id, trader, trades)
          SELECT market_type, market_id, trader, sum(n) FROM ({moves}) m GROUP BY 1, 2, 3 HAVING sum(n) <> 0
          ON CONFLICT (market_type, market_id, trader) DO UPDATE SET trades = w.trades + EXCLUDED.trades"
     )))
@@ -68,12 +67,12 @@ pub async fn slide(
     .bind(chain)
     .execute(&mut *conn)
     .await?;
-    sqlx::query("DELETE FROM derived.market_window_traders WHERE trades <= 0").execute(&mut *conn).await?;
+    sqlx::query("DELETE FROM market_window_traders WHERE trades <= 0").execute(&mut *conn).await?;
 
     if matches!(refresh, Refresh::All | Refresh::Touched { new_markets: true, .. }) {
         sqlx::query(
-            "INSERT INTO derived.market_stats (market_type, market_id, price)
-             SELECT market_type, market_id, 0 FROM derived.markets
+            "INSERT INTO market_stats (market_type, market_id, price)
+             SELECT market_type, market_id, 0 FROM markets
              ON CONFLICT (market_type, market_id) DO NOTHING",
         )
         .execute(&mut *conn)
@@ -81,7 +80,7 @@ pub async fn slide(
     }
     let moved: Vec<(i16, Vec<u8>)> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
         "WITH agg AS (SELECT market_type, market_id, sum(v) v, sum(n) n FROM ({moves}) m GROUP BY 1, 2)
-         UPDATE derived.market_stats s SET volume_24h = s.volume_24h + agg.v, trades_24h = s.trades_24h + agg.n
+         UPDATE market_stats s SET volume_24h = s.volume_24h + agg.v, trades_24h = s.trades_24h + agg.n
            FROM agg WHERE s.market_type = agg.market_type AND s.market_id = agg.market_id
          RETURNING s.market_type, s.market_id"
     )))
@@ -93,7 +92,7 @@ pub async fn slide(
     .await?;
 
     let (types, ids): (Vec<i16>, Vec<Vec<u8>>) = match refresh {
-        Refresh::All => sqlx::query_as::<_, (i16, Vec<u8>)>("SELECT market_type, market_id FROM derived.market_stats")
+        Refresh::All => sqlx::query_as::<_, (i16, Vec<u8>)>("SELECT market_type, market_id FROM market_stats")
             .fetch_all(&mut *conn)
             .await?
             .into_iter()
@@ -101,24 +100,24 @@ pub async fn slide(
         Refresh::Touched { markets, .. } => moved.into_iter().chain(markets.iter().cloned()).unzip(),
     };
     sqlx::query(
-        "UPDATE derived.market_stats s
+        "UPDATE market_stats s
             SET price = coalesce(p.price, 0),
-                traders_24h = (SELECT count(*) FROM derived.market_window_traders w
+                traders_24h = (SELECT count(*) FROM market_window_traders w
                                 WHERE w.market_type = s.market_type AND w.market_id = s.market_id),
                 reference_price = coalesce(
-                    (SELECT x.price FROM derived.swaps x
+                    (SELECT x.price FROM swaps x
                       WHERE x.market_type = s.market_type AND x.market_id = s.market_id
                         AND x.block_timestamp <= to_timestamp($3)
                       ORDER BY x.block_timestamp DESC, x.block_number DESC, x.log_index DESC LIMIT 1),
-                    (SELECT x.price FROM derived.swaps x
+                    (SELECT x.price FROM swaps x
                       WHERE x.market_type = s.market_type AND x.market_id = s.market_id
                         AND x.block_timestamp > to_timestamp($3)
                       ORDER BY x.block_timestamp, x.block_number, x.log_index LIMIT 1)),
-                last_trade_at = (SELECT max(x.block_timestamp) FROM derived.swaps x
+                last_trade_at = (SELECT max(x.block_timestamp) FROM swaps x
                                   WHERE x.market_type = s.market_type AND x.market_id = s.market_id),
                 market_cap = trunc(coalesce(p.price, 0) * m.total_supply / 1000000000000)
-           FROM derived.markets m
-           LEFT JOIN derived.pools p USING (market_type, market_id)
+           FROM markets m
+           LEFT JOIN pools p USING (market_type, market_id)
           WHERE m.market_type = s.market_type AND m.market_id = s.market_id
             AND (s.market_type, s.market_id) IN (SELECT * FROM unnest($1::smallint[], $2::bytea[]))",
     )
@@ -128,7 +127,7 @@ pub async fn slide(
     .execute(&mut *conn)
     .await?;
     sqlx::query(
-        "UPDATE derived.market_stats
+        "UPDATE market_stats
             SET price_change_24h = CASE WHEN coalesce(reference_price, 0) = 0 THEN 0
                                         ELSE ((price - reference_price) / reference_price * 100)::float8 END
           WHERE (market_type, market_id) IN (SELECT * FROM unnest($1::smallint[], $2::bytea[]))",
@@ -138,7 +137,7 @@ pub async fn slide(
     .execute(&mut *conn)
     .await?;
     sqlx::query(
-        "INSERT INTO derived.window_state (singleton, as_of) VALUES (true, to_timestamp($1))
+        "INSERT INTO window_state (singleton, as_of) VALUES (true, to_timestamp($1))
          ON CONFLICT (singleton) DO UPDATE SET as_of = EXCLUDED.as_of",
     )
     .bind(t as f64)
@@ -149,8 +148,8 @@ pub async fn slide(
 
 /// Rebuilds the window from scratch at time `t` (after a rollback).
 pub async fn rebuild(conn: &mut PgConnection, chain_id: u64, t: i64) -> Result<(), StoreError> {
-    sqlx::query("DELETE FROM derived.market_window_traders").execute(&mut *conn).await?;
-    sqlx::query("DELETE FROM derived.market_stats").execute(&mut *conn).await?;
-    sqlx::query("DELETE FROM derived.window_state").execute(&mut *conn).await?;
+    sqlx::query("DELETE FROM market_window_traders").execute(&mut *conn).await?;
+    sqlx::query("DELETE FROM market_stats").execute(&mut *conn).await?;
+    sqlx::query("DELETE FROM window_state").execute(&mut *conn).await?;
     slide(conn, chain_id, 0, t, Refresh::All).await
 }

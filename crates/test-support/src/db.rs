@@ -2,10 +2,7 @@
 
 use std::str::FromStr;
 
-use sqlx::{
-    Connection, Executor, PgConnection, PgPool,
-    postgres::{PgConnectOptions, PgPoolOptions},
-};
+use sqlx::{Connection, Executor, PgConnection, PgPool, postgres::PgConnectOptions};
 
 /// Server used for test databases: `TEST_DATABASE_URL`, else the local one.
 pub fn admin_url() -> String {
@@ -31,8 +28,7 @@ impl TestDb {
         conn.execute(sqlx::AssertSqlSafe(format!(r#"CREATE DATABASE "{name}""#))).await.expect("create test database");
         conn.close().await.ok();
         let options = admin.database(&name);
-        let pool =
-            PgPoolOptions::new().max_connections(8).connect_with(options.clone()).await.expect("connect to test db");
+        let pool = animoca_store::pool_options(8).connect_with(options.clone()).await.expect("connect to test db");
         TestDb { pool, name, options }
     }
 

@@ -205,6 +205,25 @@ impl MigrateConfig {
     }
 }
 
+/// What `rederive` and `verify` need: the database alone (no RPC, no contracts:
+/// they are recorded in the database).
+#[derive(Debug, Clone)]
+pub struct RederiveConfig {
+    /// The database.
+    pub database: PgConnectOptions,
+    /// The chain to re-derive, when the database indexes several.
+    pub chain_id: Option<u64>,
+}
+
+impl RederiveConfig {
+    /// Reads `DATABASE_URL` and `CHAIN_ID`.
+    pub fn read(env: &mut Env<'_>) -> Option<Self> {
+        let database = env.required("DATABASE_URL", postgres_url);
+        let chain_id = env.optional("CHAIN_ID", chain_id);
+        Some(RederiveConfig { database: database?, chain_id })
+    }
+}
+
 /// What `deploy` needs.
 #[derive(Debug, Clone)]
 pub struct DeployConfig {

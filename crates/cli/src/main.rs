@@ -28,6 +28,10 @@ enum Command {
     Deploy(commands::deploy::DeployArgs),
     /// Index the chain into DATABASE_URL: backfill from START_BLOCK, then follow the head (one active indexer at a time).
     Index(commands::index::IndexArgs),
+    /// Rebuild every derived table from the stored logs (no RPC) and swap them in atomically; stop the indexer first.
+    Rederive,
+    /// Re-derive into scratch tables and compare with the live ones; exit code 1 naming each table that differs.
+    Verify,
     /// Local devnet: start anvil, deploy the contracts, create sample markets and simulate trades.
     Dev(commands::dev::DevArgs),
 }
@@ -43,6 +47,8 @@ fn main() -> ExitCode {
         Command::Migrate => config::MigrateConfig::read(&mut env).map(Prepared::Migrate),
         Command::Deploy(args) => config::DeployConfig::read(&mut env).map(|config| Prepared::Deploy(config, args)),
         Command::Index(args) => config::IndexConfig::read(&mut env).map(|c| Prepared::Index(Box::new(c), args)),
+        Command::Rederive => config::RederiveConfig::read(&mut env).map(Prepared::Rederive),
+        Command::Verify => config::RederiveConfig::read(&mut env).map(Prepared::Verify),
         Command::Dev(args) => {
             let database = env.optional("DATABASE_URL", config::postgres_url);
             Some(Prepared::Dev(args, database.map(Box::new)))
@@ -70,6 +76,8 @@ fn main() -> ExitCode {
             Prepared::Migrate(config) => commands::migrate::run(config, shutdown).await,
             Prepared::Deploy(config, args) => commands::deploy::run(config, args, shutdown).await,
             Prepared::Index(config, args) => commands::index::run(*config, args, shutdown).await,
+            Prepared::Rederive(config) => commands::rederive::run(config, shutdown).await,
+            Prepared::Verify(config) => commands::rederive::verify(config, shutdown).await,
             Prepared::Dev(args, database) => commands::dev::run(args, database.map(|d| *d), shutdown).await,
         }
     });
@@ -87,6 +95,8 @@ enum Prepared {
     Migrate(config::MigrateConfig),
     Deploy(config::DeployConfig, commands::deploy::DeployArgs),
     Index(Box<config::IndexConfig>, commands::index::IndexArgs),
+    Rederive(config::RederiveConfig),
+    Verify(config::RederiveConfig),
     Dev(commands::dev::DevArgs, Option<Box<sqlx::postgres::PgConnectOptions>>),
 }
 

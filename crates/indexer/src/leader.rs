@@ -47,6 +47,17 @@ impl Leader {
         }
     }
 
+    /// Takes the indexer lock of `chain_id` if no other process holds it.
+    pub async fn try_acquire(options: &PgConnectOptions, chain_id: u64) -> Result<Option<Leader>, sqlx::Error> {
+        let mut conn = PgConnection::connect_with(options).await?;
+        let acquired: bool = sqlx::query_scalar("SELECT pg_try_advisory_lock($1, $2)")
+            .bind(LOCK_NAMESPACE)
+            .bind(lock_key(chain_id))
+            .fetch_one(&mut conn)
+            .await?;
+        Ok(acquired.then_some(Leader { conn }))
+    }
+
     /// Whether the lock is still held (its connection is alive).
     pub async fn is_held(&mut self) -> bool {
         self.conn.ping().await.is_ok()

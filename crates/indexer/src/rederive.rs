@@ -22,10 +22,13 @@ use animoca_chain::{
     Deployment,
     bindings::{GovernanceSlashing, MarketAMM},
 };
-use animoca_domain::MarketKey;
+use animoca_domain::{MarketKey, Timeframe};
 use animoca_store::{
     StoreError,
-    batch::{Batch, BlockRow, CallResultRow, ChangeRow, RawLog},
+    batch::{
+        BalanceRow, Batch, BlockRow, CallResultRow, CandleRow, ChangeRow, EventPosition, MarketDelta, Outcome, RawLog,
+        ReservesRow, TallyDelta,
+    },
     derivation,
     generation::{self, Generation, SwapPolicy, TableDiff},
     indexing, log_reader, rollback,
@@ -52,7 +55,11 @@ const NEXT_SCHEMA: &str = "derived_next";
 const VERIFY_SCHEMA: &str = "derived_verify";
 
 /// Logs per derived chunk: bounds memory, keeps the per-chunk upserts few.
-const CHUNK_LOGS: usize = 100_000;
+const CHUNK_LOGS: usize = 50_000;
+
+/// Merged state rows kept in memory before they are written (bounds memory on
+/// chains with very many holders or candles).
+const PENDING_STATE_ROWS: usize = 250_000;
 
 /// What can stop a re-derivation.
 #[derive(Debug, thiserror::Error)]
@@ -158,7 +165,12 @@ pub async fn rederive(
     let (mut conn, generation, mut stats, mut progress) = build(pool, chain_id, NEXT_SCHEMA, shutdown).await?;
     progress.phase("swapping in");
     let swap_started = Instant::now();
-    generation.swap_in(&mut conn, SwapPolicy::default()).await?;
+    // Waiting for readers to let go of the live tables can take a while under
+    // load; a shutdown meanwhile abandons the transaction (live tables kept).
+    tokio::select! {
+        swapped = generation.swap_in(&mut conn, SwapPolicy::default()) => swapped?,
+        () = shutdown.cancelled() => return Err(RederiveError::Interrupted),
+    }
     let change = ChangeRow {
         kind: "rederive".to_owned(),
         payload: serde_json::json!({
@@ -300,7 +312,7 @@ async fn build(
     progress.phase("loading");
 
     // Reader → (chunks of whole blocks) → this task → (batches) → writer.
-    let (logs_tx, mut logs_rx) = mpsc::channel::<Vec<RawLog>>(2);
+    let (logs_tx, mut logs_rx) = mpsc::channel::<Vec<RawLog>>(1);
     let read: JoinHandle<Result<(PgConnection, u64), StoreError>> = tokio::spawn(async move {
         let count = log_reader::stream_logs(&mut reader, chain_id, checkpoint, CHUNK_LOGS, logs_tx).await?;
         sqlx::raw_sql("COMMIT").execute(&mut reader).await?;
@@ -308,9 +320,13 @@ async fn build(
     });
     let (batch_tx, mut batch_rx) = mpsc::channel::<Batch>(1);
     let write: JoinHandle<Result<PgConnection, StoreError>> = tokio::spawn(async move {
+        let mut busy = Duration::ZERO;
         while let Some(batch) = batch_rx.recv().await {
+            let started = Instant::now();
             indexing::write_derived(&mut writer, &batch).await?;
+            busy += started.elapsed();
         }
+        tracing::debug!(busy_ms = busy.as_millis(), "re-derive writer");
         Ok(writer)
     });
 
@@ -322,6 +338,8 @@ async fn build(
         calls,
     };
     let mut stats = BuildStats { chain_id, checkpoint, ..BuildStats::default() };
+    let mut derive_busy = Duration::ZERO;
+    let mut pending = PendingState::default();
     let derived = async {
         loop {
             let chunk = tokio::select! {
@@ -331,19 +349,29 @@ async fn build(
             };
             let Some(chunk) = chunk else { break };
             let logs = chunk.len() as u64;
-            let batch = state.derive(chunk)?;
+            let started = Instant::now();
+            let mut batch = state.derive(chunk)?;
+            pending.absorb(&mut batch);
+            derive_busy += started.elapsed();
             stats.logs += logs;
             stats.swaps += batch.swaps.len() as u64;
             progress.advance(logs);
             if batch_tx.send(batch).await.is_err() {
                 break; // the writer failed: its error is reported below
             }
+            if pending.len() >= PENDING_STATE_ROWS && batch_tx.send(pending.take(chain_id)).await.is_err() {
+                break;
+            }
+        }
+        if pending.len() > 0 {
+            let _ = batch_tx.send(pending.take(chain_id)).await;
         }
         Ok(())
     }
     .await;
     drop(batch_tx);
     drop(logs_rx);
+    tracing::debug!(busy_ms = derive_busy.as_millis(), "re-derive decode + derive");
     let written = write.await.map_err(|e| RederiveError::Task(e.to_string()))?;
     let read = read.await.map_err(|e| RederiveError::Task(e.to_string()))?;
     derived?;
@@ -370,6 +398,66 @@ async fn build(
         return Err(RederiveError::Interrupted);
     }
     Ok((writer, generation, stats, progress))
+}
+
+/// State rows of many chunks merged, to be written once instead of per chunk
+/// (the same final rows: each balance, candle and pool row is a complete image,
+/// so the newest wins; supply, holder and tally changes add up; outcomes keep
+/// their order). Event rows (swaps, transfers, ...) are written per chunk.
+#[derive(Default)]
+struct PendingState {
+    balances: HashMap<(MarketKey, Address), BalanceRow>,
+    candles: HashMap<(MarketKey, Timeframe, i64), CandleRow>,
+    reserves: HashMap<MarketKey, ReservesRow>,
+    deltas: HashMap<MarketKey, MarketDelta>,
+    tallies: HashMap<U256, TallyDelta>,
+    outcomes: Vec<(U256, Outcome, EventPosition)>,
+}
+
+impl PendingState {
+    /// Moves the state rows of `batch` (a later chunk) in.
+    fn absorb(&mut self, batch: &mut Batch) {
+        for row in std::mem::take(&mut batch.balances) {
+            self.balances.insert((row.market, row.holder), row);
+        }
+        for row in std::mem::take(&mut batch.candles) {
+            self.candles.insert((row.market, row.timeframe, row.candle.bucket_start), row);
+        }
+        for row in std::mem::take(&mut batch.reserves) {
+            self.reserves.insert(row.market, row);
+        }
+        for (market, delta) in std::mem::take(&mut batch.market_deltas) {
+            self.deltas.entry(market).or_default().merge(&delta);
+        }
+        for (proposal, delta) in std::mem::take(&mut batch.tallies) {
+            self.tallies.entry(proposal).or_default().merge(&delta);
+        }
+        self.outcomes.append(&mut batch.outcomes);
+    }
+
+    fn len(&self) -> usize {
+        self.balances.len()
+            + self.candles.len()
+            + self.reserves.len()
+            + self.deltas.len()
+            + self.tallies.len()
+            + self.outcomes.len()
+    }
+
+    /// A batch of just the merged state rows, leaving this empty.
+    fn take(&mut self, chain_id: u64) -> Batch {
+        let taken = std::mem::take(self);
+        Batch {
+            chain_id,
+            balances: taken.balances.into_values().collect(),
+            candles: taken.candles.into_values().collect(),
+            reserves: taken.reserves.into_values().collect(),
+            market_deltas: taken.deltas.into_iter().collect(),
+            tallies: taken.tallies.into_iter().collect(),
+            outcomes: taken.outcomes,
+            ..Batch::default()
+        }
+    }
 }
 
 /// The derivation's state across chunks.

@@ -190,6 +190,15 @@ pub struct MarketDelta {
     pub holders: i64,
 }
 
+impl MarketDelta {
+    /// Adds the changes of a later batch.
+    pub fn merge(&mut self, later: &MarketDelta) {
+        self.minted = self.minted.saturating_add(later.minted);
+        self.burned = self.burned.saturating_add(later.burned);
+        self.holders += later.holders;
+    }
+}
+
 /// Kind of a stake event.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum StakeKind {
@@ -276,6 +285,16 @@ pub struct TallyDelta {
     pub votes_abstain: U256,
     /// Added voters.
     pub voters: u64,
+}
+
+impl TallyDelta {
+    /// Adds the votes of a later batch.
+    pub fn merge(&mut self, later: &TallyDelta) {
+        self.votes_for = self.votes_for.saturating_add(later.votes_for);
+        self.votes_against = self.votes_against.saturating_add(later.votes_against);
+        self.votes_abstain = self.votes_abstain.saturating_add(later.votes_abstain);
+        self.voters += later.voters;
+    }
 }
 
 /// How a proposal ended.

@@ -98,7 +98,9 @@ impl Generation {
         // Index builds sort; give them room (PostgreSQL also runs large builds in parallel workers).
         execute(conn, "SET LOCAL maintenance_work_mem = '256MB'").await?;
         for statement in std::mem::take(&mut self.deferred) {
+            let started = std::time::Instant::now();
             execute(conn, &statement).await?;
+            tracing::debug!(statement, took_ms = started.elapsed().as_millis(), "deferred DDL");
         }
         let list = self.tables.iter().map(|t| format!("{}.{t}", self.schema)).collect::<Vec<_>>().join(", ");
         execute(conn, &format!("ANALYZE {list}")).await?;

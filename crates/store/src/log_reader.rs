@@ -40,15 +40,19 @@ pub async fn stream_logs(
     let mut parser = Parser::default();
     let mut chunk: Vec<RawLog> = Vec::with_capacity(chunk_logs + 1024);
     let mut total = 0u64;
+    let started = std::time::Instant::now();
+    let mut blocked = std::time::Duration::ZERO;
     while let Some(bytes) = stream.next().await {
         parser.buf.extend_from_slice(&bytes?);
         while let Some(log) = parser.next_row()? {
             let new_block = chunk.last().is_some_and(|last| last.position.block_number != log.position.block_number);
             if new_block && chunk.len() >= chunk_logs {
                 let full = std::mem::replace(&mut chunk, Vec::with_capacity(chunk_logs + 1024));
+                let waiting = std::time::Instant::now();
                 if out.send(full).await.is_err() {
                     return Ok(total);
                 }
+                blocked += waiting.elapsed();
             }
             chunk.push(log);
             total += 1;
@@ -61,6 +65,12 @@ pub async fn stream_logs(
     if !chunk.is_empty() {
         let _ = out.send(chunk).await;
     }
+    tracing::debug!(
+        logs = total,
+        took_ms = started.elapsed().as_millis(),
+        blocked_on_consumer_ms = blocked.as_millis(),
+        "log store streamed"
+    );
     Ok(total)
 }
 

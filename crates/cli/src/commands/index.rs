@@ -53,6 +53,11 @@ pub async fn run(config: IndexConfig, args: IndexArgs, shutdown: CancellationTok
     let Some(mut leader) = Leader::acquire(&config.database, chain_id, Duration::from_secs(1), &shutdown).await? else {
         return Ok(());
     };
+    // Re-derive first if the tables were built by an older derivation (interruptible).
+    match animoca_indexer::rederive::prepare(&pool, &deployment, &shutdown).await {
+        Err(animoca_indexer::rederive::RederiveError::Interrupted) => return Ok(()),
+        other => other.context("prepare the derived tables")?,
+    };
     let mut settings = IndexerConfig::new(chain_id, config.start_block, config.confirmations);
     settings.max_range = args.max_range;
     settings.parallel_log_store_rows = args.parallel_log_store_rows;

@@ -5,3 +5,4 @@ pub mod deploy;
 pub mod dev;
 pub mod index;
 pub mod migrate;
+pub mod rederive;

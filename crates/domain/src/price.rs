@@ -19,7 +19,11 @@ const DECIMALS_GAP_EXP: u64 = 12;
 pub struct Price(U512);
 
 fn pow10(exp: u64) -> U512 {
-    U512::from(10u64).pow(U512::from(exp))
+    // Every exponent used here is at most 38: a u128 power, no 512-bit exponentiation.
+    match u32::try_from(exp).ok().and_then(|e| 10u128.checked_pow(e)) {
+        Some(power) => U512::from(power),
+        None => U512::from(10u64).pow(U512::from(exp)),
+    }
 }
 
 impl Price {
@@ -40,6 +44,11 @@ impl Price {
     pub fn ratio(usdc: U256, tokens: U256) -> Option<Price> {
         if tokens.is_zero() {
             return None;
+        }
+        // 256-bit division when the scaled numerator fits (any realistic amount), else 512.
+        let scale = 10u128.pow(u32::try_from(DECIMALS_GAP_EXP + PRICE_SCALE_EXP).unwrap_or(38));
+        if let Some(numerator) = usdc.checked_mul(U256::from(scale)) {
+            return Some(Price(U512::from(numerator / tokens)));
         }
         let numerator = U512::from(usdc) * pow10(DECIMALS_GAP_EXP + PRICE_SCALE_EXP);
         Some(Price(numerator / U512::from(tokens)))
@@ -218,6 +227,16 @@ mod tests {
             let exact = U512::from(usdc) * pow10(30);
             proptest::prop_assert!(lhs <= exact);
             proptest::prop_assert!(exact < lhs + U512::from(tokens));
+        }
+
+        /// The 256-bit fast path and the 512-bit path agree on any uint256 inputs.
+        #[test]
+        fn fast_and_wide_division_agree(u in proptest::array::uniform4(proptest::num::u64::ANY),
+                                        t in proptest::array::uniform4(proptest::num::u64::ANY), shift in 0usize..256) {
+            let usdc = U256::from_limbs(u) >> shift;
+            let tokens = U256::from_limbs(t).max(U256::from(1u8));
+            let wide = U512::from(usdc) * pow10(30) / U512::from(tokens);
+            proptest::prop_assert_eq!(Price::ratio(usdc, tokens).unwrap().scaled(), wide);
         }
     }
 }

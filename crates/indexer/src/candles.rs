@@ -4,7 +4,7 @@
 //! traders, so a bucket that spans several batches counts unique traders
 //! exactly without re-reading its swaps.
 
-use std::collections::{HashMap, HashSet};
+use foldhash::{HashMap, HashSet};
 
 use alloy::primitives::{Address, U256};
 use animoca_domain::{Candle, Price, Timeframe};
@@ -93,7 +93,7 @@ impl OpenBucket {
             first: trade.position,
             last: trade.position,
         };
-        OpenBucket { candle, traders: HashSet::from([trade.trader]) }
+        OpenBucket { candle, traders: [trade.trader].into_iter().collect() }
     }
 
     fn extend(&mut self, trade: &Trade) {
@@ -180,7 +180,7 @@ mod tests {
         let first = book.take_dirty();
         let mut resumed = CandleBook::default();
         for (m, tf, candle) in first {
-            let traders = HashSet::from([Address::repeat_byte(1)]);
+            let traders = [Address::repeat_byte(1)].into_iter().collect::<HashSet<_>>();
             resumed.seed(m, tf, OpenBucket { candle, traders });
         }
         resumed.add(market(), &trade(121, (2, 0), 6, 1));

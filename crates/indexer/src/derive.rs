@@ -2,7 +2,7 @@
 //! (SPEC §5): swaps with price, balances with cost basis, supply and holder
 //! counts, pools, stakes, proposals with tallies, candles of every timeframe.
 
-use std::collections::HashMap;
+use foldhash::{HashMap, HashMapExt};
 
 use alloy::primitives::{Address, U256};
 use animoca_domain::{MarketKey, Position, Price};
@@ -496,7 +496,7 @@ mod tests {
                 },
             ),
         ];
-        let mut deriver = Deriver::new(HashMap::from([(amm, 30)]));
+        let mut deriver = Deriver::new([(amm, 30)].into_iter().collect());
         let mut batch = Batch::default();
         deriver.derive(&sources, &events, Prior::default(), &mut batch).unwrap();
 

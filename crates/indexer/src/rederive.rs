@@ -9,10 +9,7 @@
 //! task decodes and derives chunks of whole blocks, a third writes them (event
 //! tables without indexes; those are built once at the end).
 
-use std::{
-    collections::HashMap,
-    time::{Duration, Instant},
-};
+use std::time::{Duration, Instant};
 
 use alloy::{
     primitives::{Address, Log, LogData, U256},
@@ -33,6 +30,7 @@ use animoca_store::{
     generation::{self, Generation, SwapPolicy, TableDiff},
     indexing, log_reader, rollback,
 };
+use foldhash::{HashMap, HashMapExt};
 use sqlx::{Connection, PgConnection, PgPool};
 use tokio::{sync::mpsc, task::JoinHandle};
 use tokio_util::sync::CancellationToken;

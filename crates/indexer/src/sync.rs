@@ -2,7 +2,7 @@
 //! and commit them with the checkpoint in one transaction, then move on.
 
 use std::{
-    collections::{HashMap, VecDeque},
+    collections::VecDeque,
     time::{Duration, Instant},
 };
 
@@ -23,6 +23,7 @@ use animoca_store::{
     batch::{Batch, BlockRow, CallResultRow, EventPosition, RawLog},
     indexing,
 };
+use foldhash::{HashMap, HashMapExt};
 use sqlx::PgPool;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;

@@ -224,6 +224,41 @@ impl RederiveConfig {
     }
 }
 
+/// What `serve` needs.
+#[derive(Debug, Clone)]
+pub struct ServeConfig {
+    /// The database.
+    pub database: PgConnectOptions,
+    /// TCP port to listen on, all interfaces (`PORT`, default 3000).
+    pub port: u16,
+    /// `/ready` reports not ready when the newest checkpoint is older than this
+    /// (`READY_MAX_LAG_SECS`, default 120).
+    pub max_lag: std::time::Duration,
+}
+
+/// Parses a TCP port.
+pub fn port(value: &str) -> Result<u16, String> {
+    value.parse().map_err(|_| format!("{value:?} is not a TCP port (0-65535)"))
+}
+
+/// Parses a positive number of seconds.
+pub fn seconds(value: &str) -> Result<std::time::Duration, String> {
+    match value.parse::<u64>() {
+        Ok(s) if s > 0 => Ok(std::time::Duration::from_secs(s)),
+        _ => Err(format!("{value:?} is not a positive number of seconds")),
+    }
+}
+
+impl ServeConfig {
+    /// Reads `DATABASE_URL`, `PORT`, `READY_MAX_LAG_SECS`.
+    pub fn read(env: &mut Env<'_>) -> Option<Self> {
+        let database = env.required("DATABASE_URL", postgres_url);
+        let port = env.optional("PORT", port).unwrap_or(3000);
+        let max_lag = env.optional("READY_MAX_LAG_SECS", seconds).unwrap_or(std::time::Duration::from_secs(120));
+        Some(ServeConfig { database: database?, port, max_lag })
+    }
+}
+
 /// What `deploy` needs.
 #[derive(Debug, Clone)]
 pub struct DeployConfig {

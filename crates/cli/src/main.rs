@@ -28,6 +28,8 @@ enum Command {
     Deploy(commands::deploy::DeployArgs),
     /// Index the chain into DATABASE_URL: backfill from START_BLOCK, then follow the head (one active indexer at a time).
     Index(commands::index::IndexArgs),
+    /// Serve the REST API on PORT (reads what `index` writes).
+    Serve,
     /// Rebuild every derived table from the stored logs (no RPC) and swap them in atomically; stop the indexer first.
     Rederive,
     /// Re-derive into scratch tables and compare with the live ones; exit code 1 naming each table that differs.
@@ -47,6 +49,7 @@ fn main() -> ExitCode {
         Command::Migrate => config::MigrateConfig::read(&mut env).map(Prepared::Migrate),
         Command::Deploy(args) => config::DeployConfig::read(&mut env).map(|config| Prepared::Deploy(config, args)),
         Command::Index(args) => config::IndexConfig::read(&mut env).map(|c| Prepared::Index(Box::new(c), args)),
+        Command::Serve => config::ServeConfig::read(&mut env).map(Prepared::Serve),
         Command::Rederive => config::RederiveConfig::read(&mut env).map(Prepared::Rederive),
         Command::Verify => config::RederiveConfig::read(&mut env).map(Prepared::Verify),
         Command::Dev(args) => {
@@ -76,6 +79,7 @@ fn main() -> ExitCode {
             Prepared::Migrate(config) => commands::migrate::run(config, shutdown).await,
             Prepared::Deploy(config, args) => commands::deploy::run(config, args, shutdown).await,
             Prepared::Index(config, args) => commands::index::run(*config, args, shutdown).await,
+            Prepared::Serve(config) => commands::serve::run(config, shutdown).await,
             Prepared::Rederive(config) => commands::rederive::run(config, shutdown).await,
             Prepared::Verify(config) => commands::rederive::verify(config, shutdown).await,
             Prepared::Dev(args, database) => commands::dev::run(args, database.map(|d| *d), shutdown).await,
@@ -95,6 +99,7 @@ enum Prepared {
     Migrate(config::MigrateConfig),
     Deploy(config::DeployConfig, commands::deploy::DeployArgs),
     Index(Box<config::IndexConfig>, commands::index::IndexArgs),
+    Serve(config::ServeConfig),
     Rederive(config::RederiveConfig),
     Verify(config::RederiveConfig),
     Dev(commands::dev::DevArgs, Option<Box<sqlx::postgres::PgConnectOptions>>),

@@ -112,7 +112,12 @@ impl Generation {
     /// renames the schemas and drops the old tables. Visible to others when the
     /// caller commits; readers that were waiting then read the new tables.
     pub async fn swap_in(self, conn: &mut PgConnection, policy: SwapPolicy) -> Result<(), StoreError> {
-        let live = tables_of(conn, DERIVED_SCHEMA).await?;
+        let mut live = tables_of(conn, DERIVED_SCHEMA).await?;
+        // `markets` first: readers start from it (a request reads a market, then
+        // its pool, candles, …), so taking it first never holds a table such a
+        // reader still needs while waiting for it. Any other cycle ends at the
+        // lock timeout and is retried.
+        live.sort_by_key(|t| (t != "markets", t.clone()));
         let list = live.iter().map(|t| format!("{DERIVED_SCHEMA}.{t}")).collect::<Vec<_>>().join(", ");
         let timeout_ms = policy.lock_timeout.as_millis().max(1);
         let mut attempt = 0;

@@ -6,3 +6,4 @@ pub mod dev;
 pub mod index;
 pub mod migrate;
 pub mod rederive;
+pub mod serve;

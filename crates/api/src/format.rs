@@ -1,0 +1,52 @@
+//! JSON renderings of stored values (SPEC §6): exact decimal strings in token
+//! units (USDC with 6 decimals, market tokens and prices with 18), `0x` hex,
+//! ISO-8601 UTC times.
+
+use alloy_primitives::U256;
+use animoca_domain::{Price, TOKEN_DECIMALS, USDC_DECIMALS, format_units};
+use chrono::{DateTime, SecondsFormat, Utc};
+
+use crate::error::ApiError;
+
+/// A `NUMERIC(78,0)` USDC amount (base units, as text) in USDC.
+pub fn usdc(base_units: &str) -> Result<String, ApiError> {
+    units(base_units, USDC_DECIMALS)
+}
+
+/// A `NUMERIC(78,0)` market-token amount (base units, as text) in tokens.
+pub fn tokens(base_units: &str) -> Result<String, ApiError> {
+    units(base_units, TOKEN_DECIMALS)
+}
+
+fn units(base_units: &str, decimals: u8) -> Result<String, ApiError> {
+    let value: U256 =
+        base_units.parse().map_err(|_| ApiError::Internal(format!("stored amount {base_units:?} is not a uint256")))?;
+    Ok(format_units(value, decimals))
+}
+
+/// A stored price (decimal text with up to 18 places) with exactly 18 places.
+pub fn price(text: &str) -> Result<String, ApiError> {
+    Price::from_decimal_str(text)
+        .map(Price::to_decimal_string)
+        .ok_or_else(|| ApiError::Internal(format!("stored price {text:?} is not a price")))
+}
+
+/// `0x`-hex of bytes.
+pub fn hex(bytes: &[u8]) -> String {
+    let mut out = String::with_capacity(2 + 2 * bytes.len());
+    out.push_str("0x");
+    for byte in bytes {
+        out.push_str(&format!("{byte:02x}"));
+    }
+    out
+}
+
+/// ISO-8601 UTC with a `Z`, to the second.
+pub fn time(t: DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(SecondsFormat::Secs, true)
+}
+
+/// ISO-8601 of Unix seconds.
+pub fn unix_time(seconds: i64) -> String {
+    DateTime::from_timestamp(seconds, 0).map(time).unwrap_or_default()
+}

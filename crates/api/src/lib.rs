@@ -1,0 +1,40 @@
+//! The REST API of `animoca-trade serve` (SPEC §6): JSON under `/api`, the
+//! success/error envelope, exact decimal strings, `0x` ids, ISO-8601 times.
+//!
+//! Handlers read the tables the indexer keeps current; one error type,
+//! [`error::ApiError`], maps every failure to its HTTP status in one place.
+
+pub mod error;
+pub mod format;
+pub mod markets;
+pub mod ops;
+pub mod params;
+
+use std::time::Duration;
+
+use axum::{Router, routing::get};
+use sqlx::PgPool;
+
+/// What every handler shares.
+#[derive(Clone)]
+pub struct AppState {
+    /// The database (its connections resolve derived tables through `search_path`).
+    pub pool: PgPool,
+    /// Indexer lag above which `/ready` reports not ready.
+    pub max_lag: Duration,
+}
+
+/// The API's routes.
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .route("/health", get(ops::health))
+        .route("/ready", get(ops::ready))
+        .route("/api/{kind}", get(markets::list))
+        .route("/api/{kind}/{id}", get(markets::detail))
+        .route("/api/{kind}/{id}/pool", get(markets::pool))
+        .route("/api/{kind}/{id}/chart", get(markets::chart))
+        .route("/api/{kind}/{id}/trades", get(markets::trades))
+        .route("/api/{kind}/{id}/holders", get(markets::holders))
+        .fallback(error::not_found)
+        .with_state(state)
+}

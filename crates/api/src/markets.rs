@@ -1,0 +1,586 @@
+//! Market routes, the same for both types (`/api/credentials…`, `/api/personas…`):
+//! list, detail, pool, chart, trades, holders. Everything the list sorts on is
+//! kept current at index time (`derived.market_stats`), never summed per request.
+
+use alloy_primitives::B256;
+use animoca_domain::{MarketType, Timeframe};
+use axum::{
+    Json,
+    extract::{Path, RawQuery, State},
+};
+use chrono::{DateTime, Utc};
+use serde_json::{Map, Value, json};
+use sqlx::{PgConnection, Row, postgres::PgRow};
+
+use crate::{
+    AppState,
+    error::ApiError,
+    format,
+    params::{Params, bytes32, market_kind},
+};
+
+/// The columns of a market as lists and details show it.
+const MARKET_COLUMNS: &str = "
+    m.market_id, m.token_address, m.token_name, m.token_symbol, m.creator_address, m.created_at,
+    coalesce(md.verification_status, 'pending') AS verification_status,
+    coalesce(s.price, p.price, 0)::text AS price, coalesce(s.price_change_24h, 0) AS price_change_24h,
+    coalesce(s.volume_24h, 0)::text AS volume_24h, coalesce(s.trades_24h, 0) AS trades_24h,
+    coalesce(s.traders_24h, 0) AS traders_24h, m.holder_count, coalesce(s.market_cap, 0)::text AS market_cap,
+    coalesce(st.current_stake, 0)::text AS total_staked,
+    md.display_name, md.category, md.description, md.image_url, md.website_url";
+
+const MARKET_JOINS: &str = "
+      FROM derived.markets m
+      LEFT JOIN derived.market_stats s USING (market_type, market_id)
+      LEFT JOIN derived.pools p USING (market_type, market_id)
+      LEFT JOIN derived.stakes st USING (market_type, market_id)
+      LEFT JOIN app.market_metadata md USING (market_type, market_id)";
+
+/// `GET /api/{credentials|personas}`: `sortBy`, `search`, `status`, `type`, `limit`, `offset`.
+pub async fn list(
+    State(state): State<AppState>,
+    Path(kind): Path<String>,
+    RawQuery(query): RawQuery,
+) -> Result<Json<Value>, ApiError> {
+    let market_type = market_kind(&kind)?;
+    let params = Params::parse(query.as_deref());
+    let limit = params.limit(50, 100)?;
+    let offset = params.offset()?;
+    let order = match params.choice("sortBy", &["volume", "holders", "created", "price", "change"])? {
+        None | Some("volume") => "coalesce(s.volume_24h, 0) DESC, m.market_id",
+        Some("holders") => "m.holder_count DESC, m.market_id",
+        Some("created") => "m.created_at DESC, m.market_id",
+        Some("price") => "coalesce(s.price, p.price, 0) DESC, m.market_id",
+        Some(_) => "coalesce(s.price_change_24h, 0) DESC, m.market_id",
+    };
+    let status = match params.choice("status", &["pending", "verified", "rejected", "all"])? {
+        None => Some("verified"),
+        Some("all") => None,
+        other => other,
+    };
+    let search = params.get("search").map(|s| {
+        if s.chars().count() > 100 {
+            return Err(ApiError::bad("search", "at most 100 characters"));
+        }
+        let escaped = s.to_lowercase().replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_");
+        Ok(format!("%{escaped}%"))
+    });
+    let search = search.transpose()?;
+    let category = params.get("type");
+    // The ORDER BY is one of the constants above, never input.
+    let sql = format!(
+        "SELECT {MARKET_COLUMNS}, count(*) OVER () AS total {MARKET_JOINS}
+          WHERE m.market_type = $1
+            AND ($2::text IS NULL OR coalesce(md.verification_status, 'pending') = $2)
+            AND ($3::text IS NULL OR (lower(m.token_name) || ' ' || lower(m.token_symbol)) LIKE $3 ESCAPE '\\')
+            AND ($4::text IS NULL OR md.category = $4)
+          ORDER BY {order} LIMIT $5 OFFSET $6"
+    );
+    let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+        .bind(i16::from(market_type.as_u8()))
+        .bind(status)
+        .bind(search)
+        .bind(category)
+        .bind(limit)
+        .bind(offset)
+        .fetch_all(&state.pool)
+        .await?;
+    let total: i64 = rows.first().map(|r| r.try_get("total")).transpose()?.unwrap_or(0);
+    let data = rows.iter().map(|row| market_json(market_type, row)).collect::<Result<Vec<_>, _>>()?;
+    Ok(Json(json!({
+        "success": true,
+        "data": data,
+        "pagination": { "limit": limit, "offset": offset, "total": total },
+    })))
+}
+
+/// `GET /api/{kind}/{id}`: the market with its pool and 24h metrics; a persona
+/// also with its linked credentials and social links.
+pub async fn detail(
+    State(state): State<AppState>,
+    Path((kind, id)): Path<(String, String)>,
+) -> Result<Json<Value>, ApiError> {
+    let market_type = market_kind(&kind)?;
+    let id = bytes32("id", &id)?;
+    // One transaction: every table read from the same generation (a `rederive`
+    // swap waits for it), and from one indexed state.
+    let mut tx = state.pool.begin().await?;
+    let row = market_row(&mut tx, market_type, id).await?;
+    let mut market = market_json(market_type, &row)?;
+    let pool = pool_json(&mut tx, market_type, id).await?;
+    if let Some(object) = market.as_object_mut() {
+        object.insert("pool".to_owned(), pool.unwrap_or(Value::Null));
+        if market_type == MarketType::Persona {
+            object.insert("linked_credentials".to_owned(), linked_credentials(&mut tx, id).await?);
+            object.insert("social_links".to_owned(), social_links(&mut tx, id).await?);
+        }
+    }
+    tx.commit().await?;
+    Ok(Json(json!({ "success": true, "data": market })))
+}
+
+/// `GET /api/{kind}/{id}/pool`.
+pub async fn pool(
+    State(state): State<AppState>,
+    Path((kind, id)): Path<(String, String)>,
+) -> Result<Json<Value>, ApiError> {
+    let market_type = market_kind(&kind)?;
+    let id = bytes32("id", &id)?;
+    let pool =
+        pool_json(&mut *state.pool.acquire().await?, market_type, id).await?.ok_or_else(|| not_found(market_type))?;
+    Ok(Json(json!({ "success": true, "data": pool })))
+}
+
+/// `GET /api/{kind}/{id}/trades`: newest first; `limit`, `cursor` (from the
+/// previous page's `next_cursor`).
+pub async fn trades(
+    State(state): State<AppState>,
+    Path((kind, id)): Path<(String, String)>,
+    RawQuery(query): RawQuery,
+) -> Result<Json<Value>, ApiError> {
+    let market_type = market_kind(&kind)?;
+    let id = bytes32("id", &id)?;
+    let params = Params::parse(query.as_deref());
+    let limit = params.limit(50, 100)?;
+    let cursor = params.get("cursor").map(parse_trade_cursor).transpose()?;
+    let mut tx = state.pool.begin().await?;
+    ensure_market(&mut tx, market_type, id).await?;
+    let (ts, block, log) = cursor.unwrap_or((i64::MAX / 1_000_000, i64::MAX, i32::MAX));
+    let rows = sqlx::query(
+        "SELECT tx_hash, log_index, block_number, block_timestamp, trader, is_buy, token_amount::text,
+                usdc_amount::text, fee_amount::text, price::text, extract(epoch FROM block_timestamp)::bigint
+           FROM derived.swaps
+          WHERE market_type = $1 AND market_id = $2
+            AND (block_timestamp, block_number, log_index) < (to_timestamp($3), $4, $5)
+          ORDER BY block_timestamp DESC, block_number DESC, log_index DESC
+          LIMIT $6",
+    )
+    .bind(i16::from(market_type.as_u8()))
+    .bind(id.as_slice())
+    .bind(ts as f64)
+    .bind(block)
+    .bind(log)
+    .bind(limit + 1)
+    .fetch_all(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    let more = rows.len() > usize::try_from(limit).unwrap_or(usize::MAX);
+    let page = &rows[..rows.len().min(usize::try_from(limit).unwrap_or(usize::MAX))];
+    let mut data = Vec::with_capacity(page.len());
+    for row in page {
+        let time: DateTime<Utc> = row.try_get(3)?;
+        data.push(json!({
+            "tx_hash": format::hex(&row.try_get::<Vec<u8>, _>(0)?),
+            "log_index": row.try_get::<i32, _>(1)?,
+            "block_number": row.try_get::<i64, _>(2)?,
+            "block_timestamp": format::time(time),
+            "trader_address": format::hex(&row.try_get::<Vec<u8>, _>(4)?),
+            "swap_type": if row.try_get::<bool, _>(5)? { "buy" } else { "sell" },
+            "token_amount": format::tokens(&row.try_get::<String, _>(6)?)?,
+            "usdc_amount": format::usdc(&row.try_get::<String, _>(7)?)?,
+            "fee_amount": format::usdc(&row.try_get::<String, _>(8)?)?,
+            "price": format::price(&row.try_get::<String, _>(9)?)?,
+        }));
+    }
+    let next_cursor = match (more, page.last()) {
+        (true, Some(last)) => Some(format!(
+            "{}.{}.{}",
+            last.try_get::<i64, _>(10)?,
+            last.try_get::<i64, _>(2)?,
+            last.try_get::<i32, _>(1)?
+        )),
+        _ => None,
+    };
+    Ok(Json(json!({
+        "success": true,
+        "data": data,
+        "pagination": { "limit": limit, "next_cursor": next_cursor },
+    })))
+}
+
+/// `GET /api/{kind}/{id}/holders`: balance > 0, not the AMM, largest first; `limit`, `offset`.
+pub async fn holders(
+    State(state): State<AppState>,
+    Path((kind, id)): Path<(String, String)>,
+    RawQuery(query): RawQuery,
+) -> Result<Json<Value>, ApiError> {
+    let market_type = market_kind(&kind)?;
+    let id = bytes32("id", &id)?;
+    let params = Params::parse(query.as_deref());
+    let limit = params.limit(50, 100)?;
+    let offset = params.offset()?;
+    let mut tx = state.pool.begin().await?;
+    let row = market_row(&mut tx, market_type, id).await?;
+    let rows = sqlx::query(
+        "SELECT b.holder, b.balance::text
+           FROM derived.balances b JOIN derived.markets m USING (market_type, market_id)
+          WHERE b.market_type = $1 AND b.market_id = $2 AND b.balance > 0 AND b.holder <> m.amm_address
+          ORDER BY b.balance DESC, b.holder LIMIT $3 OFFSET $4",
+    )
+    .bind(i16::from(market_type.as_u8()))
+    .bind(id.as_slice())
+    .bind(limit)
+    .bind(offset)
+    .fetch_all(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    let data = rows
+        .iter()
+        .map(|r| {
+            Ok(json!({
+                "address": format::hex(&r.try_get::<Vec<u8>, _>(0)?),
+                "balance": format::tokens(&r.try_get::<String, _>(1)?)?,
+            }))
+        })
+        .collect::<Result<Vec<_>, ApiError>>()?;
+    let total = row.try_get::<i32, _>("holder_count")?;
+    Ok(Json(json!({
+        "success": true,
+        "data": data,
+        "pagination": { "limit": limit, "offset": offset, "total": total },
+    })))
+}
+
+/// `GET /api/{kind}/{id}/chart`: `timeFrame` (default 1h), `limit` (1–1000, default
+/// 100), `from`, `to` (ISO-8601 or Unix seconds), `fill` (gap filling), per SPEC §5.
+pub async fn chart(
+    State(state): State<AppState>,
+    Path((kind, id)): Path<(String, String)>,
+    RawQuery(query): RawQuery,
+) -> Result<Json<Value>, ApiError> {
+    let market_type = market_kind(&kind)?;
+    let id = bytes32("id", &id)?;
+    let params = Params::parse(query.as_deref());
+    let timeframe = params.timeframe("timeFrame", Timeframe::H1)?;
+    let limit = params.int("limit", 1..=1000, 100)?;
+    let from = params.time("from")?;
+    let to = params.time("to")?;
+    let fill = params.bool("fill", false)?;
+    if let (Some(from), Some(to)) = (from, to)
+        && from > to
+    {
+        return Err(ApiError::bad("from", "must not be after `to`"));
+    }
+    let mut tx = state.pool.begin().await?;
+    ensure_market(&mut tx, market_type, id).await?;
+    let newest: Option<f64> = sqlx::query_scalar("SELECT extract(epoch FROM as_of)::float8 FROM derived.window_state")
+        .fetch_optional(&mut *tx)
+        .await?;
+    #[allow(clippy::cast_possible_truncation)]
+    let t = newest.map_or(0, |t| t as i64);
+    let to = to.map_or(t, |to| to.min(t));
+    let from = from.unwrap_or(i64::MIN / 2);
+    let rows = sqlx::query(
+        "SELECT extract(epoch FROM bucket_start)::bigint, open::text, high::text, low::text, close::text,
+                volume_usdc::text, volume_token::text, trade_count, unique_traders
+           FROM derived.candles
+          WHERE market_type = $1 AND market_id = $2 AND timeframe = $3
+            AND bucket_start >= to_timestamp($4) AND bucket_start <= to_timestamp($5)
+          ORDER BY bucket_start DESC LIMIT $6",
+    )
+    .bind(i16::from(market_type.as_u8()))
+    .bind(id.as_slice())
+    .bind(timeframe.as_str())
+    .bind(from.max(0) as f64)
+    .bind(to as f64)
+    .bind(limit)
+    .fetch_all(&mut *tx)
+    .await?;
+    let mut candles = Vec::with_capacity(rows.len());
+    for row in rows.iter().rev() {
+        candles.push(Candle {
+            start: row.try_get(0)?,
+            open: format::price(&row.try_get::<String, _>(1)?)?,
+            high: format::price(&row.try_get::<String, _>(2)?)?,
+            low: format::price(&row.try_get::<String, _>(3)?)?,
+            close: format::price(&row.try_get::<String, _>(4)?)?,
+            volume_usdc: format::usdc(&row.try_get::<String, _>(5)?)?,
+            volume_token: format::tokens(&row.try_get::<String, _>(6)?)?,
+            trade_count: row.try_get(7)?,
+            unique_traders: row.try_get(8)?,
+        });
+    }
+    if fill {
+        candles = fill_gaps(&mut tx, market_type, id, timeframe, from, to, limit, candles).await?;
+    }
+    tx.commit().await?;
+    let data: Vec<Value> = candles.iter().map(Candle::json).collect();
+    Ok(Json(json!({ "success": true, "data": data })))
+}
+
+/// One candle as served.
+#[derive(Debug, Clone)]
+struct Candle {
+    start: i64,
+    open: String,
+    high: String,
+    low: String,
+    close: String,
+    volume_usdc: String,
+    volume_token: String,
+    trade_count: i32,
+    unique_traders: i32,
+}
+
+impl Candle {
+    /// An empty bucket carrying the previous close.
+    fn empty(start: i64, close: &str) -> Self {
+        Candle {
+            start,
+            open: close.to_owned(),
+            high: close.to_owned(),
+            low: close.to_owned(),
+            close: close.to_owned(),
+            volume_usdc: "0.000000".to_owned(),
+            volume_token: "0.000000000000000000".to_owned(),
+            trade_count: 0,
+            unique_traders: 0,
+        }
+    }
+
+    fn json(&self) -> Value {
+        json!({
+            "time": format::unix_time(self.start),
+            "open": self.open, "high": self.high, "low": self.low, "close": self.close,
+            "volume_usdc": self.volume_usdc, "volume_token": self.volume_token,
+            "trade_count": self.trade_count, "unique_traders": self.unique_traders,
+        })
+    }
+}
+
+/// The gap-filled series (SPEC §5 "Charts"): every bucket from the market's first
+/// trade to the bucket containing `to`, of which those starting in `[from, to]`,
+/// the newest `limit`, oldest first. Empty buckets carry the previous close
+/// (from a trade before `from` when the window starts with a gap).
+#[allow(clippy::too_many_arguments)]
+async fn fill_gaps(
+    conn: &mut PgConnection,
+    market_type: MarketType,
+    id: B256,
+    timeframe: Timeframe,
+    from: i64,
+    to: i64,
+    limit: i64,
+    found: Vec<Candle>,
+) -> Result<Vec<Candle>, ApiError> {
+    let first: Option<i64> = sqlx::query_scalar(
+        "SELECT extract(epoch FROM min(bucket_start))::bigint FROM derived.candles
+          WHERE market_type = $1 AND market_id = $2 AND timeframe = $3",
+    )
+    .bind(i16::from(market_type.as_u8()))
+    .bind(id.as_slice())
+    .bind(timeframe.as_str())
+    .fetch_one(&mut *conn)
+    .await?;
+    let Some(first) = first else { return Ok(Vec::new()) };
+    let last = timeframe.bucket_start(to);
+    if last < first {
+        return Ok(Vec::new());
+    }
+    // Bucket starts from `last` back, newest first, at most `limit`, none before
+    // `from` or the first trade's bucket.
+    let step = timeframe.seconds();
+    let lowest = first.max(from);
+    let mut starts = Vec::new();
+    let mut start = last;
+    while start >= lowest && i64::try_from(starts.len()).unwrap_or(i64::MAX) < limit {
+        starts.push(start);
+        start -= step;
+    }
+    starts.reverse();
+    let Some(&oldest) = starts.first() else { return Ok(Vec::new()) };
+    // Candles between `oldest` and the oldest found (the found ones are the newest `limit` with trades).
+    let mut by_start: std::collections::BTreeMap<i64, Candle> = found.into_iter().map(|c| (c.start, c)).collect();
+    let missing_before = by_start.keys().next().copied().unwrap_or(last + 1);
+    if oldest < missing_before {
+        let rows = sqlx::query(
+            "SELECT extract(epoch FROM bucket_start)::bigint, open::text, high::text, low::text, close::text,
+                    volume_usdc::text, volume_token::text, trade_count, unique_traders
+               FROM derived.candles
+              WHERE market_type = $1 AND market_id = $2 AND timeframe = $3
+                AND bucket_start >= to_timestamp($4) AND bucket_start < to_timestamp($5)",
+        )
+        .bind(i16::from(market_type.as_u8()))
+        .bind(id.as_slice())
+        .bind(timeframe.as_str())
+        .bind(oldest as f64)
+        .bind(missing_before as f64)
+        .fetch_all(&mut *conn)
+        .await?;
+        for row in rows {
+            let candle = Candle {
+                start: row.try_get(0)?,
+                open: format::price(&row.try_get::<String, _>(1)?)?,
+                high: format::price(&row.try_get::<String, _>(2)?)?,
+                low: format::price(&row.try_get::<String, _>(3)?)?,
+                close: format::price(&row.try_get::<String, _>(4)?)?,
+                volume_usdc: format::usdc(&row.try_get::<String, _>(5)?)?,
+                volume_token: format::tokens(&row.try_get::<String, _>(6)?)?,
+                trade_count: row.try_get(7)?,
+                unique_traders: row.try_get(8)?,
+            };
+            by_start.insert(candle.start, candle);
+        }
+    }
+    // The close before the oldest bucket, for a leading gap.
+    let previous_close: Option<String> = sqlx::query_scalar(
+        "SELECT close::text FROM derived.candles
+          WHERE market_type = $1 AND market_id = $2 AND timeframe = $3 AND bucket_start < to_timestamp($4)
+          ORDER BY bucket_start DESC LIMIT 1",
+    )
+    .bind(i16::from(market_type.as_u8()))
+    .bind(id.as_slice())
+    .bind(timeframe.as_str())
+    .bind(oldest as f64)
+    .fetch_optional(&mut *conn)
+    .await?;
+    let mut previous = previous_close.map(|close| format::price(&close)).transpose()?;
+    let mut series = Vec::with_capacity(starts.len());
+    for start in starts {
+        let candle = match by_start.remove(&start) {
+            Some(candle) => candle,
+            None => match &previous {
+                Some(close) => Candle::empty(start, close),
+                // Before any trade (cannot happen from the first trade's bucket on).
+                None => continue,
+            },
+        };
+        previous = Some(candle.close.clone());
+        series.push(candle);
+    }
+    Ok(series)
+}
+
+/// `time.block.log` of the last trade of a page.
+fn parse_trade_cursor(text: &str) -> Result<(i64, i64, i32), ApiError> {
+    let bad = || ApiError::bad("cursor", format!("{text:?} is not a cursor from a previous page"));
+    let mut parts = text.split('.');
+    let (Some(ts), Some(block), Some(log), None) = (parts.next(), parts.next(), parts.next(), parts.next()) else {
+        return Err(bad());
+    };
+    let ts: i64 = ts.parse().map_err(|_| bad())?;
+    let block: i64 = block.parse().map_err(|_| bad())?;
+    let log: i32 = log.parse().map_err(|_| bad())?;
+    if !(0..=253_402_300_799).contains(&ts) || block < 0 || log < 0 {
+        return Err(bad());
+    }
+    Ok((ts, block, log))
+}
+
+fn not_found(market_type: MarketType) -> ApiError {
+    ApiError::NotFound(market_type.as_str().to_owned())
+}
+
+async fn market_row(conn: &mut PgConnection, market_type: MarketType, id: B256) -> Result<PgRow, ApiError> {
+    let sql = format!("SELECT {MARKET_COLUMNS} {MARKET_JOINS} WHERE m.market_type = $1 AND m.market_id = $2");
+    sqlx::query(sqlx::AssertSqlSafe(sql))
+        .bind(i16::from(market_type.as_u8()))
+        .bind(id.as_slice())
+        .fetch_optional(&mut *conn)
+        .await?
+        .ok_or_else(|| not_found(market_type))
+}
+
+async fn ensure_market(conn: &mut PgConnection, market_type: MarketType, id: B256) -> Result<(), ApiError> {
+    let exists: bool =
+        sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM derived.markets WHERE market_type = $1 AND market_id = $2)")
+            .bind(i16::from(market_type.as_u8()))
+            .bind(id.as_slice())
+            .fetch_one(&mut *conn)
+            .await?;
+    if exists { Ok(()) } else { Err(not_found(market_type)) }
+}
+
+fn market_json(market_type: MarketType, row: &PgRow) -> Result<Value, ApiError> {
+    let (id_field, creator_field) = match market_type {
+        MarketType::Credential => ("credential_id", "issuer_address"),
+        MarketType::Persona => ("persona_id", "owner_address"),
+    };
+    let created: DateTime<Utc> = row.try_get("created_at")?;
+    let mut object = Map::new();
+    object.insert(id_field.to_owned(), json!(format::hex(&row.try_get::<Vec<u8>, _>("market_id")?)));
+    object.insert("market_type".to_owned(), json!(market_type.as_str()));
+    object.insert("token_address".to_owned(), json!(format::hex(&row.try_get::<Vec<u8>, _>("token_address")?)));
+    object.insert("token_name".to_owned(), json!(row.try_get::<String, _>("token_name")?));
+    object.insert("token_symbol".to_owned(), json!(row.try_get::<String, _>("token_symbol")?));
+    object.insert(creator_field.to_owned(), json!(format::hex(&row.try_get::<Vec<u8>, _>("creator_address")?)));
+    object.insert("verification_status".to_owned(), json!(row.try_get::<String, _>("verification_status")?));
+    object.insert("created_at".to_owned(), json!(format::time(created)));
+    object.insert("price".to_owned(), json!(format::price(&row.try_get::<String, _>("price")?)?));
+    object.insert("price_change_24h".to_owned(), json!(row.try_get::<f64, _>("price_change_24h")?));
+    object.insert("volume_24h".to_owned(), json!(format::usdc(&row.try_get::<String, _>("volume_24h")?)?));
+    object.insert("trades_24h".to_owned(), json!(row.try_get::<i32, _>("trades_24h")?));
+    object.insert("traders_24h".to_owned(), json!(row.try_get::<i32, _>("traders_24h")?));
+    object.insert("holders".to_owned(), json!(row.try_get::<i32, _>("holder_count")?));
+    object.insert("market_cap".to_owned(), json!(format::usdc(&row.try_get::<String, _>("market_cap")?)?));
+    object.insert("total_staked".to_owned(), json!(format::usdc(&row.try_get::<String, _>("total_staked")?)?));
+    for field in ["display_name", "category", "description", "image_url", "website_url"] {
+        object.insert(field.to_owned(), json!(row.try_get::<Option<String>, _>(field)?));
+    }
+    Ok(Value::Object(object))
+}
+
+async fn pool_json(conn: &mut PgConnection, market_type: MarketType, id: B256) -> Result<Option<Value>, ApiError> {
+    let row = sqlx::query(
+        "SELECT token_address, token_reserves::text, usdc_reserves::text, price::text, fee_bps
+           FROM derived.pools WHERE market_type = $1 AND market_id = $2",
+    )
+    .bind(i16::from(market_type.as_u8()))
+    .bind(id.as_slice())
+    .fetch_optional(&mut *conn)
+    .await?;
+    row.map(|row| {
+        Ok(json!({
+            "token_address": format::hex(&row.try_get::<Vec<u8>, _>(0)?),
+            "token_reserves": format::tokens(&row.try_get::<String, _>(1)?)?,
+            "usdc_reserves": format::usdc(&row.try_get::<String, _>(2)?)?,
+            "price": format::price(&row.try_get::<String, _>(3)?)?,
+            "fee_bps": row.try_get::<i32, _>(4)?,
+        }))
+    })
+    .transpose()
+}
+
+async fn linked_credentials(conn: &mut PgConnection, persona: B256) -> Result<Value, ApiError> {
+    let rows = sqlx::query(
+        "SELECT pc.credential_id, m.token_symbol, m.token_name
+           FROM app.persona_credentials pc
+           LEFT JOIN derived.markets m ON m.market_type = 0 AND m.market_id = pc.credential_id
+          WHERE pc.persona_id = $1 ORDER BY pc.created_at, pc.credential_id",
+    )
+    .bind(persona.as_slice())
+    .fetch_all(&mut *conn)
+    .await?;
+    let list = rows
+        .iter()
+        .map(|r| {
+            Ok(json!({
+                "credential_id": format::hex(&r.try_get::<Vec<u8>, _>(0)?),
+                "token_symbol": r.try_get::<Option<String>, _>(1)?,
+                "token_name": r.try_get::<Option<String>, _>(2)?,
+            }))
+        })
+        .collect::<Result<Vec<_>, ApiError>>()?;
+    Ok(Value::Array(list))
+}
+
+async fn social_links(conn: &mut PgConnection, persona: B256) -> Result<Value, ApiError> {
+    let rows = sqlx::query(
+        "SELECT platform, handle, url, verified FROM app.social_links WHERE persona_id = $1 ORDER BY platform",
+    )
+    .bind(persona.as_slice())
+    .fetch_all(&mut *conn)
+    .await?;
+    let list = rows
+        .iter()
+        .map(|r| {
+            Ok(json!({
+                "platform": r.try_get::<String, _>(0)?,
+                "handle": r.try_get::<String, _>(1)?,
+                "url": r.try_get::<Option<String>, _>(2)?,
+                "verified": r.try_get::<bool, _>(3)?,
+            }))
+        })
+        .collect::<Result<Vec<_>, ApiError>>()?;
+    Ok(Value::Array(list))
+}

@@ -1,0 +1,48 @@
+//! `/health` (the process answers) and `/ready` (the database answers and the
+//! indexer is not too far behind).
+
+use axum::{Json, extract::State, http::StatusCode};
+use serde_json::{Value, json};
+
+use crate::AppState;
+
+/// `GET /health`: 200 while the process runs.
+pub async fn health() -> Json<Value> {
+    Json(json!({ "success": true, "data": { "status": "ok" } }))
+}
+
+/// `GET /ready`: 200 when the database answers and the newest indexed block is
+/// recent enough, else 503 saying which check failed.
+pub async fn ready(State(state): State<AppState>) -> (StatusCode, Json<Value>) {
+    let lag: Result<Option<f64>, sqlx::Error> =
+        sqlx::query_scalar("SELECT extract(epoch FROM now() - max(updated_at))::float8 FROM chain.checkpoints")
+            .fetch_one(&state.pool)
+            .await;
+    let (database, lag_seconds) = match lag {
+        Ok(lag) => (true, lag),
+        Err(_) => (false, None),
+    };
+    let indexer_ok = lag_seconds.is_some_and(|lag| lag <= state.max_lag.as_secs_f64());
+    let ready = database && indexer_ok;
+    let status = if ready { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
+    let checks = json!({
+        "database": if database { "ok" } else { "unreachable" },
+        "indexer": match lag_seconds {
+            Some(_) if indexer_ok => "ok",
+            Some(_) => "lagging",
+            None => "no checkpoint",
+        },
+        "indexer_lag_seconds": lag_seconds,
+    });
+    if ready {
+        (status, Json(json!({ "success": true, "data": checks })))
+    } else {
+        (
+            status,
+            Json(json!({
+                "success": false,
+                "error": { "code": "SERVICE_UNAVAILABLE", "message": "not ready", "details": checks },
+            })),
+        )
+    }
+}

@@ -1,0 +1,105 @@
+//! Query-string and path parsing that names the offending field (SPEC §6:
+//! invalid ids, addresses, timeframes, numbers, enums → 400 naming the field).
+
+use alloy_primitives::B256;
+use animoca_domain::{MarketType, Timeframe};
+use chrono::DateTime;
+
+use crate::error::ApiError;
+
+/// A request's query parameters (the first value of a repeated name wins).
+#[derive(Debug, Default)]
+pub struct Params(Vec<(String, String)>);
+
+impl Params {
+    /// Parses a raw query string (`None`: no query).
+    pub fn parse(raw: Option<&str>) -> Self {
+        Params(url::form_urlencoded::parse(raw.unwrap_or_default().as_bytes()).into_owned().collect())
+    }
+
+    /// The value of `name`, if given and not empty.
+    pub fn get(&self, name: &str) -> Option<&str> {
+        self.0.iter().find(|(key, _)| key == name).map(|(_, value)| value.as_str()).filter(|v| !v.is_empty())
+    }
+
+    /// An integer in `range`, or `default` when absent.
+    pub fn int(&self, name: &str, range: std::ops::RangeInclusive<i64>, default: i64) -> Result<i64, ApiError> {
+        let Some(text) = self.get(name) else { return Ok(default) };
+        let value: i64 = text.parse().map_err(|_| ApiError::bad(name, format!("{text:?} is not an integer")))?;
+        if !range.contains(&value) {
+            return Err(ApiError::bad(name, format!("must be between {} and {}", range.start(), range.end())));
+        }
+        Ok(value)
+    }
+
+    /// `limit` (1–`max`, default `default`).
+    pub fn limit(&self, default: i64, max: i64) -> Result<i64, ApiError> {
+        self.int("limit", 1..=max, default)
+    }
+
+    /// `offset` (≥ 0, default 0).
+    pub fn offset(&self) -> Result<i64, ApiError> {
+        self.int("offset", 0..=1_000_000_000, 0)
+    }
+
+    /// One of `allowed`, or `None` when absent.
+    pub fn choice(&self, name: &str, allowed: &[&'static str]) -> Result<Option<&'static str>, ApiError> {
+        let Some(text) = self.get(name) else { return Ok(None) };
+        allowed
+            .iter()
+            .find(|a| a.eq_ignore_ascii_case(text))
+            .copied()
+            .map(Some)
+            .ok_or_else(|| ApiError::bad(name, format!("{text:?} is not one of {}", allowed.join(", "))))
+    }
+
+    /// A boolean (`true`/`false`/`1`/`0`), default `default`.
+    pub fn bool(&self, name: &str, default: bool) -> Result<bool, ApiError> {
+        match self.get(name) {
+            None => Ok(default),
+            Some("true" | "1") => Ok(true),
+            Some("false" | "0") => Ok(false),
+            Some(other) => Err(ApiError::bad(name, format!("{other:?} is not true or false"))),
+        }
+    }
+
+    /// A time as ISO-8601 or Unix seconds, as Unix seconds.
+    pub fn time(&self, name: &str) -> Result<Option<i64>, ApiError> {
+        let Some(text) = self.get(name) else { return Ok(None) };
+        if let Ok(seconds) = text.parse::<i64>() {
+            if !(0..=253_402_300_799).contains(&seconds) {
+                return Err(ApiError::bad(name, "Unix seconds out of range"));
+            }
+            return Ok(Some(seconds));
+        }
+        DateTime::parse_from_rfc3339(text)
+            .map(|t| Some(t.timestamp()))
+            .map_err(|_| ApiError::bad(name, format!("{text:?} is neither ISO-8601 nor Unix seconds")))
+    }
+
+    /// A timeframe (`1m` … `1w`), default `default`.
+    pub fn timeframe(&self, name: &str, default: Timeframe) -> Result<Timeframe, ApiError> {
+        let Some(text) = self.get(name) else { return Ok(default) };
+        text.parse().map_err(|_| ApiError::bad(name, format!("{text:?} is not one of 1m, 5m, 15m, 1h, 4h, 1d, 1w")))
+    }
+}
+
+/// The market type of a route's first segment (`credentials` or `personas`).
+pub fn market_kind(segment: &str) -> Result<MarketType, ApiError> {
+    match segment {
+        "credentials" => Ok(MarketType::Credential),
+        "personas" => Ok(MarketType::Persona),
+        _ => Err(ApiError::NotFound("route".to_owned())),
+    }
+}
+
+/// A bytes32 id: `0x` and 64 hex digits.
+pub fn bytes32(field: &str, text: &str) -> Result<B256, ApiError> {
+    let hex = text.strip_prefix("0x").or_else(|| text.strip_prefix("0X"));
+    match hex {
+        Some(hex) if hex.len() == 64 && hex.bytes().all(|b| b.is_ascii_hexdigit()) => {
+            text.parse().map_err(|_| ApiError::bad(field, "not a 0x-prefixed 32-byte hex id"))
+        }
+        _ => Err(ApiError::bad(field, format!("{text:?} is not a 0x-prefixed 32-byte hex id"))),
+    }
+}

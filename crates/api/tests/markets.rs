@@ -1,0 +1,308 @@
+//! The market routes against data produced by real transactions on anvil and
+//! indexed by the real indexer: every number checked against the chain or an
+//! independent recomputation; every bad input a 400 naming the field.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::time::Duration;
+
+use alloy::primitives::{Address, B256, U256};
+use animoca_api::{AppState, router};
+use animoca_chain::bindings::MarketAMM;
+use animoca_domain::{MarketType, Price, format_units};
+use animoca_indexer::{Indexer, IndexerConfig};
+use animoca_test_support::{MarketSpec, TestChain, TestDb, tokens, usdc};
+use axum::{
+    body::Body,
+    http::{Request, StatusCode},
+};
+use serde_json::Value;
+use tower::ServiceExt;
+
+struct World {
+    chain: TestChain,
+    db: TestDb,
+    a: MarketSpec,
+    a_token: Address,
+    b: MarketSpec,
+    p: MarketSpec,
+}
+
+/// Two credential markets (A verified and traded, B pending and idle) and a
+/// verified persona linked to A, traded across several minutes.
+async fn world() -> World {
+    let chain = TestChain::start().await;
+    let db = TestDb::migrated().await;
+    let (a, b, p) = (
+        MarketSpec::new(MarketType::Credential, "api-a"),
+        MarketSpec::new(MarketType::Credential, "api-b"),
+        MarketSpec::new(MarketType::Persona, "api-p"),
+    );
+    let (a_token, _) = chain.create_market(&a, chain.account(1)).await;
+    chain.create_market(&b, chain.account(1)).await;
+    chain.create_market(&p, chain.account(2)).await;
+    let (alice, bob) = (chain.account(3), chain.account(4));
+    chain.buy(alice, MarketType::Credential, a.id, usdc(100), U256::ZERO).await.unwrap();
+    chain.advance_time(180).await;
+    chain.buy(bob, MarketType::Credential, a.id, usdc(40), U256::ZERO).await.unwrap();
+    chain.advance_time(240).await;
+    chain.sell(alice, MarketType::Credential, a.id, a_token, tokens(50), U256::ZERO).await.unwrap();
+    chain.buy(bob, MarketType::Persona, p.id, usdc(25), U256::ZERO).await.unwrap();
+    let config = IndexerConfig::new(31_337, chain.deployment.start_block, 0);
+    let mut indexer = Indexer::new(db.pool.clone(), chain.provider.clone(), chain.deployment, config).await.unwrap();
+    indexer.catch_up().await.unwrap();
+    for (market_type, id) in [(0i16, a.id), (1, p.id)] {
+        sqlx::query(
+            "INSERT INTO app.market_metadata (market_type, market_id, registered_by, verification_status, category)
+             VALUES ($1, $2, '\\x01', 'verified', 'education')",
+        )
+        .bind(market_type)
+        .bind(id.as_slice())
+        .execute(&db.pool)
+        .await
+        .unwrap();
+    }
+    sqlx::query("INSERT INTO app.persona_credentials (persona_id, credential_id, linked_by) VALUES ($1, $2, '\\x02')")
+        .bind(p.id.as_slice())
+        .bind(a.id.as_slice())
+        .execute(&db.pool)
+        .await
+        .unwrap();
+    sqlx::query("INSERT INTO app.social_links (persona_id, platform, handle) VALUES ($1, 'x', '@api_p')")
+        .bind(p.id.as_slice())
+        .execute(&db.pool)
+        .await
+        .unwrap();
+    World { chain, db, a, a_token, b, p }
+}
+
+async fn get(db: &TestDb, uri: &str) -> (StatusCode, Value) {
+    let app = router(AppState { pool: db.pool.clone(), max_lag: Duration::from_secs(3_600) });
+    let response = app.oneshot(Request::get(uri).body(Body::empty()).unwrap()).await.unwrap();
+    let status = response.status();
+    let bytes = axum::body::to_bytes(response.into_body(), 1 << 24).await.unwrap();
+    (status, serde_json::from_slice(&bytes).unwrap_or(Value::Null))
+}
+
+async fn ok(db: &TestDb, uri: &str) -> Value {
+    let (status, body) = get(db, uri).await;
+    assert_eq!(status, StatusCode::OK, "{uri}: {body}");
+    assert_eq!(body["success"], true, "{uri}: {body}");
+    body
+}
+
+fn hex(id: B256) -> String {
+    format!("{id:#x}")
+}
+
+#[tokio::test]
+async fn market_routes_serve_what_the_chain_says() {
+    let w = world().await;
+    let (a, p) = (hex(w.a.id), hex(w.p.id));
+
+    // Lists: verified by default, `status=all` widens, sorted by 24h volume.
+    let list = ok(&w.db, "/api/credentials").await;
+    let ids: Vec<&str> =
+        list["data"].as_array().unwrap().iter().map(|m| m["credential_id"].as_str().unwrap()).collect();
+    assert_eq!(ids, [a.as_str()]);
+    let all = ok(&w.db, "/api/credentials?status=all&sortBy=volume&limit=10").await;
+    assert_eq!(all["pagination"]["total"], 2);
+    assert_eq!(all["data"][0]["credential_id"], a.as_str(), "the traded market sorts first by volume");
+    assert_eq!(all["data"][1]["credential_id"], hex(w.b.id));
+    assert_eq!(all["data"][1]["verification_status"], "pending");
+    let searched = ok(&w.db, "/api/credentials?status=all&search=API-B").await;
+    assert_eq!(searched["data"].as_array().unwrap().len(), 1);
+    assert_eq!(ok(&w.db, "/api/credentials?status=all&type=education").await["data"].as_array().unwrap().len(), 1);
+    assert_eq!(ok(&w.db, "/api/personas").await["data"][0]["persona_id"], p.as_str());
+
+    // Detail and pool against the contract's reserves.
+    let amm = MarketAMM::new(w.chain.deployment.credential_amm, &w.chain.provider);
+    let reserves = amm.pools(w.a.id).call().await.unwrap();
+    let spot = Price::spot(reserves.usdcReserves, reserves.tokenReserves).to_decimal_string();
+    let detail = ok(&w.db, &format!("/api/credentials/{a}")).await["data"].clone();
+    assert_eq!(detail["market_type"], "credential");
+    assert_eq!(detail["token_address"], format!("{:#x}", w.a_token));
+    assert_eq!(detail["issuer_address"], format!("{:#x}", w.chain.account(1)));
+    assert_eq!(detail["price"], spot.as_str());
+    assert_eq!(detail["pool"]["price"], spot.as_str());
+    assert_eq!(detail["pool"]["token_reserves"], format_units(reserves.tokenReserves, 18));
+    assert_eq!(detail["pool"]["usdc_reserves"], format_units(reserves.usdcReserves, 6));
+    assert_eq!(detail["pool"]["fee_bps"], 30);
+    assert_eq!(detail["trades_24h"], 3);
+    assert_eq!(detail["traders_24h"], 2);
+    assert_eq!(ok(&w.db, &format!("/api/credentials/{a}/pool")).await["data"], detail["pool"]);
+
+    // Persona detail: linked credentials and social links.
+    let persona = ok(&w.db, &format!("/api/personas/{p}")).await["data"].clone();
+    assert_eq!(persona["owner_address"], format!("{:#x}", w.chain.account(2)));
+    assert_eq!(persona["linked_credentials"][0]["credential_id"], a.as_str());
+    assert_eq!(persona["social_links"][0]["handle"], "@api_p");
+
+    // Holders: every non-AMM address with a balance, with the chain's balance.
+    let holders = ok(&w.db, &format!("/api/credentials/{a}/holders")).await;
+    let listed = holders["data"].as_array().unwrap();
+    assert_eq!(holders["pagination"]["total"], detail["holders"]);
+    assert_eq!(listed.len(), usize::try_from(detail["holders"].as_i64().unwrap()).unwrap());
+    for holder in listed {
+        let address: Address = holder["address"].as_str().unwrap().parse().unwrap();
+        assert_ne!(address, w.chain.deployment.credential_amm);
+        let balance = w.chain.token_balance(w.a_token, address).await;
+        assert_eq!(holder["balance"], format_units(balance, 18), "{address}");
+    }
+
+    // Trades: newest first, paged by cursor, the pool's unsigned deltas.
+    let first = ok(&w.db, &format!("/api/credentials/{a}/trades?limit=2")).await;
+    let page: Vec<&str> = first["data"].as_array().unwrap().iter().map(|t| t["swap_type"].as_str().unwrap()).collect();
+    assert_eq!(page, ["sell", "buy"]);
+    assert_eq!(first["data"][1]["usdc_amount"], "39.880000", "40 USDC in, 0.3% fee to the recipient");
+    assert_eq!(first["data"][1]["fee_amount"], "0.120000");
+    let cursor = first["pagination"]["next_cursor"].as_str().unwrap().to_owned();
+    let second = ok(&w.db, &format!("/api/credentials/{a}/trades?limit=2&cursor={cursor}")).await;
+    assert_eq!(second["data"].as_array().unwrap().len(), 1);
+    assert_eq!(second["data"][0]["trader_address"], format!("{:#x}", w.chain.account(3)));
+    assert!(second["pagination"]["next_cursor"].is_null());
+
+    // Chart: 1m candles; with gap filling every minute from the first trade, empty ones
+    // carrying the previous close.
+    let chart = ok(&w.db, &format!("/api/credentials/{a}/chart?timeFrame=1m")).await;
+    let candles = chart["data"].as_array().unwrap();
+    assert_eq!(candles.len(), 3, "{chart}");
+    let volume: f64 = candles.iter().map(|c| c["volume_usdc"].as_str().unwrap().parse::<f64>().unwrap()).sum();
+    assert!(volume > 0.0);
+    let filled = ok(&w.db, &format!("/api/credentials/{a}/chart?timeFrame=1m&fill=true")).await;
+    let filled = filled["data"].as_array().unwrap();
+    assert!(filled.len() > candles.len(), "gaps filled: {filled:?}");
+    for pair in filled.windows(2) {
+        let (t0, t1) = (pair[0]["time"].as_str().unwrap(), pair[1]["time"].as_str().unwrap());
+        let (t0, t1) =
+            (chrono::DateTime::parse_from_rfc3339(t0).unwrap(), chrono::DateTime::parse_from_rfc3339(t1).unwrap());
+        assert_eq!((t1 - t0).num_seconds(), 60, "consecutive minutes");
+        if pair[1]["trade_count"] == 0 {
+            assert_eq!(pair[1]["open"], pair[0]["close"]);
+            assert_eq!(pair[1]["close"], pair[0]["close"]);
+        }
+    }
+    let limited = ok(&w.db, &format!("/api/credentials/{a}/chart?timeFrame=1m&fill=true&limit=2")).await;
+    assert_eq!(limited["data"].as_array().unwrap().as_slice(), &filled[filled.len() - 2..], "the newest `limit`");
+
+    // Readiness: the database answers and the checkpoint is fresh.
+    assert_eq!(ok(&w.db, "/ready").await["data"]["database"], "ok");
+    assert_eq!(ok(&w.db, "/health").await["data"]["status"], "ok");
+}
+
+#[tokio::test]
+async fn bad_input_is_a_400_naming_the_field_and_unknown_things_404() {
+    let w = world().await;
+    let a = hex(w.a.id);
+    for (uri, field) in [
+        ("/api/credentials?limit=0".to_owned(), "limit"),
+        ("/api/credentials?limit=101".to_owned(), "limit"),
+        ("/api/credentials?limit=ten".to_owned(), "limit"),
+        ("/api/credentials?offset=-1".to_owned(), "offset"),
+        ("/api/credentials?sortBy=rank".to_owned(), "sortBy"),
+        ("/api/personas?status=gone".to_owned(), "status"),
+        ("/api/credentials/0x1234".to_owned(), "id"),
+        ("/api/personas/not-an-id/pool".to_owned(), "id"),
+        (format!("/api/credentials/{a}/chart?timeFrame=2m"), "timeFrame"),
+        (format!("/api/credentials/{a}/chart?from=yesterday"), "from"),
+        (format!("/api/credentials/{a}/chart?from=200&to=100"), "from"),
+        (format!("/api/credentials/{a}/chart?limit=1001"), "limit"),
+        (format!("/api/credentials/{a}/chart?fill=maybe"), "fill"),
+        (format!("/api/credentials/{a}/trades?cursor=abc"), "cursor"),
+        (format!("/api/credentials/{a}/holders?limit=-5"), "limit"),
+    ] {
+        let (status, body) = get(&w.db, &uri).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{uri}: {body}");
+        assert_eq!(body["success"], false, "{uri}");
+        assert_eq!(body["error"]["code"], "BAD_REQUEST", "{uri}");
+        assert_eq!(body["error"]["details"]["field"], field, "{uri}: {body}");
+    }
+    let unknown = hex(B256::repeat_byte(7));
+    for uri in [
+        format!("/api/credentials/{unknown}"),
+        format!("/api/personas/{a}"), // a credential id is not a persona
+        format!("/api/credentials/{unknown}/trades"),
+        format!("/api/credentials/{unknown}/chart"),
+        format!("/api/credentials/{unknown}/holders"),
+        format!("/api/credentials/{unknown}/pool"),
+        "/api/nothing-here".to_owned(),
+        "/nope".to_owned(),
+    ] {
+        let (status, body) = get(&w.db, &uri).await;
+        assert_eq!(status, StatusCode::NOT_FOUND, "{uri}: {body}");
+        assert_eq!(body["error"]["code"], "NOT_FOUND", "{uri}");
+    }
+}
+
+/// Any query string on any route: never a 5xx, always the envelope (property test).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn arbitrary_query_strings_never_fail_the_server() {
+    use proptest::{prelude::*, test_runner::TestRunner};
+
+    let db = TestDb::migrated().await;
+    sqlx::query(
+        "INSERT INTO derived.markets (market_type, market_id, token_address, creator_address, factory_address,
+                                      amm_address, token_name, token_symbol, initial_stake, chain_id, created_block,
+                                      created_block_hash, created_tx_hash, created_log_index, created_at)
+         VALUES (1, decode(repeat('00', 31) || '01', 'hex'), '\\x02', '\\x03', '\\x04', '\\x05', 'Fuzz', 'FZ', 0,
+                 31337, 1, '\\x06', '\\x07', 0, now())",
+    )
+    .execute(&db.pool)
+    .await
+    .unwrap();
+    let keys = prop::collection::vec(
+        prop_oneof![
+            Just("limit".to_owned()),
+            Just("offset".to_owned()),
+            Just("sortBy".to_owned()),
+            Just("status".to_owned()),
+            Just("search".to_owned()),
+            Just("type".to_owned()),
+            Just("timeFrame".to_owned()),
+            Just("from".to_owned()),
+            Just("to".to_owned()),
+            Just("fill".to_owned()),
+            Just("cursor".to_owned()),
+            "[a-zA-Z]{1,8}",
+        ],
+        0..5,
+    );
+    let values = prop::collection::vec(
+        prop_oneof![
+            "[0-9]{0,25}",
+            "-[0-9]{1,20}",
+            "\\PC{0,30}",
+            "[0-9]{1,12}\\.[0-9]{1,12}\\.[0-9]{1,12}",
+            Just("2026-11-26T00:00:00Z".to_owned()),
+            Just("1w".to_owned()),
+            Just("true".to_owned()),
+        ],
+        5,
+    );
+    let mut runner = TestRunner::new(proptest::test_runner::Config { cases: 300, ..Default::default() });
+    let handle = tokio::runtime::Handle::current();
+    let id = "0x0000000000000000000000000000000000000000000000000000000000000001";
+    runner
+        .run(&(0usize..7, keys, values), |(route, keys, values)| {
+            let path = match route {
+                0 => "/api/credentials".to_owned(),
+                1 => "/api/personas".to_owned(),
+                2 => format!("/api/personas/{id}"),
+                3 => format!("/api/personas/{id}/chart"),
+                4 => format!("/api/personas/{id}/trades"),
+                5 => format!("/api/personas/{id}/holders"),
+                _ => format!("/api/credentials/{id}/pool"),
+            };
+            let query: String = url::form_urlencoded::Serializer::new(String::new())
+                .extend_pairs(keys.iter().zip(values.iter()))
+                .finish();
+            let uri = format!("{path}?{query}");
+            let (status, body) = tokio::task::block_in_place(|| handle.block_on(get(&db, &uri)));
+            prop_assert!(status.as_u16() < 500, "{uri}: {status} {body}");
+            prop_assert!(body["success"].is_boolean(), "{uri}: {body}");
+            if status.is_client_error() {
+                prop_assert!(body["error"]["code"].is_string(), "{uri}: {body}");
+            }
+            Ok(())
+        })
+        .unwrap();
+}

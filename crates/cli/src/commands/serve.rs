@@ -1,0 +1,22 @@
+//! `animoca-trade serve`: the REST API on `PORT`.
+
+use anyhow::Context;
+use tokio_util::sync::CancellationToken;
+
+use crate::config::ServeConfig;
+
+/// Connects, migrates, serves until `shutdown` (in-flight requests finish).
+pub async fn run(config: ServeConfig, shutdown: CancellationToken) -> anyhow::Result<()> {
+    let pool = animoca_store::connect(config.database.clone(), 16).await?;
+    animoca_store::migrate(&pool).await?;
+    let app = animoca_api::router(animoca_api::AppState { pool: pool.clone(), max_lag: config.max_lag });
+    let listener = tokio::net::TcpListener::bind(("0.0.0.0", config.port))
+        .await
+        .with_context(|| format!("listen on PORT {}", config.port))?;
+    let addr = listener.local_addr()?;
+    tracing::info!(%addr, "API listening on http://{addr}/api");
+    println!("API: http://{addr}/api");
+    axum::serve(listener, app).with_graceful_shutdown(async move { shutdown.cancelled().await }).await?;
+    pool.close().await;
+    Ok(())
+}

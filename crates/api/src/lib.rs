@@ -9,6 +9,7 @@ pub mod format;
 pub mod markets;
 pub mod ops;
 pub mod params;
+pub mod proposals;
 
 use std::time::Duration;
 
@@ -29,6 +30,9 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/health", get(ops::health))
         .route("/ready", get(ops::ready))
+        .route("/api/proposals", get(proposals::list))
+        .route("/api/proposals/{id}", get(proposals::detail))
+        .route("/api/proposals/{id}/votes", get(proposals::votes))
         .route("/api/{kind}", get(markets::list))
         .route("/api/{kind}/{id}", get(markets::detail))
         .route("/api/{kind}/{id}/pool", get(markets::pool))

@@ -7,12 +7,14 @@
 
 pub mod amount;
 pub mod candle;
+pub mod governance;
 pub mod market;
 pub mod position;
 pub mod price;
 
 pub use amount::{TOKEN_DECIMALS, USDC_DECIMALS, format_units};
 pub use candle::{Candle, Timeframe};
+pub use governance::{ProposalStatus, Tally, VoteBreakdown};
 pub use market::{MarketKey, MarketType, UnknownMarketType};
 pub use position::Position;
 pub use price::Price;

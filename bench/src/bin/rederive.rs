@@ -33,7 +33,7 @@ struct Args {
     /// Re-derive this many times (the first run also warms the page cache).
     #[arg(long, default_value_t = 3)]
     runs: usize,
-    /// Also run `verify` once after the re-derives.
+    /// Run `verify` first (on the database as the indexer left it, before any re-derive).
     #[arg(long)]
     verify: bool,
 }
@@ -61,6 +61,19 @@ async fn main() -> anyhow::Result<()> {
             .context("is this an indexed database? run indexer_backfill first")?;
     println!("database: {logs} logs, {swaps} swaps");
     let never = CancellationToken::new();
+    if args.verify {
+        let started = Instant::now();
+        let report = rederive::verify(&pool, None, &never).await?;
+        for diff in &report.diffs {
+            println!("  differs: derived.{} {:?}", diff.table, diff.only_live.first());
+        }
+        println!(
+            "verify: {:.2} s wall, {} tables compared, {} differ",
+            started.elapsed().as_secs_f64(),
+            report.tables,
+            report.diffs.len()
+        );
+    }
     for run in 1..=args.runs {
         let started = Instant::now();
         let stats = rederive::rederive(&pool, None, &never).await?;
@@ -77,16 +90,6 @@ async fn main() -> anyhow::Result<()> {
             stats.logs,
             stats.swaps,
             stats.checkpoint,
-        );
-    }
-    if args.verify {
-        let started = Instant::now();
-        let report = rederive::verify(&pool, None, &never).await?;
-        println!(
-            "verify: {:.2} s wall, {} tables compared, {} differ",
-            started.elapsed().as_secs_f64(),
-            report.tables,
-            report.diffs.len()
         );
     }
     println!("-- derived-row writes by step, all runs (animoca_indexer_write_step_seconds)");

@@ -50,3 +50,26 @@ pub fn time(t: DateTime<Utc>) -> String {
 pub fn unix_time(seconds: i64) -> String {
     DateTime::from_timestamp(seconds, 0).map(time).unwrap_or_default()
 }
+
+/// Parses a decimal amount in token units (`"12.5"`) into base units with
+/// `decimals` places; 400 naming `field` for anything else (signs, exponents,
+/// more places than the token has, more than uint256).
+pub fn parse_units(field: &str, text: &str, decimals: u8) -> Result<U256, ApiError> {
+    let bad = |why: &str| ApiError::bad(field, format!("{text:?} {why}"));
+    let (whole, fraction) = text.split_once('.').unwrap_or((text, ""));
+    if whole.is_empty() && fraction.is_empty() {
+        return Err(bad("is not a decimal amount"));
+    }
+    if !whole.bytes().chain(fraction.bytes()).all(|b| b.is_ascii_digit()) {
+        return Err(bad("is not a decimal amount (digits and one '.')"));
+    }
+    if fraction.len() > usize::from(decimals) {
+        return Err(bad(&format!("has more than {decimals} decimal places")));
+    }
+    let digits = format!("{whole}{fraction:0<width$}", width = usize::from(decimals));
+    let digits = digits.trim_start_matches('0');
+    if digits.is_empty() {
+        return Ok(U256::ZERO);
+    }
+    digits.parse().map_err(|_| bad("is too large"))
+}

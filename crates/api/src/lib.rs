@@ -39,6 +39,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/{kind}/{id}/chart", get(markets::chart))
         .route("/api/{kind}/{id}/trades", get(markets::trades))
         .route("/api/{kind}/{id}/holders", get(markets::holders))
+        .route("/api/{kind}/{id}/quote", get(markets::quote))
         .fallback(error::not_found)
         .with_state(state)
 }

@@ -241,6 +241,71 @@ pub async fn holders(
     })))
 }
 
+/// `GET /api/{kind}/{id}/quote?side=buy|sell&amount=`: exactly what the AMM
+/// would do at the current reserves (`amount` in USDC for a buy, fee included;
+/// in tokens for a sell), with the fee, the prices before and after, and the
+/// price impact (execution price against the spot price, fee excluded, percent).
+pub async fn quote(
+    State(state): State<AppState>,
+    Path((kind, id)): Path<(String, String)>,
+    RawQuery(query): RawQuery,
+) -> Result<Json<Value>, ApiError> {
+    use animoca_domain::{
+        Price,
+        amm::{QuoteError, quote_buy, quote_sell},
+    };
+    let market_type = market_kind(&kind)?;
+    let id = bytes32("id", &id)?;
+    let params = Params::parse(query.as_deref());
+    let side =
+        params.choice("side", &["buy", "sell"])?.ok_or_else(|| ApiError::bad("side", "required: buy or sell"))?;
+    let amount_text = params.get("amount").ok_or_else(|| ApiError::bad("amount", "required"))?;
+    let buy = side == "buy";
+    let amount = format::parse_units("amount", amount_text, if buy { 6 } else { 18 })?;
+    let row = sqlx::query(
+        "SELECT token_reserves::text, usdc_reserves::text, fee_bps FROM derived.pools
+          WHERE market_type = $1 AND market_id = $2",
+    )
+    .bind(i16::from(market_type.as_u8()))
+    .bind(id.as_slice())
+    .fetch_optional(&state.pool)
+    .await?
+    .ok_or_else(|| not_found(market_type))?;
+    let reserve = |i: usize| -> Result<alloy_primitives::U256, ApiError> {
+        let text: String = row.try_get(i)?;
+        text.parse().map_err(|_| ApiError::Internal(format!("stored reserve {text:?} is not a uint256")))
+    };
+    let (tokens, usdc) = (reserve(0)?, reserve(1)?);
+    let fee_bps = u32::try_from(row.try_get::<i32, _>(2)?).unwrap_or(0);
+    let quoted = if buy { quote_buy(tokens, usdc, fee_bps, amount) } else { quote_sell(tokens, usdc, fee_bps, amount) };
+    let q = quoted.map_err(|e: QuoteError| ApiError::bad("amount", e.to_string()))?;
+    let before = Price::spot(usdc, tokens);
+    let after = Price::spot(q.usdc_reserves_after, q.token_reserves_after);
+    let traded_tokens = if buy { q.amount_out } else { amount };
+    let execution = Price::of_trade(q.usdc_pool_delta, traded_tokens).unwrap_or(Price::ZERO);
+    let (amount_in, amount_out) = if buy {
+        (animoca_domain::format_units(amount, 6), animoca_domain::format_units(q.amount_out, 18))
+    } else {
+        (animoca_domain::format_units(amount, 18), animoca_domain::format_units(q.amount_out, 6))
+    };
+    Ok(Json(json!({
+        "success": true,
+        "data": {
+            "side": side,
+            "amount_in": amount_in,
+            "amount_out": amount_out,
+            "fee": animoca_domain::format_units(q.fee, 6),
+            "fee_bps": fee_bps,
+            "price_before": before.to_decimal_string(),
+            "price_after": after.to_decimal_string(),
+            "execution_price": execution.to_decimal_string(),
+            "price_impact": execution.change_percent_from(before).abs(),
+            "token_reserves_after": animoca_domain::format_units(q.token_reserves_after, 18),
+            "usdc_reserves_after": animoca_domain::format_units(q.usdc_reserves_after, 6),
+        },
+    })))
+}
+
 /// `GET /api/{kind}/{id}/chart`: `timeFrame` (default 1h), `limit` (1–1000, default
 /// 100), `from`, `to` (ISO-8601 or Unix seconds), `fill` (gap filling), per SPEC §5.
 pub async fn chart(

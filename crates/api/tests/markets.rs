@@ -184,6 +184,34 @@ async fn market_routes_serve_what_the_chain_says() {
     let limited = ok(&w.db, &format!("/api/credentials/{a}/chart?timeFrame=1m&fill=true&limit=2")).await;
     assert_eq!(limited["data"].as_array().unwrap().as_slice(), &filled[filled.len() - 2..], "the newest `limit`");
 
+    // Quotes: exactly the contract's own quoteBuy / quoteSell at the current reserves.
+    let buy_in = U256::from(12_345_678u64); // 12.345678 USDC
+    let expected_tokens = amm.quoteBuy(w.a.id, buy_in).call().await.unwrap();
+    let quote = ok(&w.db, &format!("/api/credentials/{a}/quote?side=buy&amount=12.345678")).await["data"].clone();
+    assert_eq!(quote["amount_out"], format_units(expected_tokens, 18));
+    assert_eq!(quote["fee"], format_units(buy_in * U256::from(30u64) / U256::from(10_000u64), 6));
+    assert_eq!(quote["price_before"], spot.as_str());
+    assert!(quote["price_impact"].as_f64().unwrap() > 0.0);
+    let sell_in = tokens(3) / U256::from(2u64); // 1.5 tokens
+    let expected_usdc = amm.quoteSell(w.a.id, sell_in).call().await.unwrap();
+    let quote = ok(&w.db, &format!("/api/credentials/{a}/quote?side=sell&amount=1.5")).await["data"].clone();
+    assert_eq!(quote["amount_out"], format_units(expected_usdc, 6));
+    for (query, field) in [
+        ("side=hold&amount=1", "side"),
+        ("amount=1", "side"),
+        ("side=buy", "amount"),
+        ("side=buy&amount=-1", "amount"),
+        ("side=buy&amount=1.0000001", "amount"),
+        ("side=buy&amount=1e6", "amount"),
+        ("side=buy&amount=0", "amount"),
+        ("side=sell&amount=0.000000000000000001", "amount"),
+        ("side=buy&amount=999999999999999999999999999999999999999999999999999999999999999999999999999999999", "amount"),
+    ] {
+        let (status, body) = get(&w.db, &format!("/api/credentials/{a}/quote?{query}")).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{query}: {body}");
+        assert_eq!(body["error"]["details"]["field"], field, "{query}: {body}");
+    }
+
     // Readiness: the database answers and the checkpoint is fresh.
     assert_eq!(ok(&w.db, "/ready").await["data"]["database"], "ok");
     assert_eq!(ok(&w.db, "/health").await["data"]["status"], "ok");
@@ -262,6 +290,8 @@ async fn arbitrary_query_strings_never_fail_the_server() {
             Just("to".to_owned()),
             Just("fill".to_owned()),
             Just("cursor".to_owned()),
+            Just("side".to_owned()),
+            Just("amount".to_owned()),
             "[a-zA-Z]{1,8}",
         ],
         0..5,
@@ -282,7 +312,7 @@ async fn arbitrary_query_strings_never_fail_the_server() {
     let handle = tokio::runtime::Handle::current();
     let id = "0x0000000000000000000000000000000000000000000000000000000000000001";
     runner
-        .run(&(0usize..7, keys, values), |(route, keys, values)| {
+        .run(&(0usize..8, keys, values), |(route, keys, values)| {
             let path = match route {
                 0 => "/api/credentials".to_owned(),
                 1 => "/api/personas".to_owned(),
@@ -290,7 +320,8 @@ async fn arbitrary_query_strings_never_fail_the_server() {
                 3 => format!("/api/personas/{id}/chart"),
                 4 => format!("/api/personas/{id}/trades"),
                 5 => format!("/api/personas/{id}/holders"),
-                _ => format!("/api/credentials/{id}/pool"),
+                6 => format!("/api/credentials/{id}/pool"),
+                _ => format!("/api/personas/{id}/quote"),
             };
             let query: String = url::form_urlencoded::Serializer::new(String::new())
                 .extend_pairs(keys.iter().zip(values.iter()))

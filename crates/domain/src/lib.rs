@@ -5,6 +5,7 @@
 //! SPEC §5 to the digit; the worked examples in `shared/vectors/conventions.json`
 //! are checked by this crate's tests.
 
+pub mod amm;
 pub mod amount;
 pub mod candle;
 pub mod governance;

@@ -52,12 +52,22 @@ const NEXT_SCHEMA: &str = "derived_next";
 /// Schema `verify` builds its scratch copy in (never committed).
 const VERIFY_SCHEMA: &str = "derived_verify";
 
-/// Logs per derived chunk: bounds memory, keeps the per-chunk upserts few.
-const CHUNK_LOGS: usize = 50_000;
+/// Sizes of a build (the defaults suit any chain; tests shrink them to run
+/// every path on a small chain).
+#[derive(Debug, Clone, Copy)]
+pub struct Options {
+    /// Logs per derived chunk (cut at block boundaries): bounds memory.
+    pub chunk_logs: usize,
+    /// Merged state rows kept in memory before they are written (bounds memory
+    /// on chains with very many holders or candles).
+    pub pending_state_rows: usize,
+}
 
-/// Merged state rows kept in memory before they are written (bounds memory on
-/// chains with very many holders or candles).
-const PENDING_STATE_ROWS: usize = 250_000;
+impl Default for Options {
+    fn default() -> Self {
+        Self { chunk_logs: 50_000, pending_state_rows: 250_000 }
+    }
+}
 
 /// What can stop a re-derivation.
 #[derive(Debug, thiserror::Error)]
@@ -74,9 +84,25 @@ pub enum RederiveError {
     /// Nothing is indexed, so there is nothing to re-derive.
     #[error("nothing is indexed in this database yet (no checkpoint)")]
     NothingIndexed,
-    /// Several chains are indexed and none was named.
-    #[error("this database indexes chains {0:?}; set CHAIN_ID to the one to re-derive")]
-    WhichChain(Vec<u64>),
+    /// Several chains are indexed: the derived tables hold them all, and
+    /// re-deriving one would drop the others.
+    #[error("this database indexes chains {0:?}; re-deriving supports one chain per database")]
+    SeveralChains(Vec<u64>),
+    /// The chain asked for is not the one this database indexes.
+    #[error("chain {asked} is not indexed in this database (it indexes {indexed})")]
+    OtherChain {
+        /// Asked for.
+        asked: u64,
+        /// Indexed.
+        indexed: u64,
+    },
+    /// The checkpoint moved while re-deriving (another indexer wrote): the new
+    /// tables would miss its blocks, so nothing was swapped.
+    #[error("the checkpoint moved from block {built} while re-deriving (did an indexer run?); nothing was changed")]
+    CheckpointMoved {
+        /// The block the new tables were built up to.
+        built: u64,
+    },
     /// The contracts of the chain were never recorded.
     #[error("chain {0} has no recorded contracts (chain.deployments); run `index` once to record them")]
     NoDeployment(u64),
@@ -159,10 +185,38 @@ pub async fn rederive(
     chain_id: Option<u64>,
     shutdown: &CancellationToken,
 ) -> Result<BuildStats, RederiveError> {
+    rederive_with(pool, chain_id, Options::default(), shutdown).await
+}
+
+/// [`rederive`] with explicit [`Options`].
+pub async fn rederive_with(
+    pool: &PgPool,
+    chain_id: Option<u64>,
+    options: Options,
+    shutdown: &CancellationToken,
+) -> Result<BuildStats, RederiveError> {
     let started = Instant::now();
-    let (mut conn, generation, mut stats, mut progress) = build(pool, chain_id, NEXT_SCHEMA, shutdown).await?;
+    let (mut conn, generation, mut stats, mut progress) = build(pool, chain_id, NEXT_SCHEMA, options, shutdown).await?;
     progress.phase("swapping in");
     let swap_started = Instant::now();
+    // Nobody may have indexed meanwhile (the caller holds the indexer lock; this
+    // makes sure): lock the checkpoint row. Under this transaction's snapshot a
+    // concurrent update fails the lock, a different block fails the check.
+    let now: Option<i64> =
+        sqlx::query_scalar("SELECT block_number FROM chain.checkpoints WHERE chain_id = $1 FOR UPDATE")
+            .bind(i64::try_from(stats.chain_id).unwrap_or(i64::MAX))
+            .fetch_optional(&mut conn)
+            .await
+            .map_err(|error| match &error {
+                // "could not serialize access due to concurrent update"
+                sqlx::Error::Database(e) if e.code().as_deref() == Some("40001") => {
+                    RederiveError::CheckpointMoved { built: stats.checkpoint }
+                }
+                _ => error.into(),
+            })?;
+    if now.and_then(|b| u64::try_from(b).ok()) != Some(stats.checkpoint) {
+        return Err(RederiveError::CheckpointMoved { built: stats.checkpoint });
+    }
     // Waiting for readers to let go of the live tables can take a while under
     // load; a shutdown meanwhile abandons the transaction (live tables kept).
     tokio::select! {
@@ -194,8 +248,19 @@ pub async fn verify(
     chain_id: Option<u64>,
     shutdown: &CancellationToken,
 ) -> Result<VerifyReport, RederiveError> {
+    verify_with(pool, chain_id, Options::default(), shutdown).await
+}
+
+/// [`verify`] with explicit [`Options`].
+pub async fn verify_with(
+    pool: &PgPool,
+    chain_id: Option<u64>,
+    options: Options,
+    shutdown: &CancellationToken,
+) -> Result<VerifyReport, RederiveError> {
     let started = Instant::now();
-    let (mut conn, generation, mut stats, mut progress) = build(pool, chain_id, VERIFY_SCHEMA, shutdown).await?;
+    let (mut conn, generation, mut stats, mut progress) =
+        build(pool, chain_id, VERIFY_SCHEMA, options, shutdown).await?;
     progress.phase("comparing");
     let diffs = generation::compare(&mut conn, generation.schema(), 3).await?;
     let tables = generation.tables().iter().filter(|t| *t != "meta").count();
@@ -265,6 +330,7 @@ async fn build(
     pool: &PgPool,
     chain_id: Option<u64>,
     schema: &str,
+    options: Options,
     shutdown: &CancellationToken,
 ) -> Result<(PgConnection, Generation, BuildStats, RederiveProgress), RederiveError> {
     let started = Instant::now();
@@ -281,13 +347,16 @@ async fn build(
     }
     sqlx::raw_sql(sqlx::AssertSqlSafe(format!("SET TRANSACTION SNAPSHOT '{snapshot}'"))).execute(&mut writer).await?;
 
+    // The derived tables hold every chain of the database; re-deriving one
+    // chain must not drop another's, so one chain per database.
+    let indexed = match derivation::indexed_chains(&mut writer).await?.as_slice() {
+        [] => return Err(RederiveError::NothingIndexed),
+        [one] => *one,
+        many => return Err(RederiveError::SeveralChains(many.to_vec())),
+    };
     let chain_id = match chain_id {
-        Some(id) => id,
-        None => match derivation::indexed_chains(&mut writer).await?.as_slice() {
-            [] => return Err(RederiveError::NothingIndexed),
-            [one] => *one,
-            many => return Err(RederiveError::WhichChain(many.to_vec())),
-        },
+        Some(asked) if asked != indexed => return Err(RederiveError::OtherChain { asked, indexed }),
+        _ => indexed,
     };
     let checkpoint =
         indexing::checkpoint_in(&mut writer, chain_id).await?.ok_or(RederiveError::NothingIndexed)?.block_number;
@@ -298,10 +367,18 @@ async fn build(
     let deployment = Deployment { chain_id, start_block, ..deployment };
     let calls = StoredCalls::new(derivation::call_results(&mut writer, chain_id).await?);
     let fee_bps = calls.fees(&deployment)?;
-    let estimate: f64 =
+    // For the progress bar: the planner's estimate, or a count if it has none.
+    let mut estimate: f64 =
         sqlx::query_scalar("SELECT greatest(reltuples, 0)::float8 FROM pg_class WHERE oid = 'chain.logs'::regclass")
             .fetch_one(&mut writer)
             .await?;
+    if estimate < 1.0 {
+        let count: i64 = sqlx::query_scalar("SELECT count(*) FROM chain.logs WHERE chain_id = $1")
+            .bind(i64::try_from(chain_id).unwrap_or(i64::MAX))
+            .fetch_one(&mut writer)
+            .await?;
+        estimate = count as f64;
+    }
 
     let mut generation = Generation::create(&mut writer, schema).await?;
     animoca_store::set_search_path(&mut writer, schema).await?;
@@ -312,7 +389,7 @@ async fn build(
     // Reader → (chunks of whole blocks) → this task → (batches) → writer.
     let (logs_tx, mut logs_rx) = mpsc::channel::<Vec<RawLog>>(1);
     let read: JoinHandle<Result<(PgConnection, u64), StoreError>> = tokio::spawn(async move {
-        let count = log_reader::stream_logs(&mut reader, chain_id, checkpoint, CHUNK_LOGS, logs_tx).await?;
+        let count = log_reader::stream_logs(&mut reader, chain_id, checkpoint, options.chunk_logs, logs_tx).await?;
         sqlx::raw_sql("COMMIT").execute(&mut reader).await?;
         Ok((reader, count))
     });
@@ -357,7 +434,7 @@ async fn build(
             if batch_tx.send(batch).await.is_err() {
                 break; // the writer failed: its error is reported below
             }
-            if pending.len() >= PENDING_STATE_ROWS && batch_tx.send(pending.take(chain_id)).await.is_err() {
+            if pending.len() >= options.pending_state_rows && batch_tx.send(pending.take(chain_id)).await.is_err() {
                 break;
             }
         }
@@ -385,6 +462,9 @@ async fn build(
     let phase = Instant::now();
     generation.finish(&mut writer).await?;
     stats.indexes = phase.elapsed();
+    if shutdown.is_cancelled() {
+        return Err(RederiveError::Interrupted);
+    }
 
     progress.phase("24h window");
     let phase = Instant::now();

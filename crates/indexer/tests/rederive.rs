@@ -17,7 +17,7 @@ use alloy::{primitives::U256, providers::ext::AnvilApi};
 use animoca_domain::MarketType;
 use animoca_indexer::{
     IndexError, Indexer, IndexerConfig,
-    rederive::{self, DERIVATION_VERSION, RederiveError},
+    rederive::{self, DERIVATION_VERSION, Options, RederiveError},
 };
 use animoca_store::fingerprint::fingerprint;
 use animoca_test_support::{MarketSpec, TestChain, TestDb, tokens, usdc};
@@ -171,6 +171,53 @@ async fn rederive_rebuilds_what_a_fresh_index_builds_without_rpc() {
         0,
         "no schema left behind"
     );
+
+    // The same with one block per chunk and the merged state rows written after
+    // every chunk: every cross-chunk path of the build runs on this small chain.
+    tamper(&live).await;
+    let tiny = Options { chunk_logs: 1, pending_state_rows: 1 };
+    let stats = rederive::rederive_with(&live.pool, None, tiny, &CancellationToken::new()).await.unwrap();
+    assert!(stats.logs >= 40, "{stats:?}");
+    assert_eq!(fingerprint(&live.pool).await.unwrap(), expected, "one block per chunk");
+    let report = rederive::verify_with(&live.pool, None, tiny, &CancellationToken::new()).await.unwrap();
+    assert!(report.diffs.is_empty(), "{:?}", report.diffs);
+}
+
+#[tokio::test]
+async fn rederive_refuses_several_chains_and_a_checkpoint_that_moved() {
+    let chain = TestChain::start().await;
+    let live = TestDb::migrated().await;
+    let spec = MarketSpec::new(MarketType::Credential, "guards");
+    chain.create_market(&spec, chain.account(1)).await;
+    chain.buy(chain.account(2), MarketType::Credential, spec.id, usdc(10), U256::ZERO).await.unwrap();
+    indexer(&chain, &live, 2_000).await.catch_up().await.unwrap();
+    let before = fingerprint(&live.pool).await.unwrap();
+
+    // Another chain's checkpoint: re-deriving would drop that chain's rows.
+    execute(&live, "INSERT INTO chain.checkpoints (chain_id, block_number, block_hash) VALUES (1, 5, '\\x00')").await;
+    let error = rederive::rederive(&live.pool, None, &CancellationToken::new()).await.unwrap_err();
+    assert!(matches!(error, RederiveError::SeveralChains(_)), "{error}");
+    execute(&live, "DELETE FROM chain.checkpoints WHERE chain_id = 1").await;
+    let error = rederive::rederive(&live.pool, Some(5), &CancellationToken::new()).await.unwrap_err();
+    assert!(matches!(error, RederiveError::OtherChain { asked: 5, indexed: 31_337 }), "{error}");
+
+    // An indexer commits while the build runs: nothing may be swapped in.
+    let mut writer = live.pool.begin().await.unwrap();
+    sqlx::query("SELECT block_number FROM chain.checkpoints FOR UPDATE").fetch_one(&mut *writer).await.unwrap();
+    let pool = live.pool.clone();
+    let running = tokio::spawn(async move { rederive::rederive(&pool, None, &CancellationToken::new()).await });
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while count(&live, "SELECT count(*) FROM pg_locks WHERE NOT granted").await == 0 {
+        assert!(std::time::Instant::now() < deadline, "rederive never reached the checkpoint check");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    sqlx::query("UPDATE chain.checkpoints SET block_number = block_number + 1").execute(&mut *writer).await.unwrap();
+    writer.commit().await.unwrap();
+    let error = running.await.unwrap().unwrap_err();
+    assert!(matches!(error, RederiveError::CheckpointMoved { .. }), "{error}");
+    sqlx::query("UPDATE chain.checkpoints SET block_number = block_number - 1").execute(&live.pool).await.unwrap();
+    assert_eq!(fingerprint(&live.pool).await.unwrap(), before, "nothing was swapped in");
+    assert_eq!(count(&live, "SELECT count(*) FROM pg_namespace WHERE nspname LIKE 'derived_%'").await, 0);
 }
 
 #[tokio::test]

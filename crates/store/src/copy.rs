@@ -93,6 +93,13 @@ impl CopyRows {
         self.field(&encoded)
     }
 
+    /// The encoded stream with its trailer (tests feed it to the reader).
+    #[cfg(test)]
+    pub(crate) fn into_bytes(mut self) -> Vec<u8> {
+        self.buf.extend_from_slice(&(-1i16).to_be_bytes());
+        self.buf
+    }
+
     /// Streams the rows with `statement` (a `COPY table (columns) FROM STDIN
     /// (FORMAT binary)`). Nothing is sent when there are no rows.
     pub(crate) async fn send(mut self, conn: &mut PgConnection, statement: &str) -> Result<u64, StoreError> {

@@ -44,7 +44,9 @@ pub struct SwapPolicy {
 
 impl Default for SwapPolicy {
     fn default() -> Self {
-        Self { lock_timeout: Duration::from_millis(200), attempts: 100 }
+        // About five minutes of attempts: a long report or `pg_dump` on the live
+        // tables delays the swap rather than failing the whole build.
+        Self { lock_timeout: Duration::from_millis(200), attempts: 1_000 }
     }
 }
 

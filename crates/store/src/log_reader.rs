@@ -114,26 +114,29 @@ impl Parser {
         if fields != COLUMNS {
             return Err(corrupt("unexpected column count"));
         }
+        // Fields as raw slices first (`None`: the row is not complete yet).
         let row = (|| {
-            let block_number = cursor.int8_field()?;
-            let log_index = cursor.int4_field()?;
-            let block_hash = cursor.field()?;
-            let micros = cursor.int8_field()?;
-            let tx_hash = cursor.field()?;
-            let tx_index = cursor.int4_field()?;
-            let address = cursor.field()?;
-            let mut topics = Vec::with_capacity(4);
-            for _ in 0..4 {
-                if let Some(topic) = cursor.nullable_field()? {
-                    topics.push(topic);
-                }
+            let mut fields: [Option<&[u8]>; COLUMNS as usize] = [None; COLUMNS as usize];
+            for field in &mut fields {
+                *field = cursor.nullable_field()?;
             }
-            let data = cursor.field()?;
-            Some((block_number, log_index, block_hash, micros, tx_hash, tx_index, address, topics, data))
+            Some(fields)
         })();
-        let Some((block_number, log_index, block_hash, micros, tx_hash, tx_index, address, topics, data)) = row else {
+        let Some([block_number, log_index, block_hash, micros, tx_hash, tx_index, address, t0, t1, t2, t3, data]) = row
+        else {
             return Ok(None);
         };
+        let (block_number, micros) =
+            (int8(required(block_number, "block_number")?)?, int8(required(micros, "block_timestamp")?)?);
+        let (log_index, tx_index) = (int4(required(log_index, "log_index")?)?, int4(required(tx_index, "tx_index")?)?);
+        let (block_hash, tx_hash) = (required(block_hash, "block_hash")?, required(tx_hash, "tx_hash")?);
+        let (address, data) = (required(address, "address")?, required(data, "data")?);
+        // Topics are a prefix: a NULL topic is never followed by a present one.
+        let present: Vec<&[u8]> = [t0, t1, t2, t3].into_iter().map_while(|t| t).collect();
+        if [t0, t1, t2, t3].iter().filter(|t| t.is_some()).count() != present.len() {
+            return Err(corrupt("a NULL topic before a present one"));
+        }
+        let topics = present;
         let log = RawLog {
             position: EventPosition {
                 block_number: uint(block_number),
@@ -189,19 +192,18 @@ impl<'a> Cursor<'a> {
         }
         Some(Some(self.take(usize::try_from(len).ok()?)?))
     }
+}
 
-    /// A non-NULL field (a NULL reads as empty, which the typed readers reject).
-    fn field(&mut self) -> Option<&'a [u8]> {
-        Some(self.nullable_field()?.unwrap_or_default())
-    }
+fn required<'a>(field: Option<&'a [u8]>, name: &str) -> Result<&'a [u8], StoreError> {
+    field.ok_or_else(|| corrupt(&format!("{name} is NULL")))
+}
 
-    fn int8_field(&mut self) -> Option<i64> {
-        Some(i64::from_be_bytes(self.field()?.try_into().unwrap_or([0xff; 8])))
-    }
+fn int8(bytes: &[u8]) -> Result<i64, StoreError> {
+    Ok(i64::from_be_bytes(bytes.try_into().map_err(|_| corrupt("a bigint is not 8 bytes"))?))
+}
 
-    fn int4_field(&mut self) -> Option<i64> {
-        Some(i64::from(i32::from_be_bytes(self.field()?.try_into().unwrap_or([0xff; 4]))))
-    }
+fn int4(bytes: &[u8]) -> Result<i64, StoreError> {
+    Ok(i64::from(i32::from_be_bytes(bytes.try_into().map_err(|_| corrupt("an integer is not 4 bytes"))?)))
 }
 
 fn b256(bytes: &[u8]) -> Result<B256, StoreError> {
@@ -214,4 +216,90 @@ fn uint(value: i64) -> u64 {
 
 fn corrupt(what: &str) -> StoreError {
     StoreError::Corrupt(format!("log store: {what}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::copy::CopyRows;
+
+    fn log(block: u64, index: u64, topics: usize, data: &[u8]) -> RawLog {
+        RawLog {
+            position: EventPosition {
+                block_number: block,
+                block_hash: B256::repeat_byte(u8::try_from(block % 256).unwrap_or(0)),
+                block_timestamp: 1_700_000_000 + block * 12,
+                tx_hash: B256::repeat_byte(0xaa),
+                log_index: index,
+            },
+            tx_index: index / 3,
+            address: Address::repeat_byte(0x11),
+            topics: (0..topics).map(|i| B256::repeat_byte(u8::try_from(i).unwrap_or(0) + 1)).collect(),
+            data: data.to_vec(),
+        }
+    }
+
+    /// Encodes the reader's columns the way the server sends them; a topic given
+    /// as `None` after a present one makes a gap.
+    fn encode(logs: &[RawLog], gap: bool) -> Vec<u8> {
+        let mut rows = CopyRows::new(COLUMNS, 1024);
+        for l in logs {
+            let p = l.position;
+            rows.row()
+                .int8(p.block_number)
+                .int4(p.log_index)
+                .bytes(p.block_hash.as_slice())
+                .timestamp(p.block_timestamp);
+            rows.bytes(p.tx_hash.as_slice()).int4(l.tx_index).bytes(l.address.as_slice());
+            for i in 0..4 {
+                let topic = if gap && i == 0 { None } else { l.topics.get(i).map(|t| t.as_slice()) };
+                rows.opt_bytes(topic);
+            }
+            rows.bytes(&l.data);
+        }
+        rows.into_bytes()
+    }
+
+    fn parse_all(stream: &[u8], piece: usize) -> Result<Vec<RawLog>, StoreError> {
+        let mut parser = Parser::default();
+        let mut out = Vec::new();
+        for chunk in stream.chunks(piece) {
+            parser.buf.extend_from_slice(chunk);
+            while let Some(log) = parser.next_row()? {
+                out.push(log);
+            }
+            parser.compact();
+        }
+        if !parser.finished {
+            return Err(corrupt("no trailer"));
+        }
+        Ok(out)
+    }
+
+    #[test]
+    fn rows_split_anywhere_across_network_chunks_parse_the_same() {
+        let logs = vec![log(7, 0, 3, &[1, 2, 3]), log(7, 1, 0, &[]), log(9, 0, 4, &[0xff; 300])];
+        let stream = encode(&logs, false);
+        for piece in [1, 2, 3, 7, 64, stream.len()] {
+            assert_eq!(parse_all(&stream, piece).unwrap(), logs, "pieces of {piece} bytes");
+        }
+        // A stream cut short is reported, not taken as complete.
+        assert!(parse_all(&stream[..stream.len() - 2], 5).is_err());
+    }
+
+    #[test]
+    fn a_gap_in_the_topics_is_corruption() {
+        let stream = encode(&[log(1, 0, 3, &[])], true);
+        assert!(parse_all(&stream, 16).is_err());
+    }
+
+    #[test]
+    fn a_mis_sized_integer_is_corruption() {
+        let mut rows = CopyRows::new(COLUMNS, 64);
+        rows.row().int4(5); // block_number must be 8 bytes
+        for _ in 1..COLUMNS {
+            rows.int4(1);
+        }
+        assert!(parse_all(&rows.into_bytes(), 8).is_err());
+    }
 }

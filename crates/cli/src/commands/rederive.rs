@@ -82,6 +82,8 @@ async fn chain_of(pool: &sqlx::PgPool, configured: Option<u64>) -> anyhow::Resul
     match chains.as_slice() {
         [] => anyhow::bail!("nothing is indexed in this database yet; run `animoca-trade index` first"),
         [one] => Ok(*one),
-        many => anyhow::bail!("this database indexes chains {many:?}; set CHAIN_ID to the one to use"),
+        many => {
+            anyhow::bail!("this database indexes chains {many:?}; rederive and verify support one chain per database")
+        }
     }
 }

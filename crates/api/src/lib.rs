@@ -4,12 +4,14 @@
 //! Handlers read the tables the indexer keeps current; one error type,
 //! [`error::ApiError`], maps every failure to its HTTP status in one place.
 
+pub mod analytics;
 pub mod error;
 pub mod format;
 pub mod markets;
 pub mod ops;
 pub mod params;
 pub mod proposals;
+pub mod users;
 
 use std::time::Duration;
 
@@ -30,6 +32,8 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/health", get(ops::health))
         .route("/ready", get(ops::ready))
+        .route("/api/analytics/overview", get(analytics::overview))
+        .route("/api/users/{address}/portfolio", get(users::portfolio))
         .route("/api/proposals", get(proposals::list))
         .route("/api/proposals/{id}", get(proposals::detail))
         .route("/api/proposals/{id}/votes", get(proposals::votes))

@@ -212,6 +212,57 @@ async fn market_routes_serve_what_the_chain_says() {
         assert_eq!(body["error"]["details"]["field"], field, "{query}: {body}");
     }
 
+    // Portfolio: cost basis and PnL recomputed from alice's own two trades (SPEC §5).
+    let alice = w.chain.account(3);
+    let base = |text: &Value| -> U256 { text.as_str().unwrap().replace('.', "").parse().unwrap() };
+    let all_trades = ok(&w.db, &format!("/api/credentials/{a}/trades")).await["data"].clone();
+    let mine: Vec<&Value> =
+        all_trades.as_array().unwrap().iter().filter(|t| t["trader_address"] == format!("{alice:#x}")).collect();
+    let (sell, buy) = (mine[0], mine[1]);
+    let paid = base(&buy["usdc_amount"]) + base(&buy["fee_amount"]);
+    let bought = base(&buy["token_amount"]);
+    let sold = base(&sell["token_amount"]);
+    let removed = paid * sold / bought;
+    let proceeds = base(&sell["usdc_amount"]) - base(&sell["fee_amount"]);
+    let basis = paid - removed;
+    let balance = w.chain.token_balance(w.a_token, alice).await;
+    assert_eq!(balance, bought - sold);
+    let value = Price::spot(reserves.usdcReserves, reserves.tokenReserves).value_of(balance);
+    let portfolio = ok(&w.db, &format!("/api/users/{alice:#x}/portfolio")).await["data"].clone();
+    let holding = &portfolio["holdings"][0];
+    assert_eq!(holding["market_id"], a.as_str());
+    assert_eq!(holding["balance"], format_units(balance, 18));
+    assert_eq!(holding["cost_basis"], format_units(basis, 6));
+    assert_eq!(holding["value"], format_units(value, 6));
+    let realized = i128::try_from(proceeds).unwrap() - i128::try_from(removed).unwrap();
+    let unrealized = i128::try_from(value).unwrap() - i128::try_from(basis).unwrap();
+    let usdc_text = |v: i128| {
+        let text = format_units(U256::from(v.unsigned_abs()), 6);
+        if v < 0 { format!("-{text}") } else { text }
+    };
+    assert_eq!(holding["realized_pnl"], usdc_text(realized));
+    assert_eq!(holding["unrealized_pnl"], usdc_text(unrealized));
+    assert_eq!(portfolio["total_realized_pnl"], usdc_text(realized));
+    let (status, body) = get(&w.db, "/api/users/0x1234/portfolio").await;
+    assert_eq!((status, body["error"]["details"]["field"].clone()), (StatusCode::BAD_REQUEST, Value::from("address")));
+    let nobody = ok(&w.db, &format!("/api/users/{:#x}/portfolio", Address::repeat_byte(9))).await;
+    assert_eq!(nobody["data"]["total_value"], "0.000000");
+
+    // Overview: counts and sums against the chain.
+    let overview = ok(&w.db, "/api/analytics/overview").await["data"].clone();
+    assert_eq!((overview["total_markets"].clone(), overview["credential_markets"].clone()), (3.into(), 2.into()));
+    assert_eq!(overview["persona_markets"], 1);
+    assert_eq!(overview["trades_24h"], 4);
+    assert_eq!(overview["traders_24h"], 2);
+    let mut tvl = U256::ZERO;
+    for (market, id) in
+        [(MarketType::Credential, w.a.id), (MarketType::Credential, w.b.id), (MarketType::Persona, w.p.id)]
+    {
+        let amm = MarketAMM::new(w.chain.deployment.amm(market), &w.chain.provider);
+        tvl += amm.pools(id).call().await.unwrap().usdcReserves;
+    }
+    assert_eq!(overview["tvl"], format_units(tvl, 6));
+
     // Readiness: the database answers and the checkpoint is fresh.
     assert_eq!(ok(&w.db, "/ready").await["data"]["database"], "ok");
     assert_eq!(ok(&w.db, "/health").await["data"]["status"], "ok");

@@ -11,6 +11,7 @@ pub mod markets;
 pub mod ops;
 pub mod params;
 pub mod proposals;
+pub mod protection;
 pub mod users;
 
 use std::time::Duration;
@@ -25,11 +26,21 @@ pub struct AppState {
     pub pool: PgPool,
     /// Indexer lag above which `/ready` reports not ready.
     pub max_lag: Duration,
+    /// Rate, size and time limits, CORS.
+    pub limits: protection::Limits,
 }
 
-/// The API's routes.
+impl AppState {
+    /// Defaults: `/ready` tolerates 120 s of indexer lag; [`protection::Limits::default`].
+    pub fn new(pool: PgPool) -> Self {
+        Self { pool, max_lag: Duration::from_secs(120), limits: protection::Limits::default() }
+    }
+}
+
+/// The API's routes, behind [`protection::protect`].
 pub fn router(state: AppState) -> Router {
-    Router::new()
+    let limits = state.limits.clone();
+    let routes = Router::new()
         .route("/health", get(ops::health))
         .route("/ready", get(ops::ready))
         .route("/api/analytics/overview", get(analytics::overview))
@@ -45,5 +56,6 @@ pub fn router(state: AppState) -> Router {
         .route("/api/{kind}/{id}/holders", get(markets::holders))
         .route("/api/{kind}/{id}/quote", get(markets::quote))
         .fallback(error::not_found)
-        .with_state(state)
+        .with_state(state);
+    protection::protect(routes, &limits)
 }

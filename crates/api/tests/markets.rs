@@ -3,8 +3,6 @@
 //! independent recomputation; every bad input a 400 naming the field.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::time::Duration;
-
 use alloy::primitives::{Address, B256, U256};
 use animoca_api::{AppState, router};
 use animoca_chain::bindings::MarketAMM;
@@ -76,7 +74,7 @@ async fn world() -> World {
 }
 
 async fn get(db: &TestDb, uri: &str) -> (StatusCode, Value) {
-    let app = router(AppState { pool: db.pool.clone(), max_lag: Duration::from_secs(3_600) });
+    let app = router(AppState::new(db.pool.clone()));
     let response = app.oneshot(Request::get(uri).body(Body::empty()).unwrap()).await.unwrap();
     let status = response.status();
     let bytes = axum::body::to_bytes(response.into_body(), 1 << 24).await.unwrap();

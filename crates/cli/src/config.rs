@@ -234,6 +234,22 @@ pub struct ServeConfig {
     /// `/ready` reports not ready when the newest checkpoint is older than this
     /// (`READY_MAX_LAG_SECS`, default 120).
     pub max_lag: std::time::Duration,
+    /// Origins allowed by CORS (`CORS_ORIGINS`, comma-separated; default `*`).
+    pub cors_origins: Vec<String>,
+    /// Requests per minute per client IP (`RATE_LIMIT_PER_MINUTE`, default 6000).
+    pub rate_limit_per_minute: std::num::NonZeroU32,
+}
+
+/// Parses a comma-separated list of origins (`*` for any).
+pub fn origins(value: &str) -> Result<Vec<String>, String> {
+    let list: Vec<String> =
+        value.split(',').map(|o| o.trim().trim_end_matches('/').to_owned()).filter(|o| !o.is_empty()).collect();
+    for origin in &list {
+        if origin != "*" && !(origin.starts_with("http://") || origin.starts_with("https://")) {
+            return Err(format!("{origin:?} is not an origin such as https://app.example.com (or *)"));
+        }
+    }
+    if list.is_empty() { Err("no origin given".to_owned()) } else { Ok(list) }
 }
 
 /// Parses a TCP port.
@@ -250,12 +266,16 @@ pub fn seconds(value: &str) -> Result<std::time::Duration, String> {
 }
 
 impl ServeConfig {
-    /// Reads `DATABASE_URL`, `PORT`, `READY_MAX_LAG_SECS`.
+    /// Reads `DATABASE_URL`, `PORT`, `READY_MAX_LAG_SECS`, `CORS_ORIGINS`, `RATE_LIMIT_PER_MINUTE`.
     pub fn read(env: &mut Env<'_>) -> Option<Self> {
         let database = env.required("DATABASE_URL", postgres_url);
         let port = env.optional("PORT", port).unwrap_or(3000);
         let max_lag = env.optional("READY_MAX_LAG_SECS", seconds).unwrap_or(std::time::Duration::from_secs(120));
-        Some(ServeConfig { database: database?, port, max_lag })
+        let cors_origins = env.optional("CORS_ORIGINS", origins).unwrap_or_else(|| vec!["*".to_owned()]);
+        let rate_limit_per_minute = env
+            .optional("RATE_LIMIT_PER_MINUTE", requests_per_second)
+            .unwrap_or(std::num::NonZeroU32::new(6_000).unwrap_or(std::num::NonZeroU32::MIN));
+        Some(ServeConfig { database: database?, port, max_lag, cors_origins, rate_limit_per_minute })
     }
 }
 

@@ -29,7 +29,14 @@ fn stderr(output: &Output) -> String {
 
 #[test]
 fn every_subcommand_has_help() {
-    for args in [&["--help"][..], &["migrate", "--help"], &["deploy", "--help"]] {
+    for args in [
+        &["--help"][..],
+        &["migrate", "--help"],
+        &["deploy", "--help"],
+        &["serve", "--help"],
+        &["rederive", "--help"],
+        &["verify", "--help"],
+    ] {
         let output = run(args, &[]);
         assert!(output.status.success(), "{args:?}: {}", stderr(&output));
         assert!(stdout(&output).contains("Usage: animoca-trade"), "{args:?}");
@@ -151,4 +158,63 @@ async fn deploy_refuses_a_node_on_another_chain() {
     let output = run(&["deploy"], &[("RPC_URL", &endpoint), ("PRIVATE_KEY", DEV_KEY), ("CHAIN_ID", "1")]);
     assert_eq!(output.status.code(), Some(1));
     assert!(stderr(&output).contains("serves chain id 31337, but CHAIN_ID is 1"), "{}", stderr(&output));
+}
+
+#[test]
+fn serve_names_every_bad_variable_at_once() {
+    let output = run(
+        &["serve"],
+        &[
+            ("DATABASE_URL", "postgres://localhost/x"),
+            ("PORT", "99999"),
+            ("CORS_ORIGINS", "ftp://files.example.com"),
+            ("RATE_LIMIT_PER_MINUTE", "0"),
+            ("READY_MAX_LAG_SECS", "soon"),
+        ],
+    );
+    assert_eq!(output.status.code(), Some(2));
+    let err = stderr(&output);
+    for name in ["PORT", "CORS_ORIGINS", "RATE_LIMIT_PER_MINUTE", "READY_MAX_LAG_SECS"] {
+        assert!(err.contains(name), "{name}: {err}");
+    }
+}
+
+#[tokio::test]
+async fn serve_answers_over_http_and_stops_on_ctrl_c() {
+    let db = TestDb::migrated().await;
+    let port = {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.local_addr().unwrap().port()
+    };
+    let child = Command::new(env!("CARGO_BIN_EXE_animoca-trade"))
+        .arg("serve")
+        .current_dir(std::env::temp_dir())
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("DATABASE_URL", db.url())
+        .env("PORT", port.to_string())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut child = animoca_test_support::ChildGuard::new(child);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let body = loop {
+        if let Ok(mut stream) = tokio::net::TcpStream::connect(("127.0.0.1", port)).await {
+            use tokio::io::{AsyncReadExt, AsyncWriteExt};
+            stream
+                .write_all(b"GET /api/credentials?status=all HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+                .await
+                .unwrap();
+            let mut response = String::new();
+            stream.read_to_string(&mut response).await.unwrap();
+            break response;
+        }
+        assert!(std::time::Instant::now() < deadline, "serve never listened on {port}");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    };
+    assert!(body.starts_with("HTTP/1.1 200"), "{body}");
+    assert!(body.contains("x-request-id"), "{body}");
+    assert!(body.contains(r#""success":true"#), "{body}");
+    assert!(child.interrupt(std::time::Duration::from_secs(10)).success(), "Ctrl-C stops serve cleanly");
 }

@@ -9,13 +9,18 @@ use crate::config::ServeConfig;
 pub async fn run(config: ServeConfig, shutdown: CancellationToken) -> anyhow::Result<()> {
     let pool = animoca_store::connect(config.database.clone(), 16).await?;
     animoca_store::migrate(&pool).await?;
-    let app = animoca_api::router(animoca_api::AppState { pool: pool.clone(), max_lag: config.max_lag });
+    let mut state = animoca_api::AppState::new(pool.clone());
+    state.max_lag = config.max_lag;
+    state.limits.cors_origins = config.cors_origins.clone();
+    state.limits.per_ip_per_minute = config.rate_limit_per_minute;
+    let app = animoca_api::router(state);
     let listener = tokio::net::TcpListener::bind(("0.0.0.0", config.port))
         .await
         .with_context(|| format!("listen on PORT {}", config.port))?;
     let addr = listener.local_addr()?;
     tracing::info!(%addr, "API listening on http://{addr}/api");
     println!("API: http://{addr}/api");
+    let app = app.into_make_service_with_connect_info::<std::net::SocketAddr>();
     axum::serve(listener, app).with_graceful_shutdown(async move { shutdown.cancelled().await }).await?;
     pool.close().await;
     Ok(())

@@ -1,0 +1,139 @@
+//! What stands between the internet and the handlers (SPEC §6, issue #9 item 7):
+//! a rate limit per client IP (429 with `Retry-After`), a request body size
+//! limit (413), a per-request timeout (503), CORS from `CORS_ORIGINS`, and a
+//! request id (`x-request-id`, generated unless the client sent one) in the
+//! response and in every log line of the request. Errors keep the envelope.
+
+use std::{
+    net::{IpAddr, Ipv4Addr, SocketAddr},
+    num::NonZeroU32,
+    sync::Arc,
+    time::Duration,
+};
+
+use axum::{
+    Json, Router,
+    extract::{ConnectInfo, Request, State},
+    http::{HeaderName, HeaderValue, Method, StatusCode, header},
+    middleware::{self, Next},
+    response::{IntoResponse, Response},
+};
+use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter, clock::Clock};
+use serde_json::json;
+use tower_http::{
+    cors::{AllowOrigin, CorsLayer},
+    request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer},
+    trace::TraceLayer,
+};
+
+use crate::error::ApiError;
+
+/// Limits of the API.
+#[derive(Debug, Clone)]
+pub struct Limits {
+    /// Requests per minute per client IP (`RATE_LIMIT_PER_MINUTE`).
+    pub per_ip_per_minute: NonZeroU32,
+    /// Largest request body, bytes.
+    pub body_bytes: u64,
+    /// Longest a request may take before a 503.
+    pub timeout: Duration,
+    /// Origins allowed by CORS (`CORS_ORIGINS`; `*` allows any).
+    pub cors_origins: Vec<String>,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            per_ip_per_minute: NonZeroU32::new(6_000).unwrap_or(NonZeroU32::MIN),
+            body_bytes: 64 * 1024,
+            timeout: Duration::from_secs(10),
+            cors_origins: vec!["*".to_owned()],
+        }
+    }
+}
+
+static REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+
+/// Wraps `router` in the protections, outermost first: request id, trace, CORS,
+/// rate limit, body limit, timeout.
+pub fn protect(router: Router, limits: &Limits) -> Router {
+    let per_ip: Arc<DefaultKeyedRateLimiter<IpAddr>> =
+        Arc::new(RateLimiter::keyed(Quota::per_minute(limits.per_ip_per_minute)));
+    let limits = Arc::new(limits.clone());
+    router
+        .layer(axum::extract::DefaultBodyLimit::max(usize::try_from(limits.body_bytes).unwrap_or(usize::MAX)))
+        .layer(middleware::from_fn_with_state(limits.clone(), bounded))
+        .layer(middleware::from_fn_with_state(per_ip, rate_limited))
+        .layer(cors(&limits.cors_origins))
+        .layer(PropagateRequestIdLayer::new(REQUEST_ID.clone()))
+        .layer(TraceLayer::new_for_http().make_span_with(|request: &Request| {
+            let id = request.headers().get(&REQUEST_ID).and_then(|v| v.to_str().ok()).unwrap_or("-");
+            tracing::info_span!("request", method = %request.method(), uri = %request.uri(), request_id = %id)
+        }))
+        .layer(SetRequestIdLayer::new(REQUEST_ID.clone(), MakeRequestUuid))
+}
+
+fn cors(origins: &[String]) -> CorsLayer {
+    let allow = if origins.iter().any(|o| o == "*") {
+        AllowOrigin::any()
+    } else {
+        AllowOrigin::list(origins.iter().filter_map(|o| HeaderValue::from_str(o).ok()))
+    };
+    CorsLayer::new()
+        .allow_origin(allow)
+        .allow_methods([Method::GET, Method::POST, Method::PATCH, Method::DELETE, Method::OPTIONS])
+        .allow_headers([header::AUTHORIZATION, header::CONTENT_TYPE])
+        .expose_headers([REQUEST_ID.clone(), header::RETRY_AFTER])
+        .max_age(Duration::from_secs(600))
+}
+
+/// 429 with `Retry-After` once a client IP exceeds its quota. Without a peer
+/// address (in-process tests) every request counts against one key.
+async fn rate_limited(
+    State(limiter): State<Arc<DefaultKeyedRateLimiter<IpAddr>>>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let ip = request
+        .extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |ConnectInfo(addr)| addr.ip());
+    match limiter.check_key(&ip) {
+        Ok(()) => next.run(request).await,
+        Err(not_until) => {
+            let wait = not_until.wait_time_from(governor::clock::DefaultClock::default().now());
+            let seconds = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
+            let body = json!({
+                "success": false,
+                "error": { "code": "RATE_LIMITED", "message": format!("too many requests; retry in {seconds} s") },
+            });
+            let mut response = (StatusCode::TOO_MANY_REQUESTS, Json(body)).into_response();
+            if let Ok(value) = HeaderValue::from_str(&seconds.max(1).to_string()) {
+                response.headers_mut().insert(header::RETRY_AFTER, value);
+            }
+            response
+        }
+    }
+}
+
+/// 413 for a body larger than the limit (by its `Content-Length`; bodies are
+/// also read with this limit), 503 for a request slower than the timeout.
+async fn bounded(State(limits): State<Arc<Limits>>, request: Request, next: Next) -> Response {
+    let declared =
+        request.headers().get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|len| len > limits.body_bytes) {
+        return too_large(limits.body_bytes);
+    }
+    match tokio::time::timeout(limits.timeout, next.run(request)).await {
+        Ok(response) => response,
+        Err(_) => ApiError::Unavailable("the request timed out".to_owned()).into_response(),
+    }
+}
+
+fn too_large(limit: u64) -> Response {
+    let body = json!({
+        "success": false,
+        "error": { "code": "PAYLOAD_TOO_LARGE", "message": format!("the request body exceeds {limit} bytes") },
+    });
+    (StatusCode::PAYLOAD_TOO_LARGE, Json(body)).into_response()
+}

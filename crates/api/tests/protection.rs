@@ -1,0 +1,77 @@
+//! The protections around the handlers: rate limit (429 + Retry-After), body
+//! size limit (413), CORS from the configured origins, request ids.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::num::NonZeroU32;
+
+use animoca_api::{AppState, router};
+use animoca_test_support::TestDb;
+use axum::{
+    body::Body,
+    http::{Request, StatusCode, header},
+};
+use serde_json::Value;
+use tower::ServiceExt;
+
+async fn send(app: &axum::Router, request: Request<Body>) -> (StatusCode, axum::http::HeaderMap, Value) {
+    let response = app.clone().oneshot(request).await.unwrap();
+    let (status, headers) = (response.status(), response.headers().clone());
+    let bytes = axum::body::to_bytes(response.into_body(), 1 << 20).await.unwrap();
+    (status, headers, serde_json::from_slice(&bytes).unwrap_or(Value::Null))
+}
+
+#[tokio::test]
+async fn limits_cors_and_request_ids() {
+    let db = TestDb::migrated().await;
+    let mut state = AppState::new(db.pool.clone());
+    state.limits.per_ip_per_minute = NonZeroU32::new(3).unwrap();
+    state.limits.cors_origins = vec!["https://app.example.com".to_owned()];
+    let app = router(state);
+
+    // Request ids: generated, or the client's echoed.
+    let (status, headers, _) = send(&app, Request::get("/health").body(Body::empty()).unwrap()).await;
+    assert_eq!(status, StatusCode::OK);
+    let generated = headers.get("x-request-id").unwrap().to_str().unwrap().to_owned();
+    assert_eq!(generated.len(), 36, "a UUID: {generated}");
+    let (_, headers, _) =
+        send(&app, Request::get("/health").header("x-request-id", "client-42").body(Body::empty()).unwrap()).await;
+    assert_eq!(headers.get("x-request-id").unwrap(), "client-42");
+
+    // CORS: the configured origin is allowed, another is not.
+    let preflight = |origin: &str| {
+        Request::options("/api/credentials")
+            .header(header::ORIGIN, origin)
+            .header(header::ACCESS_CONTROL_REQUEST_METHOD, "GET")
+            .body(Body::empty())
+            .unwrap()
+    };
+    let (_, headers, _) = send(&app, preflight("https://app.example.com")).await;
+    assert_eq!(headers.get(header::ACCESS_CONTROL_ALLOW_ORIGIN).unwrap(), "https://app.example.com");
+    let (_, headers, _) = send(&app, preflight("https://evil.example.com")).await;
+    assert!(headers.get(header::ACCESS_CONTROL_ALLOW_ORIGIN).is_none());
+
+    // Preflights are answered before the limiter; the third request passes, the fourth is refused.
+    let (status, _, _) = send(&app, Request::get("/health").body(Body::empty()).unwrap()).await;
+    assert_eq!(status, StatusCode::OK);
+    let (status, headers, body) = send(&app, Request::get("/health").body(Body::empty()).unwrap()).await;
+    assert_eq!(status, StatusCode::TOO_MANY_REQUESTS, "{body}");
+    assert_eq!(body["error"]["code"], "RATE_LIMITED");
+    let retry: u64 = headers.get(header::RETRY_AFTER).unwrap().to_str().unwrap().parse().unwrap();
+    assert!((1..=60).contains(&retry), "{retry}");
+}
+
+#[tokio::test]
+async fn an_oversized_body_is_a_413_in_the_envelope() {
+    let db = TestDb::migrated().await;
+    let app = router(AppState::new(db.pool.clone()));
+    let big = vec![b'x'; 65 * 1024];
+    let request = Request::post("/api/credentials")
+        .header(header::CONTENT_TYPE, "application/json")
+        .header(header::CONTENT_LENGTH, big.len())
+        .body(Body::from(big))
+        .unwrap();
+    let (status, _, body) = send(&app, request).await;
+    assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE, "{body}");
+    assert_eq!(body["success"], false);
+    assert_eq!(body["error"]["code"], "PAYLOAD_TOO_LARGE");
+}

@@ -1,13 +1,23 @@
-//! `/api/analytics/overview`: the platform's totals, from the tables the
-//! indexer keeps current (no scan of swaps).
+//! `/api/analytics/…`: the platform's totals (`overview`), the most traded
+//! markets (`trending`) and the best traders (`leaderboard`), from the tables
+//! the indexer keeps current (no scan of swaps).
 
-use alloy_primitives::U256;
-use animoca_domain::format_units;
-use axum::{Json, extract::State};
+use alloy_primitives::{I256, U256};
+use animoca_domain::{MarketType, amount::format_signed_units, format_units};
+use axum::{
+    Json,
+    extract::{RawQuery, State},
+};
 use serde_json::{Value, json};
 use sqlx::Row;
 
-use crate::{AppState, error::ApiError};
+use crate::{
+    AppState,
+    error::ApiError,
+    format,
+    markets::{MARKET_COLUMNS, MARKET_JOINS, market_json},
+    params::Params,
+};
 
 /// `GET /api/analytics/overview`: markets (by type), TVL (Σ pool USDC reserves),
 /// 24h volume, trades and distinct traders, total stake.
@@ -42,4 +52,82 @@ pub async fn overview(State(state): State<AppState>) -> Result<Json<Value>, ApiE
             "total_staked": usdc(7)?,
         },
     })))
+}
+
+/// `GET /api/analytics/trending`: markets with trades in the 24h window, most
+/// traded first (then by volume); `type=credential|persona`, `limit` (default 10).
+pub async fn trending(State(state): State<AppState>, RawQuery(query): RawQuery) -> Result<Json<Value>, ApiError> {
+    let params = Params::parse(query.as_deref());
+    let limit = params.limit(10, 100)?;
+    let market_type = params
+        .choice("type", &["credential", "persona"])?
+        .map(|t| i16::from(if t == "persona" { MarketType::Persona } else { MarketType::Credential }.as_u8()));
+    let sql = format!(
+        "SELECT {MARKET_COLUMNS} {MARKET_JOINS}
+          WHERE coalesce(s.trades_24h, 0) > 0 AND ($1::smallint IS NULL OR m.market_type = $1)
+          ORDER BY s.trades_24h DESC, s.volume_24h DESC, m.market_id LIMIT $2"
+    );
+    let rows = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(market_type).bind(limit).fetch_all(&state.pool).await?;
+    let data = rows
+        .iter()
+        .map(|row| {
+            let t =
+                if row.try_get::<i16, _>("market_type")? == 1 { MarketType::Persona } else { MarketType::Credential };
+            market_json(t, row)
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(Json(json!({ "success": true, "data": data })))
+}
+
+/// `GET /api/analytics/leaderboard`: addresses ranked by `by=realized_pnl`
+/// (default: realized PnL over every market, USDC) or `by=reputation`; `limit`
+/// (default 20). AMMs are not traders.
+pub async fn leaderboard(State(state): State<AppState>, RawQuery(query): RawQuery) -> Result<Json<Value>, ApiError> {
+    let params = Params::parse(query.as_deref());
+    let limit = params.limit(20, 100)?;
+    let by = params.choice("by", &["realized_pnl", "reputation"])?.unwrap_or("realized_pnl");
+    let data = if by == "reputation" {
+        let rows = sqlx::query(
+            "SELECT address, reputation_score, username FROM app.users
+              ORDER BY reputation_score DESC, address LIMIT $1",
+        )
+        .bind(limit)
+        .fetch_all(&state.pool)
+        .await?;
+        rows.iter()
+            .enumerate()
+            .map(|(i, r)| {
+                Ok(json!({
+                    "rank": i + 1,
+                    "address": format::hex(&r.try_get::<Vec<u8>, _>(0)?),
+                    "reputation_score": r.try_get::<i32, _>(1)?,
+                    "username": r.try_get::<Option<String>, _>(2)?,
+                }))
+            })
+            .collect::<Result<Vec<_>, ApiError>>()?
+    } else {
+        let rows = sqlx::query(
+            "SELECT b.holder, sum(b.realized_pnl)::text, count(*)
+               FROM derived.balances b
+              WHERE b.holder NOT IN (SELECT DISTINCT amm_address FROM derived.markets)
+              GROUP BY b.holder ORDER BY sum(b.realized_pnl) DESC, b.holder LIMIT $1",
+        )
+        .bind(limit)
+        .fetch_all(&state.pool)
+        .await?;
+        rows.iter()
+            .enumerate()
+            .map(|(i, r)| {
+                let text: String = r.try_get(1)?;
+                let pnl: I256 = text.parse().map_err(|_| ApiError::Internal(format!("stored sum {text:?}")))?;
+                Ok(json!({
+                    "rank": i + 1,
+                    "address": format::hex(&r.try_get::<Vec<u8>, _>(0)?),
+                    "realized_pnl": format_signed_units(pnl.is_negative(), pnl.unsigned_abs(), 6),
+                    "markets": r.try_get::<i64, _>(2)?,
+                }))
+            })
+            .collect::<Result<Vec<_>, ApiError>>()?
+    };
+    Ok(Json(json!({ "success": true, "data": data })))
 }

@@ -20,8 +20,8 @@ use crate::{
 };
 
 /// The columns of a market as lists and details show it.
-const MARKET_COLUMNS: &str = "
-    m.market_id, m.token_address, m.token_name, m.token_symbol, m.creator_address, m.created_at,
+pub(crate) const MARKET_COLUMNS: &str = "
+    m.market_type, m.market_id, m.token_address, m.token_name, m.token_symbol, m.creator_address, m.created_at,
     coalesce(md.verification_status, 'pending') AS verification_status,
     coalesce(s.price, p.price, 0)::text AS price, coalesce(s.price_change_24h, 0) AS price_change_24h,
     coalesce(s.volume_24h, 0)::text AS volume_24h, coalesce(s.trades_24h, 0) AS trades_24h,
@@ -29,7 +29,7 @@ const MARKET_COLUMNS: &str = "
     coalesce(st.current_stake, 0)::text AS total_staked,
     md.display_name, md.category, md.description, md.image_url, md.website_url";
 
-const MARKET_JOINS: &str = "
+pub(crate) const MARKET_JOINS: &str = "
       FROM derived.markets m
       LEFT JOIN derived.market_stats s USING (market_type, market_id)
       LEFT JOIN derived.pools p USING (market_type, market_id)
@@ -556,7 +556,7 @@ async fn ensure_market(conn: &mut PgConnection, market_type: MarketType, id: B25
     if exists { Ok(()) } else { Err(not_found(market_type)) }
 }
 
-fn market_json(market_type: MarketType, row: &PgRow) -> Result<Value, ApiError> {
+pub(crate) fn market_json(market_type: MarketType, row: &PgRow) -> Result<Value, ApiError> {
     let (id_field, creator_field) = match market_type {
         MarketType::Credential => ("credential_id", "issuer_address"),
         MarketType::Persona => ("persona_id", "owner_address"),

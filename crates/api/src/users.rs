@@ -94,3 +94,128 @@ fn signed(value: U256) -> I256 {
 fn money(value: I256) -> String {
     format_signed_units(value.is_negative(), value.unsigned_abs(), 6)
 }
+
+/// `GET /api/users/{address}`: profile (off-chain), reputation, the newest
+/// verification per provider, and on-chain activity counts. 404 for an address
+/// the platform has never seen.
+pub async fn profile(State(state): State<AppState>, Path(who): Path<String>) -> Result<Json<Value>, ApiError> {
+    let who = address("address", &who)?;
+    let mut tx = state.pool.begin().await?;
+    let row = sqlx::query(
+        "SELECT u.username, u.display_name, u.bio, u.avatar_url, coalesce(u.reputation_score, 0), u.created_at,
+                (SELECT count(*) FROM derived.markets WHERE creator_address = $1),
+                (SELECT count(*) FROM derived.swaps WHERE trader = $1),
+                (SELECT count(*) FROM derived.balances WHERE holder = $1 AND balance > 0),
+                (SELECT count(*) FROM derived.proposals WHERE proposer = $1),
+                (SELECT count(*) FROM derived.votes WHERE voter = $1)
+           FROM (SELECT 1) one LEFT JOIN app.users u ON u.address = $1",
+    )
+    .bind(who.as_slice())
+    .fetch_one(&mut *tx)
+    .await?;
+    let known: bool = row.try_get::<Option<chrono::DateTime<chrono::Utc>>, _>(5)?.is_some()
+        || (6..=10).map(|i| row.try_get::<i64, _>(i)).collect::<Result<Vec<_>, _>>()?.iter().any(|n| *n > 0);
+    if !known {
+        return Err(ApiError::NotFound("user".to_owned()));
+    }
+    let verifications = sqlx::query(
+        "SELECT DISTINCT ON (provider) provider, status, score, level, created_at
+           FROM app.verifications WHERE subject = $1 ORDER BY provider, created_at DESC",
+    )
+    .bind(who.as_slice())
+    .fetch_all(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    let mut verification = serde_json::Map::new();
+    for v in &verifications {
+        let at: chrono::DateTime<chrono::Utc> = v.try_get(4)?;
+        verification.insert(
+            v.try_get::<String, _>(0)?,
+            json!({
+                "status": v.try_get::<String, _>(1)?,
+                "score": v.try_get::<Option<i32>, _>(2)?,
+                "level": v.try_get::<Option<String>, _>(3)?,
+                "checked_at": format::time(at),
+            }),
+        );
+    }
+    Ok(Json(json!({
+        "success": true,
+        "data": {
+            "address": format!("{who:#x}"),
+            "username": row.try_get::<Option<String>, _>(0)?,
+            "display_name": row.try_get::<Option<String>, _>(1)?,
+            "bio": row.try_get::<Option<String>, _>(2)?,
+            "avatar_url": row.try_get::<Option<String>, _>(3)?,
+            "reputation_score": row.try_get::<i32, _>(4)?,
+            "verification": verification,
+            "stats": {
+                "markets_created": row.try_get::<i64, _>(6)?,
+                "trades": row.try_get::<i64, _>(7)?,
+                "markets_held": row.try_get::<i64, _>(8)?,
+                "proposals": row.try_get::<i64, _>(9)?,
+                "votes": row.try_get::<i64, _>(10)?,
+            },
+        },
+    })))
+}
+
+/// `GET /api/users/{address}/activity`: trades, votes, stake moves and proposals
+/// of the address, newest first; `limit`, `offset`.
+pub async fn activity(
+    State(state): State<AppState>,
+    Path(who): Path<String>,
+    axum::extract::RawQuery(query): axum::extract::RawQuery,
+) -> Result<Json<Value>, ApiError> {
+    let who = address("address", &who)?;
+    let params = crate::params::Params::parse(query.as_deref());
+    let limit = params.limit(50, 100)?;
+    let offset = params.offset()?;
+    let rows = sqlx::query(
+        "SELECT * FROM (
+           (SELECT 'trade' AS kind, block_number, log_index, block_timestamp, tx_hash, market_type, market_id,
+                   CASE WHEN is_buy THEN 'buy' ELSE 'sell' END AS action, usdc_amount::text AS usdc, token_amount::text AS tokens
+              FROM derived.swaps WHERE trader = $1 ORDER BY block_number DESC, log_index DESC LIMIT $4)
+            UNION ALL
+           (SELECT 'vote', v.block_number, v.log_index, v.block_timestamp, v.tx_hash, p.market_type, p.market_id,
+                   CASE v.support WHEN 0 THEN 'against' WHEN 1 THEN 'for' ELSE 'abstain' END, NULL, v.weight::text
+              FROM derived.votes v JOIN derived.proposals p USING (proposal_id) WHERE v.voter = $1
+             ORDER BY v.block_number DESC, v.log_index DESC LIMIT $4)
+            UNION ALL
+           (SELECT 'stake', block_number, log_index, block_timestamp, tx_hash, market_type, market_id, kind,
+                   amount::text, NULL
+              FROM derived.stake_events WHERE staker = $1 ORDER BY block_number DESC, log_index DESC LIMIT $4)
+            UNION ALL
+           (SELECT 'proposal', created_block, created_log_index, created_at, created_tx_hash, market_type, market_id,
+                   'propose', slash_amount::text, NULL
+              FROM derived.proposals WHERE proposer = $1 ORDER BY created_block DESC LIMIT $4)
+         ) a ORDER BY block_number DESC, log_index DESC LIMIT $2 OFFSET $3",
+    )
+    .bind(who.as_slice())
+    .bind(limit)
+    .bind(offset)
+    .bind(limit + offset) // each kind's newest `limit + offset` suffice
+    .fetch_all(&state.pool)
+    .await?;
+    let data = rows
+        .iter()
+        .map(|r| {
+            let at: chrono::DateTime<chrono::Utc> = r.try_get("block_timestamp")?;
+            let market_type = if r.try_get::<i16, _>("market_type")? == 1 { "persona" } else { "credential" };
+            let usdc: Option<String> = r.try_get("usdc")?;
+            let tokens: Option<String> = r.try_get("tokens")?;
+            Ok(json!({
+                "type": r.try_get::<String, _>("kind")?,
+                "action": r.try_get::<String, _>("action")?,
+                "market_type": market_type,
+                "market_id": format::hex(&r.try_get::<Vec<u8>, _>("market_id")?),
+                "usdc_amount": usdc.map(|u| format::usdc(&u)).transpose()?,
+                "token_amount": tokens.map(|t| format::tokens(&t)).transpose()?,
+                "tx_hash": format::hex(&r.try_get::<Vec<u8>, _>("tx_hash")?),
+                "block_number": r.try_get::<i64, _>("block_number")?,
+                "block_timestamp": format::time(at),
+            }))
+        })
+        .collect::<Result<Vec<_>, ApiError>>()?;
+    Ok(Json(json!({ "success": true, "data": data, "pagination": { "limit": limit, "offset": offset } })))
+}

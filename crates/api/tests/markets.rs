@@ -246,6 +246,33 @@ async fn market_routes_serve_what_the_chain_says() {
     let nobody = ok(&w.db, &format!("/api/users/{:#x}/portfolio", Address::repeat_byte(9))).await;
     assert_eq!(nobody["data"]["total_value"], "0.000000");
 
+    // Profile and activity of alice; an address never seen is a 404.
+    let profile = ok(&w.db, &format!("/api/users/{alice:#x}")).await["data"].clone();
+    assert_eq!(profile["stats"]["trades"], 2);
+    assert_eq!(profile["stats"]["markets_held"], 1);
+    assert_eq!(profile["reputation_score"], 0);
+    let (status, _) = get(&w.db, &format!("/api/users/{:#x}", Address::repeat_byte(9))).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    let activity = ok(&w.db, &format!("/api/users/{alice:#x}/activity")).await["data"].clone();
+    let actions: Vec<&str> = activity.as_array().unwrap().iter().map(|a| a["action"].as_str().unwrap()).collect();
+    assert_eq!(actions, ["sell", "buy"], "newest first");
+    assert_eq!(activity[0]["token_amount"], sell["token_amount"]);
+    let second = ok(&w.db, &format!("/api/users/{alice:#x}/activity?limit=1&offset=1")).await["data"].clone();
+    assert_eq!(second[0]["action"], "buy");
+
+    // Trending: most traded first; leaderboard by realized PnL without the AMMs.
+    let trending = ok(&w.db, "/api/analytics/trending").await["data"].clone();
+    assert_eq!(trending[0]["credential_id"], a.as_str());
+    assert_eq!(trending[1]["persona_id"], p.as_str());
+    assert_eq!(trending.as_array().unwrap().len(), 2, "idle markets are not trending");
+    let board = ok(&w.db, "/api/analytics/leaderboard").await["data"].clone();
+    let amms = [w.chain.deployment.credential_amm, w.chain.deployment.persona_amm].map(|a| format!("{a:#x}"));
+    assert!(board.as_array().unwrap().iter().all(|e| !amms.contains(&e["address"].as_str().unwrap().to_owned())));
+    let alice_row = board.as_array().unwrap().iter().find(|e| e["address"] == format!("{alice:#x}")).unwrap();
+    assert_eq!(alice_row["realized_pnl"], usdc_text(realized));
+    let (status, body) = get(&w.db, "/api/analytics/leaderboard?by=luck").await;
+    assert_eq!((status, body["error"]["details"]["field"].clone()), (StatusCode::BAD_REQUEST, Value::from("by")));
+
     // Overview: counts and sums against the chain.
     let overview = ok(&w.db, "/api/analytics/overview").await["data"].clone();
     assert_eq!((overview["total_markets"].clone(), overview["credential_markets"].clone()), (3.into(), 2.into()));
@@ -341,6 +368,9 @@ async fn arbitrary_query_strings_never_fail_the_server() {
             Just("cursor".to_owned()),
             Just("side".to_owned()),
             Just("amount".to_owned()),
+            Just("by".to_owned()),
+            Just("marketType".to_owned()),
+            Just("marketId".to_owned()),
             "[a-zA-Z]{1,8}",
         ],
         0..5,
@@ -357,11 +387,11 @@ async fn arbitrary_query_strings_never_fail_the_server() {
         ],
         5,
     );
-    let mut runner = TestRunner::new(proptest::test_runner::Config { cases: 300, ..Default::default() });
+    let mut runner = TestRunner::new(proptest::test_runner::Config { cases: 500, ..Default::default() });
     let handle = tokio::runtime::Handle::current();
     let id = "0x0000000000000000000000000000000000000000000000000000000000000001";
     runner
-        .run(&(0usize..8, keys, values), |(route, keys, values)| {
+        .run(&(0usize..13, keys, values), |(route, keys, values)| {
             let path = match route {
                 0 => "/api/credentials".to_owned(),
                 1 => "/api/personas".to_owned(),
@@ -370,7 +400,12 @@ async fn arbitrary_query_strings_never_fail_the_server() {
                 4 => format!("/api/personas/{id}/trades"),
                 5 => format!("/api/personas/{id}/holders"),
                 6 => format!("/api/credentials/{id}/pool"),
-                _ => format!("/api/personas/{id}/quote"),
+                7 => format!("/api/personas/{id}/quote"),
+                8 => "/api/proposals".to_owned(),
+                9 => "/api/analytics/trending".to_owned(),
+                10 => "/api/analytics/leaderboard".to_owned(),
+                11 => "/api/users/0x0000000000000000000000000000000000000003/activity".to_owned(),
+                _ => "/api/proposals/1/votes".to_owned(),
             };
             let query: String = url::form_urlencoded::Serializer::new(String::new())
                 .extend_pairs(keys.iter().zip(values.iter()))

@@ -12,6 +12,7 @@ pub mod ops;
 pub mod params;
 pub mod proposals;
 pub mod protection;
+pub mod telemetry;
 pub mod users;
 
 use std::time::Duration;
@@ -28,12 +29,14 @@ pub struct AppState {
     pub max_lag: Duration,
     /// Rate, size and time limits, CORS.
     pub limits: protection::Limits,
+    /// Renders `/metrics` (`None`: not installed, `/metrics` is a 404).
+    pub metrics: Option<metrics_exporter_prometheus::PrometheusHandle>,
 }
 
 impl AppState {
     /// Defaults: `/ready` tolerates 120 s of indexer lag; [`protection::Limits::default`].
     pub fn new(pool: PgPool) -> Self {
-        Self { pool, max_lag: Duration::from_secs(120), limits: protection::Limits::default() }
+        Self { pool, max_lag: Duration::from_secs(120), limits: protection::Limits::default(), metrics: None }
     }
 }
 
@@ -59,6 +62,8 @@ pub fn router(state: AppState) -> Router {
         .route("/api/{kind}/{id}/trades", get(markets::trades))
         .route("/api/{kind}/{id}/holders", get(markets::holders))
         .route("/api/{kind}/{id}/quote", get(markets::quote))
+        .route_layer(axum::middleware::from_fn(telemetry::record))
+        .route("/metrics", get(telemetry::render))
         .fallback(error::not_found)
         .with_state(state);
     protection::protect(routes, &limits)

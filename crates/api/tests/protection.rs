@@ -75,3 +75,20 @@ async fn an_oversized_body_is_a_413_in_the_envelope() {
     assert_eq!(body["success"], false);
     assert_eq!(body["error"]["code"], "PAYLOAD_TOO_LARGE");
 }
+
+#[tokio::test]
+async fn metrics_count_requests_by_route_pattern() {
+    let db = TestDb::migrated().await;
+    let mut state = AppState::new(db.pool.clone());
+    state.metrics = animoca_api::telemetry::install_recorder();
+    assert!(state.metrics.is_some());
+    let app = router(state);
+    let id = "0x00000000000000000000000000000000000000000000000000000000000000aa";
+    let (status, _, _) = send(&app, Request::get(format!("/api/personas/{id}")).body(Body::empty()).unwrap()).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    let response = app.clone().oneshot(Request::get("/metrics").body(Body::empty()).unwrap()).await.unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    let text = String::from_utf8(axum::body::to_bytes(response.into_body(), 1 << 20).await.unwrap().to_vec()).unwrap();
+    assert!(text.contains(r#"animoca_api_requests_total{route="/api/{kind}/{id}",status="404"} 1"#), "{text}");
+    assert!(!text.contains(id), "raw ids never become labels");
+}

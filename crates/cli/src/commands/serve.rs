@@ -13,6 +13,7 @@ pub async fn run(config: ServeConfig, shutdown: CancellationToken) -> anyhow::Re
     state.max_lag = config.max_lag;
     state.limits.cors_origins = config.cors_origins.clone();
     state.limits.per_ip_per_minute = config.rate_limit_per_minute;
+    state.metrics = animoca_api::telemetry::install_recorder();
     let app = animoca_api::router(state);
     let listener = tokio::net::TcpListener::bind(("0.0.0.0", config.port))
         .await

@@ -351,20 +351,7 @@ pub async fn chart(
     .bind(limit)
     .fetch_all(&mut *tx)
     .await?;
-    let mut candles = Vec::with_capacity(rows.len());
-    for row in rows.iter().rev() {
-        candles.push(Candle {
-            start: row.try_get(0)?,
-            open: format::price(&row.try_get::<String, _>(1)?)?,
-            high: format::price(&row.try_get::<String, _>(2)?)?,
-            low: format::price(&row.try_get::<String, _>(3)?)?,
-            close: format::price(&row.try_get::<String, _>(4)?)?,
-            volume_usdc: format::usdc(&row.try_get::<String, _>(5)?)?,
-            volume_token: format::tokens(&row.try_get::<String, _>(6)?)?,
-            trade_count: row.try_get(7)?,
-            unique_traders: row.try_get(8)?,
-        });
-    }
+    let mut candles = rows.iter().rev().map(Candle::from_row).collect::<Result<Vec<_>, _>>()?;
     if fill {
         candles = fill_gaps(&mut tx, market_type, id, timeframe, from, to, limit, candles).await?;
     }
@@ -388,6 +375,21 @@ struct Candle {
 }
 
 impl Candle {
+    /// A candles row: bucket start (Unix seconds), open, high, low, close, volumes, counts.
+    fn from_row(row: &PgRow) -> Result<Self, ApiError> {
+        Ok(Candle {
+            start: row.try_get(0)?,
+            open: format::price(&row.try_get::<String, _>(1)?)?,
+            high: format::price(&row.try_get::<String, _>(2)?)?,
+            low: format::price(&row.try_get::<String, _>(3)?)?,
+            close: format::price(&row.try_get::<String, _>(4)?)?,
+            volume_usdc: format::usdc(&row.try_get::<String, _>(5)?)?,
+            volume_token: format::tokens(&row.try_get::<String, _>(6)?)?,
+            trade_count: row.try_get(7)?,
+            unique_traders: row.try_get(8)?,
+        })
+    }
+
     /// An empty bucket carrying the previous close.
     fn empty(start: i64, close: &str) -> Self {
         Candle {
@@ -472,18 +474,8 @@ async fn fill_gaps(
         .bind(missing_before as f64)
         .fetch_all(&mut *conn)
         .await?;
-        for row in rows {
-            let candle = Candle {
-                start: row.try_get(0)?,
-                open: format::price(&row.try_get::<String, _>(1)?)?,
-                high: format::price(&row.try_get::<String, _>(2)?)?,
-                low: format::price(&row.try_get::<String, _>(3)?)?,
-                close: format::price(&row.try_get::<String, _>(4)?)?,
-                volume_usdc: format::usdc(&row.try_get::<String, _>(5)?)?,
-                volume_token: format::tokens(&row.try_get::<String, _>(6)?)?,
-                trade_count: row.try_get(7)?,
-                unique_traders: row.try_get(8)?,
-            };
+        for row in &rows {
+            let candle = Candle::from_row(row)?;
             by_start.insert(candle.start, candle);
         }
     }

@@ -3,18 +3,16 @@
 //! independent recomputation; every bad input a 400 naming the field.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod common;
+
 use alloy::primitives::{Address, B256, U256};
-use animoca_api::{AppState, router};
 use animoca_chain::bindings::MarketAMM;
 use animoca_domain::{MarketType, Price, format_units};
 use animoca_indexer::{Indexer, IndexerConfig};
 use animoca_test_support::{MarketSpec, TestChain, TestDb, tokens, usdc};
-use axum::{
-    body::Body,
-    http::{Request, StatusCode},
-};
+use axum::http::StatusCode;
+use common::{get, ok};
 use serde_json::Value;
-use tower::ServiceExt;
 
 struct World {
     chain: TestChain,
@@ -71,21 +69,6 @@ async fn world() -> World {
         .await
         .unwrap();
     World { chain, db, a, a_token, b, p }
-}
-
-async fn get(db: &TestDb, uri: &str) -> (StatusCode, Value) {
-    let app = router(AppState::new(db.pool.clone()));
-    let response = app.oneshot(Request::get(uri).body(Body::empty()).unwrap()).await.unwrap();
-    let status = response.status();
-    let bytes = axum::body::to_bytes(response.into_body(), 1 << 24).await.unwrap();
-    (status, serde_json::from_slice(&bytes).unwrap_or(Value::Null))
-}
-
-async fn ok(db: &TestDb, uri: &str) -> Value {
-    let (status, body) = get(db, uri).await;
-    assert_eq!(status, StatusCode::OK, "{uri}: {body}");
-    assert_eq!(body["success"], true, "{uri}: {body}");
-    body
 }
 
 fn hex(id: B256) -> String {

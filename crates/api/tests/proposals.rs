@@ -3,32 +3,16 @@
 //! checked against the contract's own `proposals(id)`.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod common;
+
 use alloy::primitives::U256;
-use animoca_api::{AppState, router};
 use animoca_chain::bindings::GovernanceSlashing;
 use animoca_domain::{MarketType, format_units};
 use animoca_indexer::{Indexer, IndexerConfig};
 use animoca_test_support::{MarketSpec, TestChain, TestDb, tokens, usdc};
-use axum::{
-    body::Body,
-    http::{Request, StatusCode},
-};
+use axum::http::StatusCode;
+use common::{get, ok};
 use serde_json::Value;
-use tower::ServiceExt;
-
-async fn get(db: &TestDb, uri: &str) -> (StatusCode, Value) {
-    let app = router(AppState::new(db.pool.clone()));
-    let response = app.oneshot(Request::get(uri).body(Body::empty()).unwrap()).await.unwrap();
-    let status = response.status();
-    let bytes = axum::body::to_bytes(response.into_body(), 1 << 24).await.unwrap();
-    (status, serde_json::from_slice(&bytes).unwrap_or(Value::Null))
-}
-
-async fn ok(db: &TestDb, uri: &str) -> Value {
-    let (status, body) = get(db, uri).await;
-    assert_eq!(status, StatusCode::OK, "{uri}: {body}");
-    body
-}
 
 fn ids(list: &Value) -> Vec<String> {
     list["data"].as_array().unwrap().iter().map(|p| p["proposal_id"].as_str().unwrap().to_owned()).collect()

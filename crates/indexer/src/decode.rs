@@ -120,6 +120,28 @@ impl Sources {
         address == self.deployment.credential_amm || address == self.deployment.persona_amm
     }
 
+    /// Decodes a stored log (the log store's row) with its position; consumes it
+    /// (topics and data move, nothing is copied).
+    pub fn decode_stored(
+        &self,
+        raw: animoca_store::batch::RawLog,
+    ) -> Result<Option<(crate::events::LogMeta, ChainEvent)>, DecodeError> {
+        let p = raw.position;
+        let log =
+            Log { address: raw.address, data: alloy::primitives::LogData::new_unchecked(raw.topics, raw.data.into()) };
+        Ok(self.decode(&log)?.map(|event| {
+            let meta = crate::events::LogMeta {
+                block_number: p.block_number,
+                block_hash: p.block_hash,
+                block_timestamp: p.block_timestamp,
+                tx_hash: p.tx_hash,
+                tx_index: raw.tx_index,
+                log_index: p.log_index,
+            };
+            (meta, event)
+        }))
+    }
+
     /// Decodes a log. `Ok(None)` for logs the indexer does not read (other events
     /// of our contracts, transfers of unknown tokens).
     pub fn decode(&self, log: &Log) -> Result<Option<ChainEvent>, DecodeError> {

@@ -38,7 +38,7 @@ use tokio_util::sync::CancellationToken;
 use crate::{
     decode::{DecodeError, Sources},
     derive::{DeriveError, Deriver, Holding, Prior, ProposalInfo, holding_keys},
-    events::{ChainEvent, LogMeta},
+    events::ChainEvent,
     progress::RederiveProgress,
 };
 
@@ -575,18 +575,8 @@ impl Derivation {
         }
         let mut events = Vec::with_capacity(chunk.len());
         for raw in chunk {
-            let p = raw.position;
-            let log = Log { address: raw.address, data: LogData::new_unchecked(raw.topics, raw.data.into()) };
-            if let Some(event) = self.sources.decode(&log)? {
-                let meta = LogMeta {
-                    block_number: p.block_number,
-                    block_hash: p.block_hash,
-                    block_timestamp: p.block_timestamp,
-                    tx_hash: p.tx_hash,
-                    tx_index: raw.tx_index,
-                    log_index: p.log_index,
-                };
-                events.push((meta, event));
+            if let Some(event) = self.sources.decode_stored(raw)? {
+                events.push(event);
             }
         }
         let mut prior = Prior::default();

@@ -13,7 +13,6 @@ use animoca_store::{
 use crate::{
     decode::Sources,
     derive::{Deriver, Prior},
-    events::LogMeta,
     sync::{IndexError, Indexer},
 };
 
@@ -72,20 +71,9 @@ impl Indexer {
             )
             .await?;
             let mut events = Vec::with_capacity(logs.len());
-            for raw in &logs {
-                let log =
-                    alloy::primitives::Log::new_unchecked(raw.address, raw.topics.clone(), raw.data.clone().into());
-                if let Some(event) = sources.decode(&log)? {
-                    let p = raw.position;
-                    let meta = LogMeta {
-                        block_number: p.block_number,
-                        block_hash: p.block_hash,
-                        block_timestamp: p.block_timestamp,
-                        tx_hash: p.tx_hash,
-                        tx_index: raw.tx_index,
-                        log_index: p.log_index,
-                    };
-                    events.push((meta, event));
+            for raw in logs {
+                if let Some(event) = sources.decode_stored(raw)? {
+                    events.push(event);
                 }
             }
             let mut replay = Deriver::new(self.fee_bps().clone());

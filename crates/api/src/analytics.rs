@@ -17,6 +17,7 @@ use crate::{
     format,
     markets::{MARKET_COLUMNS, MARKET_JOINS, market_json},
     params::Params,
+    reply,
 };
 
 /// `GET /api/analytics/overview`: markets (by type), TVL (Σ pool USDC reserves),
@@ -39,18 +40,15 @@ pub async fn overview(State(state): State<AppState>) -> Result<Json<Value>, ApiE
         let value: U256 = text.parse().map_err(|_| ApiError::Internal(format!("stored sum {text:?}")))?;
         Ok(format_units(value, 6))
     };
-    Ok(Json(json!({
-        "success": true,
-        "data": {
-            "total_markets": row.try_get::<i64, _>(0)?,
-            "credential_markets": row.try_get::<i64, _>(1)?,
-            "persona_markets": row.try_get::<i64, _>(2)?,
-            "tvl": usdc(3)?,
-            "volume_24h": usdc(4)?,
-            "trades_24h": row.try_get::<i64, _>(5)?,
-            "traders_24h": row.try_get::<i64, _>(6)?,
-            "total_staked": usdc(7)?,
-        },
+    Ok(reply::data(json!({
+        "total_markets": row.try_get::<i64, _>(0)?,
+        "credential_markets": row.try_get::<i64, _>(1)?,
+        "persona_markets": row.try_get::<i64, _>(2)?,
+        "tvl": usdc(3)?,
+        "volume_24h": usdc(4)?,
+        "trades_24h": row.try_get::<i64, _>(5)?,
+        "traders_24h": row.try_get::<i64, _>(6)?,
+        "total_staked": usdc(7)?,
     })))
 }
 
@@ -76,7 +74,7 @@ pub async fn trending(State(state): State<AppState>, RawQuery(query): RawQuery) 
             market_json(t, row)
         })
         .collect::<Result<Vec<_>, _>>()?;
-    Ok(Json(json!({ "success": true, "data": data })))
+    Ok(reply::data(data))
 }
 
 /// `GET /api/analytics/leaderboard`: addresses ranked by `by=realized_pnl`
@@ -129,5 +127,5 @@ pub async fn leaderboard(State(state): State<AppState>, RawQuery(query): RawQuer
             })
             .collect::<Result<Vec<_>, ApiError>>()?
     };
-    Ok(Json(json!({ "success": true, "data": data })))
+    Ok(reply::data(data))
 }

@@ -12,6 +12,7 @@ pub mod ops;
 pub mod params;
 pub mod proposals;
 pub mod protection;
+pub mod reply;
 pub mod telemetry;
 pub mod users;
 

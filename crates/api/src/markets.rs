@@ -17,6 +17,7 @@ use crate::{
     error::ApiError,
     format,
     params::{Params, bytes32, market_kind},
+    reply,
 };
 
 /// The columns of a market as lists and details show it.
@@ -87,11 +88,7 @@ pub async fn list(
         .await?;
     let total: i64 = rows.first().map(|r| r.try_get("total")).transpose()?.unwrap_or(0);
     let data = rows.iter().map(|row| market_json(market_type, row)).collect::<Result<Vec<_>, _>>()?;
-    Ok(Json(json!({
-        "success": true,
-        "data": data,
-        "pagination": { "limit": limit, "offset": offset, "total": total },
-    })))
+    Ok(reply::page(data, json!({ "limit": limit, "offset": offset, "total": total })))
 }
 
 /// `GET /api/{kind}/{id}`: the market with its pool and 24h metrics; a persona
@@ -116,7 +113,7 @@ pub async fn detail(
         }
     }
     tx.commit().await?;
-    Ok(Json(json!({ "success": true, "data": market })))
+    Ok(reply::data(market))
 }
 
 /// `GET /api/{kind}/{id}/pool`.
@@ -128,7 +125,7 @@ pub async fn pool(
     let id = bytes32("id", &id)?;
     let pool =
         pool_json(&mut *state.pool.acquire().await?, market_type, id).await?.ok_or_else(|| not_found(market_type))?;
-    Ok(Json(json!({ "success": true, "data": pool })))
+    Ok(reply::data(pool))
 }
 
 /// `GET /api/{kind}/{id}/trades`: newest first; `limit`, `cursor` (from the
@@ -191,11 +188,7 @@ pub async fn trades(
         )),
         _ => None,
     };
-    Ok(Json(json!({
-        "success": true,
-        "data": data,
-        "pagination": { "limit": limit, "next_cursor": next_cursor },
-    })))
+    Ok(reply::page(data, json!({ "limit": limit, "next_cursor": next_cursor })))
 }
 
 /// `GET /api/{kind}/{id}/holders`: balance > 0, not the AMM, largest first; `limit`, `offset`.
@@ -234,11 +227,7 @@ pub async fn holders(
         })
         .collect::<Result<Vec<_>, ApiError>>()?;
     let total = row.try_get::<i32, _>("holder_count")?;
-    Ok(Json(json!({
-        "success": true,
-        "data": data,
-        "pagination": { "limit": limit, "offset": offset, "total": total },
-    })))
+    Ok(reply::page(data, json!({ "limit": limit, "offset": offset, "total": total })))
 }
 
 /// `GET /api/{kind}/{id}/quote?side=buy|sell&amount=`: exactly what the AMM
@@ -288,21 +277,18 @@ pub async fn quote(
     } else {
         (animoca_domain::format_units(amount, 18), animoca_domain::format_units(q.amount_out, 6))
     };
-    Ok(Json(json!({
-        "success": true,
-        "data": {
-            "side": side,
-            "amount_in": amount_in,
-            "amount_out": amount_out,
-            "fee": animoca_domain::format_units(q.fee, 6),
-            "fee_bps": fee_bps,
-            "price_before": before.to_decimal_string(),
-            "price_after": after.to_decimal_string(),
-            "execution_price": execution.to_decimal_string(),
-            "price_impact": execution.change_percent_from(before).abs(),
-            "token_reserves_after": animoca_domain::format_units(q.token_reserves_after, 18),
-            "usdc_reserves_after": animoca_domain::format_units(q.usdc_reserves_after, 6),
-        },
+    Ok(reply::data(json!({
+        "side": side,
+        "amount_in": amount_in,
+        "amount_out": amount_out,
+        "fee": animoca_domain::format_units(q.fee, 6),
+        "fee_bps": fee_bps,
+        "price_before": before.to_decimal_string(),
+        "price_after": after.to_decimal_string(),
+        "execution_price": execution.to_decimal_string(),
+        "price_impact": execution.change_percent_from(before).abs(),
+        "token_reserves_after": animoca_domain::format_units(q.token_reserves_after, 18),
+        "usdc_reserves_after": animoca_domain::format_units(q.usdc_reserves_after, 6),
     })))
 }
 
@@ -357,7 +343,7 @@ pub async fn chart(
     }
     tx.commit().await?;
     let data: Vec<Value> = candles.iter().map(Candle::json).collect();
-    Ok(Json(json!({ "success": true, "data": data })))
+    Ok(reply::data(data))
 }
 
 /// One candle as served.

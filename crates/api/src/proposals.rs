@@ -17,6 +17,7 @@ use crate::{
     error::ApiError,
     format,
     params::{Params, bytes32},
+    reply,
 };
 
 /// Status as SQL, at `T` = `$1` (Unix seconds); the same rule as [`Tally::status`].
@@ -66,11 +67,7 @@ pub async fn list(State(state): State<AppState>, RawQuery(query): RawQuery) -> R
     tx.commit().await?;
     let total: i64 = rows.first().map(|r| r.try_get("total")).transpose()?.unwrap_or(0);
     let data = rows.iter().map(proposal_json).collect::<Result<Vec<_>, _>>()?;
-    Ok(Json(json!({
-        "success": true,
-        "data": data,
-        "pagination": { "limit": limit, "offset": offset, "total": total },
-    })))
+    Ok(reply::page(data, json!({ "limit": limit, "offset": offset, "total": total })))
 }
 
 /// `GET /api/proposals/{id}`: the proposal, its newest votes and its `vote_breakdown`.
@@ -106,7 +103,7 @@ pub async fn detail(State(state): State<AppState>, Path(id): Path<String>) -> Re
             }),
         );
     }
-    Ok(Json(json!({ "success": true, "data": proposal })))
+    Ok(reply::data(proposal))
 }
 
 /// `GET /api/proposals/{id}/votes`: newest first; `limit`, `offset`.
@@ -125,11 +122,7 @@ pub async fn votes(
     let votes = votes_json(&mut tx, id, limit, offset).await?;
     tx.commit().await?;
     let total: i32 = row.try_get("voter_count")?;
-    Ok(Json(json!({
-        "success": true,
-        "data": votes,
-        "pagination": { "limit": limit, "offset": offset, "total": total },
-    })))
+    Ok(reply::page(votes, json!({ "limit": limit, "offset": offset, "total": total })))
 }
 
 /// A proposal id: a decimal uint256.

@@ -10,7 +10,7 @@ use axum::{
 use serde_json::{Value, json};
 use sqlx::Row;
 
-use crate::{AppState, error::ApiError, format};
+use crate::{AppState, error::ApiError, format, reply};
 
 /// A 20-byte address: `0x` and 40 hex digits.
 pub fn address(field: &str, text: &str) -> Result<Address, ApiError> {
@@ -73,16 +73,13 @@ pub async fn portfolio(State(state): State<AppState>, Path(who): Path<String>) -
             "unrealized_pnl": money(unrealized),
         }));
     }
-    Ok(Json(json!({
-        "success": true,
-        "data": {
-            "address": format!("{who:#x}"),
-            "holdings": holdings,
-            "total_value": format_units(total_value, 6),
-            "total_cost_basis": format_units(total_basis, 6),
-            "total_realized_pnl": money(total_realized),
-            "total_unrealized_pnl": money(total_unrealized),
-        },
+    Ok(reply::data(json!({
+        "address": format!("{who:#x}"),
+        "holdings": holdings,
+        "total_value": format_units(total_value, 6),
+        "total_cost_basis": format_units(total_basis, 6),
+        "total_realized_pnl": money(total_realized),
+        "total_unrealized_pnl": money(total_unrealized),
     })))
 }
 
@@ -139,23 +136,20 @@ pub async fn profile(State(state): State<AppState>, Path(who): Path<String>) -> 
             }),
         );
     }
-    Ok(Json(json!({
-        "success": true,
-        "data": {
-            "address": format!("{who:#x}"),
-            "username": row.try_get::<Option<String>, _>(0)?,
-            "display_name": row.try_get::<Option<String>, _>(1)?,
-            "bio": row.try_get::<Option<String>, _>(2)?,
-            "avatar_url": row.try_get::<Option<String>, _>(3)?,
-            "reputation_score": row.try_get::<i32, _>(4)?,
-            "verification": verification,
-            "stats": {
-                "markets_created": row.try_get::<i64, _>(6)?,
-                "trades": row.try_get::<i64, _>(7)?,
-                "markets_held": row.try_get::<i64, _>(8)?,
-                "proposals": row.try_get::<i64, _>(9)?,
-                "votes": row.try_get::<i64, _>(10)?,
-            },
+    Ok(reply::data(json!({
+        "address": format!("{who:#x}"),
+        "username": row.try_get::<Option<String>, _>(0)?,
+        "display_name": row.try_get::<Option<String>, _>(1)?,
+        "bio": row.try_get::<Option<String>, _>(2)?,
+        "avatar_url": row.try_get::<Option<String>, _>(3)?,
+        "reputation_score": row.try_get::<i32, _>(4)?,
+        "verification": verification,
+        "stats": {
+            "markets_created": row.try_get::<i64, _>(6)?,
+            "trades": row.try_get::<i64, _>(7)?,
+            "markets_held": row.try_get::<i64, _>(8)?,
+            "proposals": row.try_get::<i64, _>(9)?,
+            "votes": row.try_get::<i64, _>(10)?,
         },
     })))
 }
@@ -217,5 +211,5 @@ pub async fn activity(
             }))
         })
         .collect::<Result<Vec<_>, ApiError>>()?;
-    Ok(Json(json!({ "success": true, "data": data, "pagination": { "limit": limit, "offset": offset } })))
+    Ok(reply::page(data, json!({ "limit": limit, "offset": offset })))
 }

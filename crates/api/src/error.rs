@@ -86,6 +86,12 @@ impl IntoResponse for ApiError {
     }
 }
 
+/// A known route with another method: 405 in the envelope.
+pub async fn method_not_allowed() -> axum::response::Response {
+    let body = json!({ "success": false, "error": { "code": "METHOD_NOT_ALLOWED", "message": "method not allowed on this route" } });
+    (StatusCode::METHOD_NOT_ALLOWED, Json(body)).into_response()
+}
+
 /// Unknown routes get the envelope too.
 pub async fn not_found() -> ApiError {
     ApiError::NotFound("route".to_owned())

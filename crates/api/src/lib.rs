@@ -41,6 +41,23 @@ impl AppState {
     }
 }
 
+/// A read-only transaction for one request: every statement of a handler sees
+/// the same indexed state (one `REPEATABLE READ` snapshot) and the tables of one
+/// generation. The `LOCK` comes first, before any snapshot is taken: a `rederive`
+/// swap in progress is waited for (then the new tables are locked and the
+/// snapshot sees their rows), and no swap can start until the request ends
+/// (it needs `markets` exclusively, and takes it first).
+pub(crate) async fn read_tx(pool: &PgPool) -> Result<sqlx::Transaction<'static, sqlx::Postgres>, sqlx::Error> {
+    let mut tx = pool.begin().await?;
+    sqlx::raw_sql(
+        "SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY;
+         LOCK TABLE derived.markets IN ACCESS SHARE MODE",
+    )
+    .execute(&mut *tx)
+    .await?;
+    Ok(tx)
+}
+
 /// The API's routes, behind [`protection::protect`].
 pub fn router(state: AppState) -> Router {
     let limits = state.limits.clone();
@@ -66,6 +83,7 @@ pub fn router(state: AppState) -> Router {
         .route_layer(axum::middleware::from_fn(telemetry::record))
         .route("/metrics", get(telemetry::render))
         .fallback(error::not_found)
+        .method_not_allowed_fallback(error::method_not_allowed)
         .with_state(state);
     protection::protect(routes, &limits)
 }

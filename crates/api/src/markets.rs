@@ -6,7 +6,7 @@ use alloy_primitives::B256;
 use animoca_domain::{MarketType, Timeframe};
 use axum::{
     Json,
-    extract::{Path, RawQuery, State},
+    extract::{RawQuery, State},
 };
 use chrono::{DateTime, Utc};
 use serde_json::{Map, Value, json};
@@ -16,7 +16,7 @@ use crate::{
     AppState,
     error::ApiError,
     format,
-    params::{Params, bytes32, market_kind},
+    params::{Params, Segments, bytes32, market_kind},
     reply,
 };
 
@@ -40,7 +40,7 @@ pub(crate) const MARKET_JOINS: &str = "
 /// `GET /api/{credentials|personas}`: `sortBy`, `search`, `status`, `type`, `limit`, `offset`.
 pub async fn list(
     State(state): State<AppState>,
-    Path(kind): Path<String>,
+    Segments(kind): Segments<String>,
     RawQuery(query): RawQuery,
 ) -> Result<Json<Value>, ApiError> {
     let market_type = market_kind(&kind)?;
@@ -59,15 +59,11 @@ pub async fn list(
         Some("all") => None,
         other => other,
     };
-    let search = params.get("search").map(|s| {
-        if s.chars().count() > 100 {
-            return Err(ApiError::bad("search", "at most 100 characters"));
-        }
+    let search = params.text("search", 100)?.map(|s| {
         let escaped = s.to_lowercase().replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_");
-        Ok(format!("%{escaped}%"))
+        format!("%{escaped}%")
     });
-    let search = search.transpose()?;
-    let category = params.get("type");
+    let category = params.text("type", 64)?;
     // The ORDER BY is one of the constants above, never input.
     let sql = format!(
         "SELECT {MARKET_COLUMNS}, count(*) OVER () AS total {MARKET_JOINS}
@@ -86,7 +82,12 @@ pub async fn list(
         .bind(offset)
         .fetch_all(&state.pool)
         .await?;
-    let total: i64 = rows.first().map(|r| r.try_get("total")).transpose()?.unwrap_or(0);
+    // The count rides on the rows; a page past the end has none (`total` unknown, null).
+    let total: Option<i64> = match rows.first() {
+        Some(row) => Some(row.try_get("total")?),
+        None if offset == 0 => Some(0),
+        None => None,
+    };
     let data = rows.iter().map(|row| market_json(market_type, row)).collect::<Result<Vec<_>, _>>()?;
     Ok(reply::page(data, json!({ "limit": limit, "offset": offset, "total": total })))
 }
@@ -95,13 +96,13 @@ pub async fn list(
 /// also with its linked credentials and social links.
 pub async fn detail(
     State(state): State<AppState>,
-    Path((kind, id)): Path<(String, String)>,
+    Segments((kind, id)): Segments<(String, String)>,
 ) -> Result<Json<Value>, ApiError> {
     let market_type = market_kind(&kind)?;
     let id = bytes32("id", &id)?;
     // One transaction: every table read from the same generation (a `rederive`
     // swap waits for it), and from one indexed state.
-    let mut tx = state.pool.begin().await?;
+    let mut tx = crate::read_tx(&state.pool).await?;
     let row = market_row(&mut tx, market_type, id).await?;
     let mut market = market_json(market_type, &row)?;
     let pool = pool_json(&mut tx, market_type, id).await?;
@@ -119,7 +120,7 @@ pub async fn detail(
 /// `GET /api/{kind}/{id}/pool`.
 pub async fn pool(
     State(state): State<AppState>,
-    Path((kind, id)): Path<(String, String)>,
+    Segments((kind, id)): Segments<(String, String)>,
 ) -> Result<Json<Value>, ApiError> {
     let market_type = market_kind(&kind)?;
     let id = bytes32("id", &id)?;
@@ -132,7 +133,7 @@ pub async fn pool(
 /// previous page's `next_cursor`).
 pub async fn trades(
     State(state): State<AppState>,
-    Path((kind, id)): Path<(String, String)>,
+    Segments((kind, id)): Segments<(String, String)>,
     RawQuery(query): RawQuery,
 ) -> Result<Json<Value>, ApiError> {
     let market_type = market_kind(&kind)?;
@@ -140,7 +141,7 @@ pub async fn trades(
     let params = Params::parse(query.as_deref());
     let limit = params.limit(50, 100)?;
     let cursor = params.get("cursor").map(parse_trade_cursor).transpose()?;
-    let mut tx = state.pool.begin().await?;
+    let mut tx = crate::read_tx(&state.pool).await?;
     ensure_market(&mut tx, market_type, id).await?;
     let (ts, block, log) = cursor.unwrap_or((i64::MAX / 1_000_000, i64::MAX, i32::MAX));
     let rows = sqlx::query(
@@ -194,7 +195,7 @@ pub async fn trades(
 /// `GET /api/{kind}/{id}/holders`: balance > 0, not the AMM, largest first; `limit`, `offset`.
 pub async fn holders(
     State(state): State<AppState>,
-    Path((kind, id)): Path<(String, String)>,
+    Segments((kind, id)): Segments<(String, String)>,
     RawQuery(query): RawQuery,
 ) -> Result<Json<Value>, ApiError> {
     let market_type = market_kind(&kind)?;
@@ -202,12 +203,13 @@ pub async fn holders(
     let params = Params::parse(query.as_deref());
     let limit = params.limit(50, 100)?;
     let offset = params.offset()?;
-    let mut tx = state.pool.begin().await?;
+    let mut tx = crate::read_tx(&state.pool).await?;
     let row = market_row(&mut tx, market_type, id).await?;
     let rows = sqlx::query(
         "SELECT b.holder, b.balance::text
-           FROM derived.balances b JOIN derived.markets m USING (market_type, market_id)
-          WHERE b.market_type = $1 AND b.market_id = $2 AND b.balance > 0 AND b.holder <> m.amm_address
+           FROM derived.balances b
+          WHERE b.market_type = $1 AND b.market_id = $2 AND b.balance > 0
+            AND b.holder NOT IN (SELECT DISTINCT amm_address FROM derived.markets)
           ORDER BY b.balance DESC, b.holder LIMIT $3 OFFSET $4",
     )
     .bind(i16::from(market_type.as_u8()))
@@ -236,7 +238,7 @@ pub async fn holders(
 /// price impact (execution price against the spot price, fee excluded, percent).
 pub async fn quote(
     State(state): State<AppState>,
-    Path((kind, id)): Path<(String, String)>,
+    Segments((kind, id)): Segments<(String, String)>,
     RawQuery(query): RawQuery,
 ) -> Result<Json<Value>, ApiError> {
     use animoca_domain::{
@@ -296,7 +298,7 @@ pub async fn quote(
 /// 100), `from`, `to` (ISO-8601 or Unix seconds), `fill` (gap filling), per SPEC §5.
 pub async fn chart(
     State(state): State<AppState>,
-    Path((kind, id)): Path<(String, String)>,
+    Segments((kind, id)): Segments<(String, String)>,
     RawQuery(query): RawQuery,
 ) -> Result<Json<Value>, ApiError> {
     let market_type = market_kind(&kind)?;
@@ -312,7 +314,7 @@ pub async fn chart(
     {
         return Err(ApiError::bad("from", "must not be after `to`"));
     }
-    let mut tx = state.pool.begin().await?;
+    let mut tx = crate::read_tx(&state.pool).await?;
     ensure_market(&mut tx, market_type, id).await?;
     let newest: Option<f64> = sqlx::query_scalar("SELECT extract(epoch FROM as_of)::float8 FROM derived.window_state")
         .fetch_optional(&mut *tx)

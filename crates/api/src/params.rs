@@ -22,6 +22,19 @@ impl Params {
         self.0.iter().find(|(key, _)| key == name).map(|(_, value)| value.as_str()).filter(|v| !v.is_empty())
     }
 
+    /// Free text of at most `max_chars` characters without control characters
+    /// (PostgreSQL text cannot hold NUL), or `None` when absent.
+    pub fn text(&self, name: &str, max_chars: usize) -> Result<Option<&str>, ApiError> {
+        let Some(text) = self.get(name) else { return Ok(None) };
+        if text.chars().count() > max_chars {
+            return Err(ApiError::bad(name, format!("at most {max_chars} characters")));
+        }
+        if text.chars().any(char::is_control) {
+            return Err(ApiError::bad(name, "control characters are not allowed"));
+        }
+        Ok(Some(text))
+    }
+
     /// An integer in `range`, or `default` when absent.
     pub fn int(&self, name: &str, range: std::ops::RangeInclusive<i64>, default: i64) -> Result<i64, ApiError> {
         let Some(text) = self.get(name) else { return Ok(default) };
@@ -81,6 +94,21 @@ impl Params {
     pub fn timeframe(&self, name: &str, default: Timeframe) -> Result<Timeframe, ApiError> {
         let Some(text) = self.get(name) else { return Ok(default) };
         text.parse().map_err(|_| ApiError::bad(name, format!("{text:?} is not one of 1m, 5m, 15m, 1h, 4h, 1d, 1w")))
+    }
+}
+
+/// Path segments, like axum's `Path`, but a segment that does not decode (bad
+/// percent-encoding, not UTF-8) is a 400 in the envelope.
+pub struct Segments<T>(pub T);
+
+impl<S: Send + Sync, T: serde::de::DeserializeOwned + Send> axum::extract::FromRequestParts<S> for Segments<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut axum::http::request::Parts, state: &S) -> Result<Self, ApiError> {
+        axum::extract::Path::<T>::from_request_parts(parts, state)
+            .await
+            .map(|axum::extract::Path(value)| Segments(value))
+            .map_err(|rejection| ApiError::bad("path", rejection.body_text()))
     }
 }
 

@@ -6,7 +6,7 @@ use alloy_primitives::{B256, U256};
 use animoca_domain::{MarketType, ProposalStatus, Tally};
 use axum::{
     Json,
-    extract::{Path, RawQuery, State},
+    extract::{RawQuery, State},
 };
 use chrono::{DateTime, Utc};
 use serde_json::{Map, Value, json};
@@ -16,7 +16,7 @@ use crate::{
     AppState,
     error::ApiError,
     format,
-    params::{Params, bytes32},
+    params::{Params, Segments, bytes32},
     reply,
 };
 
@@ -44,7 +44,7 @@ pub async fn list(State(state): State<AppState>, RawQuery(query): RawQuery) -> R
         .choice("marketType", &["credential", "persona"])?
         .map(|t| if t == "persona" { MarketType::Persona } else { MarketType::Credential });
     let market_id = params.get("marketId").map(|id| bytes32("marketId", id)).transpose()?;
-    let mut tx = state.pool.begin().await?;
+    let mut tx = crate::read_tx(&state.pool).await?;
     let t = newest_time(&mut tx).await?;
     let sql = format!(
         "SELECT *, count(*) OVER () AS total FROM (
@@ -65,15 +65,20 @@ pub async fn list(State(state): State<AppState>, RawQuery(query): RawQuery) -> R
         .fetch_all(&mut *tx)
         .await?;
     tx.commit().await?;
-    let total: i64 = rows.first().map(|r| r.try_get("total")).transpose()?.unwrap_or(0);
+    // The count rides on the rows; a page past the end has none (`total` unknown, null).
+    let total: Option<i64> = match rows.first() {
+        Some(row) => Some(row.try_get("total")?),
+        None if offset == 0 => Some(0),
+        None => None,
+    };
     let data = rows.iter().map(proposal_json).collect::<Result<Vec<_>, _>>()?;
     Ok(reply::page(data, json!({ "limit": limit, "offset": offset, "total": total })))
 }
 
 /// `GET /api/proposals/{id}`: the proposal, its newest votes and its `vote_breakdown`.
-pub async fn detail(State(state): State<AppState>, Path(id): Path<String>) -> Result<Json<Value>, ApiError> {
+pub async fn detail(State(state): State<AppState>, Segments(id): Segments<String>) -> Result<Json<Value>, ApiError> {
     let id = proposal_id(&id)?;
-    let mut tx = state.pool.begin().await?;
+    let mut tx = crate::read_tx(&state.pool).await?;
     let t = newest_time(&mut tx).await?;
     let row = proposal_row(&mut tx, t, id).await?;
     let mut proposal = proposal_json(&row)?;
@@ -109,14 +114,14 @@ pub async fn detail(State(state): State<AppState>, Path(id): Path<String>) -> Re
 /// `GET /api/proposals/{id}/votes`: newest first; `limit`, `offset`.
 pub async fn votes(
     State(state): State<AppState>,
-    Path(id): Path<String>,
+    Segments(id): Segments<String>,
     RawQuery(query): RawQuery,
 ) -> Result<Json<Value>, ApiError> {
     let id = proposal_id(&id)?;
     let params = Params::parse(query.as_deref());
     let limit = params.limit(50, 100)?;
     let offset = params.offset()?;
-    let mut tx = state.pool.begin().await?;
+    let mut tx = crate::read_tx(&state.pool).await?;
     let t = newest_time(&mut tx).await?;
     let row = proposal_row(&mut tx, t, id).await?;
     let votes = votes_json(&mut tx, id, limit, offset).await?;

@@ -3,14 +3,11 @@
 
 use alloy_primitives::{Address, I256, U256};
 use animoca_domain::{MarketType, Price, amount::format_signed_units, format_units};
-use axum::{
-    Json,
-    extract::{Path, State},
-};
+use axum::{Json, extract::State};
 use serde_json::{Value, json};
 use sqlx::Row;
 
-use crate::{AppState, error::ApiError, format, reply};
+use crate::{AppState, error::ApiError, format, params::Segments, reply};
 
 /// A 20-byte address: `0x` and 40 hex digits.
 pub fn address(field: &str, text: &str) -> Result<Address, ApiError> {
@@ -26,7 +23,10 @@ pub fn address(field: &str, text: &str) -> Result<Address, ApiError> {
 /// `GET /api/users/{address}/portfolio`: the markets the address holds (a
 /// balance above 0) with value at the spot price, cost basis and PnL; totals
 /// over every market it ever held (realized PnL of closed positions included).
-pub async fn portfolio(State(state): State<AppState>, Path(who): Path<String>) -> Result<Json<Value>, ApiError> {
+pub async fn portfolio(
+    State(state): State<AppState>,
+    Segments(who): Segments<String>,
+) -> Result<Json<Value>, ApiError> {
     let who = address("address", &who)?;
     let rows = sqlx::query(
         "SELECT b.market_type, b.market_id, m.token_symbol, b.balance::text, b.cost_basis::text,
@@ -95,9 +95,9 @@ fn money(value: I256) -> String {
 /// `GET /api/users/{address}`: profile (off-chain), reputation, the newest
 /// verification per provider, and on-chain activity counts. 404 for an address
 /// the platform has never seen.
-pub async fn profile(State(state): State<AppState>, Path(who): Path<String>) -> Result<Json<Value>, ApiError> {
+pub async fn profile(State(state): State<AppState>, Segments(who): Segments<String>) -> Result<Json<Value>, ApiError> {
     let who = address("address", &who)?;
-    let mut tx = state.pool.begin().await?;
+    let mut tx = crate::read_tx(&state.pool).await?;
     let row = sqlx::query(
         "SELECT u.username, u.display_name, u.bio, u.avatar_url, coalesce(u.reputation_score, 0), u.created_at,
                 (SELECT count(*) FROM derived.markets WHERE creator_address = $1),
@@ -158,7 +158,7 @@ pub async fn profile(State(state): State<AppState>, Path(who): Path<String>) -> 
 /// of the address, newest first; `limit`, `offset`.
 pub async fn activity(
     State(state): State<AppState>,
-    Path(who): Path<String>,
+    Segments(who): Segments<String>,
     axum::extract::RawQuery(query): axum::extract::RawQuery,
 ) -> Result<Json<Value>, ApiError> {
     let who = address("address", &who)?;

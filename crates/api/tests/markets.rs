@@ -296,6 +296,10 @@ async fn bad_input_is_a_400_naming_the_field_and_unknown_things_404() {
         (format!("/api/credentials/{a}/chart?fill=maybe"), "fill"),
         (format!("/api/credentials/{a}/trades?cursor=abc"), "cursor"),
         (format!("/api/credentials/{a}/holders?limit=-5"), "limit"),
+        ("/api/credentials?status=all&search=%00".to_owned(), "search"),
+        ("/api/credentials?type=a%0Ab".to_owned(), "type"),
+        ("/api/credentials/%FF".to_owned(), "path"),
+        ("/api/users/%C3%28/portfolio".to_owned(), "path"),
     ] {
         let (status, body) = get(&w.db, &uri).await;
         assert_eq!(status, StatusCode::BAD_REQUEST, "{uri}: {body}");
@@ -318,6 +322,17 @@ async fn bad_input_is_a_400_naming_the_field_and_unknown_things_404() {
         assert_eq!(status, StatusCode::NOT_FOUND, "{uri}: {body}");
         assert_eq!(body["error"]["code"], "NOT_FOUND", "{uri}");
     }
+    let app = animoca_api::router(animoca_api::AppState::new(w.db.pool.clone()));
+    let response = tower::ServiceExt::oneshot(
+        app,
+        axum::http::Request::post(format!("/api/credentials/{a}/pool")).body(axum::body::Body::empty()).unwrap(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(response.status(), StatusCode::METHOD_NOT_ALLOWED);
+    let body: Value =
+        serde_json::from_slice(&axum::body::to_bytes(response.into_body(), 1 << 16).await.unwrap()).unwrap();
+    assert_eq!(body["error"]["code"], "METHOD_NOT_ALLOWED");
 }
 
 /// Any query string on any route: never a 5xx, always the envelope (property test).
@@ -363,6 +378,7 @@ async fn arbitrary_query_strings_never_fail_the_server() {
             "[0-9]{0,25}",
             "-[0-9]{1,20}",
             "\\PC{0,30}",
+            "[\\x00-\\x1f]{1,3}",
             "[0-9]{1,12}\\.[0-9]{1,12}\\.[0-9]{1,12}",
             Just("2026-11-26T00:00:00Z".to_owned()),
             Just("1w".to_owned()),

@@ -53,19 +53,33 @@ pub async fn overview(State(state): State<AppState>) -> Result<Json<Value>, ApiE
 }
 
 /// `GET /api/analytics/trending`: markets with trades in the 24h window, most
-/// traded first (then by volume); `type=credential|persona`, `limit` (default 10).
+/// traded first (then by volume); `type=credential|persona`, `status` (default
+/// verified, as the market lists), `limit`, `offset`.
 pub async fn trending(State(state): State<AppState>, RawQuery(query): RawQuery) -> Result<Json<Value>, ApiError> {
     let params = Params::parse(query.as_deref());
-    let limit = params.limit(10, 100)?;
+    let limit = params.limit(50, 100)?;
+    let offset = params.offset()?;
+    let status = match params.choice("status", &["pending", "verified", "rejected", "all"])? {
+        None => Some("verified"),
+        Some("all") => None,
+        other => other,
+    };
     let market_type = params
         .choice("type", &["credential", "persona"])?
         .map(|t| i16::from(if t == "persona" { MarketType::Persona } else { MarketType::Credential }.as_u8()));
     let sql = format!(
         "SELECT {MARKET_COLUMNS} {MARKET_JOINS}
           WHERE coalesce(s.trades_24h, 0) > 0 AND ($1::smallint IS NULL OR m.market_type = $1)
-          ORDER BY s.trades_24h DESC, s.volume_24h DESC, m.market_id LIMIT $2"
+            AND ($2::text IS NULL OR coalesce(md.verification_status, 'pending') = $2)
+          ORDER BY s.trades_24h DESC, s.volume_24h DESC, m.market_id LIMIT $3 OFFSET $4"
     );
-    let rows = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(market_type).bind(limit).fetch_all(&state.pool).await?;
+    let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+        .bind(market_type)
+        .bind(status)
+        .bind(limit)
+        .bind(offset)
+        .fetch_all(&state.pool)
+        .await?;
     let data = rows
         .iter()
         .map(|row| {
@@ -78,25 +92,27 @@ pub async fn trending(State(state): State<AppState>, RawQuery(query): RawQuery) 
 }
 
 /// `GET /api/analytics/leaderboard`: addresses ranked by `by=realized_pnl`
-/// (default: realized PnL over every market, USDC) or `by=reputation`; `limit`
-/// (default 20). AMMs are not traders.
+/// (default: realized PnL over every market, USDC) or `by=reputation`; `limit`,
+/// `offset`. AMMs are not traders.
 pub async fn leaderboard(State(state): State<AppState>, RawQuery(query): RawQuery) -> Result<Json<Value>, ApiError> {
     let params = Params::parse(query.as_deref());
-    let limit = params.limit(20, 100)?;
+    let limit = params.limit(50, 100)?;
+    let offset = params.offset()?;
     let by = params.choice("by", &["realized_pnl", "reputation"])?.unwrap_or("realized_pnl");
     let data = if by == "reputation" {
         let rows = sqlx::query(
             "SELECT address, reputation_score, username FROM app.users
-              ORDER BY reputation_score DESC, address LIMIT $1",
+              ORDER BY reputation_score DESC, address LIMIT $1 OFFSET $2",
         )
         .bind(limit)
+        .bind(offset)
         .fetch_all(&state.pool)
         .await?;
         rows.iter()
             .enumerate()
             .map(|(i, r)| {
                 Ok(json!({
-                    "rank": i + 1,
+                    "rank": offset + i64::try_from(i).unwrap_or(0) + 1,
                     "address": format::hex(&r.try_get::<Vec<u8>, _>(0)?),
                     "reputation_score": r.try_get::<i32, _>(1)?,
                     "username": r.try_get::<Option<String>, _>(2)?,
@@ -108,9 +124,10 @@ pub async fn leaderboard(State(state): State<AppState>, RawQuery(query): RawQuer
             "SELECT b.holder, sum(b.realized_pnl)::text, count(*)
                FROM derived.balances b
               WHERE b.holder NOT IN (SELECT DISTINCT amm_address FROM derived.markets)
-              GROUP BY b.holder ORDER BY sum(b.realized_pnl) DESC, b.holder LIMIT $1",
+              GROUP BY b.holder ORDER BY sum(b.realized_pnl) DESC, b.holder LIMIT $1 OFFSET $2",
         )
         .bind(limit)
+        .bind(offset)
         .fetch_all(&state.pool)
         .await?;
         rows.iter()
@@ -119,7 +136,7 @@ pub async fn leaderboard(State(state): State<AppState>, RawQuery(query): RawQuer
                 let text: String = r.try_get(1)?;
                 let pnl: I256 = text.parse().map_err(|_| ApiError::Internal(format!("stored sum {text:?}")))?;
                 Ok(json!({
-                    "rank": i + 1,
+                    "rank": offset + i64::try_from(i).unwrap_or(0) + 1,
                     "address": format::hex(&r.try_get::<Vec<u8>, _>(0)?),
                     "realized_pnl": format_signed_units(pnl.is_negative(), pnl.unsigned_abs(), 6),
                     "markets": r.try_get::<i64, _>(2)?,

@@ -244,7 +244,7 @@ async fn market_routes_serve_what_the_chain_says() {
     assert_eq!(second[0]["action"], "buy");
 
     // Trending: most traded first; leaderboard by realized PnL without the AMMs.
-    let trending = ok(&w.db, "/api/analytics/trending").await["data"].clone();
+    let trending = ok(&w.db, "/api/analytics/trending?status=all").await["data"].clone();
     assert_eq!(trending[0]["credential_id"], a.as_str());
     assert_eq!(trending[1]["persona_id"], p.as_str());
     assert_eq!(trending.as_array().unwrap().len(), 2, "idle markets are not trending");

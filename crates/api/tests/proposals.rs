@@ -48,6 +48,8 @@ async fn proposals_have_the_status_and_breakdown_the_chain_implies() {
     chain.execute(proposer, executed).await.unwrap();
     let (defeated, _) = chain.propose(proposer, MarketType::Credential, id, usdc(5)).await.unwrap();
     chain.cast_vote(carol, defeated, 1).await.unwrap(); // far below quorum
+    let (succeeded, _) = chain.propose(proposer, MarketType::Credential, id, usdc(6)).await.unwrap();
+    chain.cast_vote(dave, succeeded, 1).await.unwrap(); // quorum and a majority, never executed
     chain.advance_time(3_601).await;
     let (active, _) = chain.propose(proposer, MarketType::Credential, id, usdc(7)).await.unwrap();
     chain.cast_vote(dave, active, 2).await.unwrap();
@@ -61,20 +63,22 @@ async fn proposals_have_the_status_and_breakdown_the_chain_implies() {
     let t = i64::try_from(chain.latest_timestamp().await).unwrap();
 
     let all = ok(&db, "/api/proposals").await;
-    let [e, c, d, a] = [executed, canceled, defeated, active].map(|p| p.to_string());
-    assert_eq!(ids(&all), [a.clone(), d.clone(), c.clone(), e.clone()], "newest first");
-    assert_eq!(all["pagination"]["total"], 4);
-    for (status, expected) in [("active", &a), ("defeated", &d), ("canceled", &c), ("executed", &e)] {
+    let [e, c, d, s, a] = [executed, canceled, defeated, succeeded, active].map(|p| p.to_string());
+    assert_eq!(ids(&all), [a.clone(), s.clone(), d.clone(), c.clone(), e.clone()], "newest first");
+    assert_eq!(all["pagination"]["total"], 5);
+    for (status, expected) in [("active", &a), ("succeeded", &s), ("defeated", &d), ("canceled", &c), ("executed", &e)]
+    {
         let list = ok(&db, &format!("/api/proposals?status={status}")).await;
         assert_eq!(ids(&list), std::slice::from_ref(expected), "{status}");
         assert_eq!(list["data"][0]["status"], status);
     }
-    assert!(ids(&ok(&db, "/api/proposals?status=succeeded").await).is_empty());
     assert!(ids(&ok(&db, "/api/proposals?marketType=persona").await).is_empty());
     assert_eq!(ids(&ok(&db, &format!("/api/proposals?marketType=credential&marketId={id:#x}&limit=2")).await).len(), 2);
 
     let governance = GovernanceSlashing::new(chain.deployment.governance, &chain.provider);
-    for (proposal, status) in [(executed, "executed"), (defeated, "defeated"), (active, "active")] {
+    for (proposal, status) in
+        [(executed, "executed"), (defeated, "defeated"), (succeeded, "succeeded"), (active, "active")]
+    {
         let on_chain = governance.proposals(proposal).call().await.unwrap();
         let detail = ok(&db, &format!("/api/proposals/{proposal}")).await["data"].clone();
         assert_eq!(detail["status"], status);
@@ -95,7 +99,7 @@ async fn proposals_have_the_status_and_breakdown_the_chain_implies() {
         close(&b["against_percentage"], if total == 0.0 { 0.0 } else { ag / total * 100.0 });
         close(&b["quorum_percentage"], total / q * 100.0);
         assert_eq!(b["quorum_reached"], on_chain.forVotes + on_chain.againstVotes >= on_chain.quorumRequired);
-        assert_eq!(b["can_execute"], false, "{status}: executed, defeated and active proposals cannot execute");
+        assert_eq!(b["can_execute"], status == "succeeded", "{status}: only a succeeded proposal can execute");
         let remaining = (i64::try_from(on_chain.votingEndsAt).unwrap() - t).max(0) * 1000;
         assert_eq!(b["time_remaining"], remaining, "{status}");
     }

@@ -7,7 +7,7 @@ mod common;
 
 use alloy::primitives::{Address, B256, U256};
 use animoca_chain::bindings::MarketAMM;
-use animoca_domain::{MarketType, Price, format_units};
+use animoca_domain::{MarketType, Price, Timeframe, format_units};
 use animoca_indexer::{Indexer, IndexerConfig};
 use animoca_test_support::{MarketSpec, TestChain, TestDb, tokens, usdc};
 use axum::http::StatusCode;
@@ -19,8 +19,27 @@ struct World {
     db: TestDb,
     a: MarketSpec,
     a_token: Address,
+    /// Market A's trades as the chain's `Swap` events say: (block, log index, time, |usdc|, |tokens|).
+    a_trades: Vec<(u64, u64, i64, U256, U256)>,
     b: MarketSpec,
     p: MarketSpec,
+}
+
+/// open, high, low, close, volume USDC, volume tokens, trades.
+type Ohlcv = (Price, Price, Price, Price, U256, U256, u64);
+
+/// The `Swap` events of a receipt: (block, log index, |usdcAmount|, |tokenAmount|).
+fn swaps_of(receipt: &alloy::rpc::types::TransactionReceipt) -> Vec<(u64, u64, U256, U256)> {
+    receipt
+        .inner
+        .logs()
+        .iter()
+        .filter_map(|log| {
+            let swap = log.log_decode::<MarketAMM::Swap>().ok()?;
+            let e = &swap.inner.data;
+            Some((log.block_number?, log.log_index?, e.usdcAmount.unsigned_abs(), e.tokenAmount.unsigned_abs()))
+        })
+        .collect()
 }
 
 /// Two credential markets (A verified and traded, B pending and idle) and a
@@ -37,11 +56,18 @@ async fn world() -> World {
     chain.create_market(&b, chain.account(1)).await;
     chain.create_market(&p, chain.account(2)).await;
     let (alice, bob) = (chain.account(3), chain.account(4));
-    chain.buy(alice, MarketType::Credential, a.id, usdc(100), U256::ZERO).await.unwrap();
+    let mut receipts = Vec::new();
+    receipts.push(chain.buy(alice, MarketType::Credential, a.id, usdc(100), U256::ZERO).await.unwrap());
     chain.advance_time(180).await;
-    chain.buy(bob, MarketType::Credential, a.id, usdc(40), U256::ZERO).await.unwrap();
+    receipts.push(chain.buy(bob, MarketType::Credential, a.id, usdc(40), U256::ZERO).await.unwrap());
     chain.advance_time(240).await;
-    chain.sell(alice, MarketType::Credential, a.id, a_token, tokens(50), U256::ZERO).await.unwrap();
+    receipts.push(chain.sell(alice, MarketType::Credential, a.id, a_token, tokens(50), U256::ZERO).await.unwrap());
+    let mut a_trades = Vec::new();
+    for (block, log, usdc_abs, tokens_abs) in receipts.iter().flat_map(swaps_of) {
+        let time = i64::try_from(chain.block_timestamp(block).await).unwrap();
+        a_trades.push((block, log, time, usdc_abs, tokens_abs));
+    }
+    assert_eq!(a_trades.len(), 3);
     chain.buy(bob, MarketType::Persona, p.id, usdc(25), U256::ZERO).await.unwrap();
     let config = IndexerConfig::new(31_337, chain.deployment.start_block, 0);
     let mut indexer = Indexer::new(db.pool.clone(), chain.provider.clone(), chain.deployment, config).await.unwrap();
@@ -68,7 +94,7 @@ async fn world() -> World {
         .execute(&db.pool)
         .await
         .unwrap();
-    World { chain, db, a, a_token, b, p }
+    World { chain, db, a, a_token, a_trades, b, p }
 }
 
 fn hex(id: B256) -> String {
@@ -141,6 +167,43 @@ async fn market_routes_serve_what_the_chain_says() {
     assert_eq!(second["data"].as_array().unwrap().len(), 1);
     assert_eq!(second["data"][0]["trader_address"], format!("{:#x}", w.chain.account(3)));
     assert!(second["pagination"]["next_cursor"].is_null());
+
+    // Candles and 24h metrics recomputed from the chain's own Swap events (SPEC §5).
+    let mut expected: std::collections::BTreeMap<i64, Ohlcv> = std::collections::BTreeMap::new();
+    for &(_, _, time, usdc_abs, tokens_abs) in &w.a_trades {
+        let price = Price::of_trade(usdc_abs, tokens_abs).unwrap();
+        let bucket = Timeframe::M1.bucket_start(time);
+        let entry = expected.entry(bucket).or_insert((price, price, price, price, U256::ZERO, U256::ZERO, 0));
+        entry.1 = entry.1.max(price);
+        entry.2 = entry.2.min(price);
+        entry.3 = price;
+        entry.4 += usdc_abs;
+        entry.5 += tokens_abs;
+        entry.6 += 1;
+    }
+    let served = ok(&w.db, &format!("/api/credentials/{a}/chart?timeFrame=1m")).await["data"].clone();
+    let served = served.as_array().unwrap();
+    assert_eq!(served.len(), expected.len());
+    for (candle, (start, (open, high, low, close, vol_usdc, vol_token, n))) in served.iter().zip(&expected) {
+        let time = chrono::DateTime::parse_from_rfc3339(candle["time"].as_str().unwrap()).unwrap().timestamp();
+        assert_eq!(time, *start);
+        assert_eq!(candle["open"], open.to_decimal_string());
+        assert_eq!(candle["high"], high.to_decimal_string());
+        assert_eq!(candle["low"], low.to_decimal_string());
+        assert_eq!(candle["close"], close.to_decimal_string());
+        assert_eq!(candle["volume_usdc"], format_units(*vol_usdc, 6));
+        assert_eq!(candle["volume_token"], format_units(*vol_token, 18));
+        assert_eq!(candle["trade_count"], *n);
+    }
+    let volume: U256 = w.a_trades.iter().map(|t| t.3).sum();
+    assert_eq!(detail["volume_24h"], format_units(volume, 6), "every trade is inside the window");
+    let first_price = Price::of_trade(w.a_trades[0].3, w.a_trades[0].4).unwrap();
+    let spot_price = Price::spot(reserves.usdcReserves, reserves.tokenReserves);
+    let change = spot_price.change_percent_from(first_price);
+    let served_change = detail["price_change_24h"].as_f64().unwrap();
+    assert!((served_change - change).abs() <= 1e-9 * change.abs(), "{served_change} vs {change}");
+    let supply = w.chain.token(w.a_token).totalSupply().call().await.unwrap();
+    assert_eq!(detail["market_cap"], format_units(spot_price.value_of(supply), 6));
 
     // Chart: 1m candles; with gap filling every minute from the first trade, empty ones
     // carrying the previous close.

@@ -5,6 +5,7 @@
 //! [`error::ApiError`], maps every failure to its HTTP status in one place.
 
 pub mod analytics;
+pub mod auth;
 pub mod error;
 pub mod format;
 pub mod markets;
@@ -18,7 +19,10 @@ pub mod users;
 
 use std::time::Duration;
 
-use axum::{Router, routing::get};
+use axum::{
+    Router,
+    routing::{get, patch, post},
+};
 use sqlx::PgPool;
 
 /// What every handler shares.
@@ -32,12 +36,27 @@ pub struct AppState {
     pub limits: protection::Limits,
     /// Renders `/metrics` (`None`: not installed, `/metrics` is a 404).
     pub metrics: Option<metrics_exporter_prometheus::PrometheusHandle>,
+    /// Sign-in checks and the JWT secret.
+    pub auth: auth::AuthConfig,
 }
 
 impl AppState {
     /// Defaults: `/ready` tolerates 120 s of indexer lag; [`protection::Limits::default`].
     pub fn new(pool: PgPool) -> Self {
-        Self { pool, max_lag: Duration::from_secs(120), limits: protection::Limits::default(), metrics: None }
+        Self {
+            pool,
+            max_lag: Duration::from_secs(120),
+            limits: protection::Limits::default(),
+            metrics: None,
+            auth: auth::AuthConfig {
+                // A per-process secret: tokens do not survive a restart; `serve` sets JWT_SECRET.
+                jwt_secret: uuid::Uuid::new_v4().as_bytes().repeat(2),
+                token_ttl: Duration::from_secs(24 * 3600),
+                domain: "localhost:3000".to_owned(),
+                uri_prefix: "http://localhost:3000".to_owned(),
+                chain_id: 31_337,
+            },
+        }
     }
 }
 
@@ -67,6 +86,9 @@ pub fn router(state: AppState) -> Router {
         .route("/api/analytics/overview", get(analytics::overview))
         .route("/api/analytics/trending", get(analytics::trending))
         .route("/api/analytics/leaderboard", get(analytics::leaderboard))
+        .route("/api/auth/nonce", post(auth::nonce))
+        .route("/api/auth/verify", post(auth::verify))
+        .route("/api/users/me", patch(users::update_me))
         .route("/api/users/{address}", get(users::profile))
         .route("/api/users/{address}/portfolio", get(users::portfolio))
         .route("/api/users/{address}/activity", get(users::activity))

@@ -131,3 +131,14 @@ pub fn bytes32(field: &str, text: &str) -> Result<B256, ApiError> {
         _ => Err(ApiError::bad(field, format!("{text:?} is not a 0x-prefixed 32-byte hex id"))),
     }
 }
+
+/// A JSON request body, or a 400 naming the field that is missing or wrong
+/// (`body` when it is not JSON at all).
+pub fn json_body<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    let mut deserializer = serde_json::Deserializer::from_slice(bytes);
+    serde_path_to_error::deserialize(&mut deserializer).map_err(|e| {
+        let path = e.path().to_string();
+        let field = if path == "." || path.is_empty() { "body".to_owned() } else { path };
+        ApiError::BadRequest { field, message: e.into_inner().to_string() }
+    })
+}

@@ -213,3 +213,99 @@ pub async fn activity(
         .collect::<Result<Vec<_>, ApiError>>()?;
     Ok(reply::page(data, json!({ "limit": limit, "offset": offset })))
 }
+
+/// The body of `PATCH /api/users/me`: the fields to change (absent: unchanged;
+/// `null`: cleared, except `username` which can only be changed).
+#[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProfilePatch {
+    username: Option<String>,
+    #[serde(default, with = "serde_with_null")]
+    display_name: Option<Option<String>>,
+    #[serde(default, with = "serde_with_null")]
+    bio: Option<Option<String>>,
+    #[serde(default, with = "serde_with_null")]
+    avatar_url: Option<Option<String>>,
+}
+
+/// Distinguishes an absent field (`None`) from `null` (`Some(None)`).
+mod serde_with_null {
+    use serde::{Deserialize, Deserializer};
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Option<String>>, D::Error> {
+        Ok(Some(Option::<String>::deserialize(d)?))
+    }
+}
+
+fn check_text(field: &str, value: &str, max: usize) -> Result<(), ApiError> {
+    if value.chars().count() > max {
+        return Err(ApiError::bad(field, format!("at most {max} characters")));
+    }
+    if value.chars().any(|c| c.is_control() && c != '\n') {
+        return Err(ApiError::bad(field, "control characters are not allowed"));
+    }
+    Ok(())
+}
+
+/// `PATCH /api/users/me` (signed in): updates the caller's profile.
+pub async fn update_me(
+    State(state): State<AppState>,
+    crate::auth::SignedIn(me): crate::auth::SignedIn,
+    body: axum::body::Bytes,
+) -> Result<Json<Value>, ApiError> {
+    let patch: ProfilePatch = crate::params::json_body(&body)?;
+    if let Some(username) = &patch.username
+        && (username.is_empty()
+            || username.len() > 64
+            || !username.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_'))
+    {
+        return Err(ApiError::bad("username", "1-64 letters, digits or _"));
+    }
+    if let Some(Some(name)) = &patch.display_name {
+        check_text("display_name", name, 64)?;
+    }
+    if let Some(Some(bio)) = &patch.bio {
+        check_text("bio", bio, 500)?;
+    }
+    if let Some(Some(url)) = &patch.avatar_url {
+        check_text("avatar_url", url, 500)?;
+        if !(url.starts_with("https://") || url.starts_with("http://")) {
+            return Err(ApiError::bad("avatar_url", "must be an http(s) URL"));
+        }
+    }
+    let result = sqlx::query(
+        "INSERT INTO app.users (address, username, display_name, bio, avatar_url)
+         VALUES ($1, $2, $4, $6, $8)
+         ON CONFLICT (address) DO UPDATE SET
+            username = coalesce($2, app.users.username),
+            display_name = CASE WHEN $3 THEN $4 ELSE app.users.display_name END,
+            bio = CASE WHEN $5 THEN $6 ELSE app.users.bio END,
+            avatar_url = CASE WHEN $7 THEN $8 ELSE app.users.avatar_url END,
+            updated_at = now()
+         RETURNING username, display_name, bio, avatar_url",
+    )
+    .bind(me.as_slice())
+    .bind(&patch.username)
+    .bind(patch.display_name.is_some())
+    .bind(patch.display_name.clone().flatten())
+    .bind(patch.bio.is_some())
+    .bind(patch.bio.clone().flatten())
+    .bind(patch.avatar_url.is_some())
+    .bind(patch.avatar_url.clone().flatten())
+    .fetch_one(&state.pool)
+    .await;
+    let row = match result {
+        Ok(row) => row,
+        Err(sqlx::Error::Database(e)) if e.code().as_deref() == Some("23505") => {
+            return Err(ApiError::Conflict("that username is taken".to_owned()));
+        }
+        Err(e) => return Err(e.into()),
+    };
+    Ok(reply::data(json!({
+        "address": format!("{me:#x}"),
+        "username": row.try_get::<Option<String>, _>(0)?,
+        "display_name": row.try_get::<Option<String>, _>(1)?,
+        "bio": row.try_get::<Option<String>, _>(2)?,
+        "avatar_url": row.try_get::<Option<String>, _>(3)?,
+    })))
+}

@@ -238,6 +238,38 @@ pub struct ServeConfig {
     pub cors_origins: Vec<String>,
     /// Requests per minute per client IP (`RATE_LIMIT_PER_MINUTE`, default 6000).
     pub rate_limit_per_minute: std::num::NonZeroU32,
+    /// HS256 secret of the API's JWTs (`JWT_SECRET`, at least 32 bytes; unset: a
+    /// random one per process, so tokens do not survive a restart or cross nodes).
+    pub jwt_secret: Option<String>,
+    /// The domain Sign-In with Ethereum messages must name (`SIWE_DOMAIN`).
+    pub siwe_domain: Option<String>,
+    /// The prefix their URI must have (`SIWE_URI`).
+    pub siwe_uri: Option<String>,
+    /// The chain they must name (`CHAIN_ID`; default: the chain the database indexes).
+    pub chain_id: Option<u64>,
+}
+
+/// Parses a JWT secret: at least 32 bytes.
+pub fn jwt_secret(value: &str) -> Result<String, String> {
+    if value.len() < 32 { Err("must be at least 32 characters".to_owned()) } else { Ok(value.to_owned()) }
+}
+
+/// Parses a bare host (and port) such as `app.example.com`.
+pub fn host(value: &str) -> Result<String, String> {
+    if value.is_empty() || value.contains(['/', ' ']) {
+        Err(format!("{value:?} is not a host such as app.example.com"))
+    } else {
+        Ok(value.to_owned())
+    }
+}
+
+/// Parses an http(s) URL prefix.
+pub fn http_prefix(value: &str) -> Result<String, String> {
+    if value.starts_with("https://") || value.starts_with("http://") {
+        Ok(value.to_owned())
+    } else {
+        Err(format!("{value:?} is not an http(s) URL"))
+    }
 }
 
 /// Parses a comma-separated list of origins (`*` for any).
@@ -266,7 +298,8 @@ pub fn seconds(value: &str) -> Result<std::time::Duration, String> {
 }
 
 impl ServeConfig {
-    /// Reads `DATABASE_URL`, `PORT`, `READY_MAX_LAG_SECS`, `CORS_ORIGINS`, `RATE_LIMIT_PER_MINUTE`.
+    /// Reads `DATABASE_URL`, `PORT`, `READY_MAX_LAG_SECS`, `CORS_ORIGINS`, `RATE_LIMIT_PER_MINUTE`,
+    /// `JWT_SECRET`, `SIWE_DOMAIN`, `SIWE_URI`, `CHAIN_ID`.
     pub fn read(env: &mut Env<'_>) -> Option<Self> {
         let database = env.required("DATABASE_URL", postgres_url);
         let port = env.optional("PORT", port).unwrap_or(3000);
@@ -275,7 +308,21 @@ impl ServeConfig {
         let rate_limit_per_minute = env
             .optional("RATE_LIMIT_PER_MINUTE", requests_per_second)
             .unwrap_or(std::num::NonZeroU32::new(6_000).unwrap_or(std::num::NonZeroU32::MIN));
-        Some(ServeConfig { database: database?, port, max_lag, cors_origins, rate_limit_per_minute })
+        let jwt_secret = env.optional("JWT_SECRET", jwt_secret);
+        let siwe_domain = env.optional("SIWE_DOMAIN", host);
+        let siwe_uri = env.optional("SIWE_URI", http_prefix);
+        let chain_id = env.optional("CHAIN_ID", chain_id);
+        Some(ServeConfig {
+            database: database?,
+            port,
+            max_lag,
+            cors_origins,
+            rate_limit_per_minute,
+            jwt_secret,
+            siwe_domain,
+            siwe_uri,
+            chain_id,
+        })
     }
 }
 

@@ -170,11 +170,16 @@ fn serve_names_every_bad_variable_at_once() {
             ("CORS_ORIGINS", "ftp://files.example.com"),
             ("RATE_LIMIT_PER_MINUTE", "0"),
             ("READY_MAX_LAG_SECS", "soon"),
+            ("JWT_SECRET", "short"),
+            ("SIWE_DOMAIN", "https://app.example.com/"),
+            ("SIWE_URI", "app.example.com"),
         ],
     );
     assert_eq!(output.status.code(), Some(2));
     let err = stderr(&output);
-    for name in ["PORT", "CORS_ORIGINS", "RATE_LIMIT_PER_MINUTE", "READY_MAX_LAG_SECS"] {
+    for name in
+        ["PORT", "CORS_ORIGINS", "RATE_LIMIT_PER_MINUTE", "READY_MAX_LAG_SECS", "JWT_SECRET", "SIWE_DOMAIN", "SIWE_URI"]
+    {
         assert!(err.contains(name), "{name}: {err}");
     }
 }

@@ -14,6 +14,19 @@ pub async fn run(config: ServeConfig, shutdown: CancellationToken) -> anyhow::Re
     state.limits.cors_origins = config.cors_origins.clone();
     state.limits.per_ip_per_minute = config.rate_limit_per_minute;
     state.metrics = animoca_api::telemetry::install_recorder();
+    match &config.jwt_secret {
+        Some(secret) => state.auth.jwt_secret = secret.as_bytes().to_vec(),
+        None => tracing::warn!("JWT_SECRET is not set: sign-in tokens use a random per-process secret"),
+    }
+    state.auth.domain = config.siwe_domain.clone().unwrap_or_else(|| format!("localhost:{}", config.port));
+    state.auth.uri_prefix = config.siwe_uri.clone().unwrap_or_else(|| format!("http://localhost:{}", config.port));
+    state.auth.chain_id = match config.chain_id {
+        Some(chain_id) => chain_id,
+        None => match animoca_store::derivation::indexed_chains(&mut *pool.acquire().await?).await?.as_slice() {
+            [one] => *one,
+            _ => 31_337,
+        },
+    };
     let app = animoca_api::router(state);
     let listener = tokio::net::TcpListener::bind(("0.0.0.0", config.port))
         .await

@@ -52,6 +52,8 @@ const NONCE_TTL_SECS: i64 = 600;
 /// `POST /api/auth/nonce`: a fresh single-use nonce.
 pub async fn nonce(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
     let nonce = uuid::Uuid::new_v4().simple().to_string();
+    // Spent and expired nonces are kept a day (to answer "used" rather than "unknown"), then dropped.
+    sqlx::query("DELETE FROM app.auth_nonces WHERE expires_at < now() - interval '1 day'").execute(&state.pool).await?;
     let expires: DateTime<Utc> = sqlx::query_scalar(
         "INSERT INTO app.auth_nonces (nonce, expires_at) VALUES ($1, now() + make_interval(secs => $2))
          RETURNING expires_at",

@@ -102,6 +102,19 @@ async fn sign_in_then_write_and_every_forgery_is_refused() {
     let text = message("localhost:3000", &me, "http://localhost:3000", 31_337, &stale);
     let (status, _) = call(&app, "POST", "/api/auth/verify", None, Some(signed(&me, &text).await)).await;
     assert_eq!(status, StatusCode::UNAUTHORIZED, "expired nonce");
+    // Nonces expired for over a day are dropped when new ones are issued.
+    sqlx::query("UPDATE app.auth_nonces SET expires_at = now() - interval '2 days' WHERE nonce = $1")
+        .bind(&stale)
+        .execute(&db.pool)
+        .await
+        .unwrap();
+    fresh_nonce(&app).await;
+    let left: i64 = sqlx::query_scalar("SELECT count(*) FROM app.auth_nonces WHERE nonce = $1")
+        .bind(&stale)
+        .fetch_one(&db.pool)
+        .await
+        .unwrap();
+    assert_eq!(left, 0);
     let text = message("localhost:3000", &me, "http://localhost:3000", 31_337, "neverissued1");
     let (status, _) = call(&app, "POST", "/api/auth/verify", None, Some(signed(&me, &text).await)).await;
     assert_eq!(status, StatusCode::UNAUTHORIZED, "unknown nonce");

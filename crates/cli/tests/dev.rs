@@ -31,7 +31,8 @@ async fn dev_runs_a_devnet_with_markets_and_trades_until_interrupted() {
     let db_dir = std::env::temp_dir().join(format!("animoca-dev-test-{}", std::process::id()));
     let db_port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port().to_string();
     let mut child = Command::new(env!("CARGO_BIN_EXE_animoca-trade"))
-        .args(["dev", "--rpc-port", "0", "--markets", "3", "--trade-interval-ms", "50", "--db-port", &db_port])
+        .args(["dev", "--rpc-port", "0", "--api-port", "0", "--markets", "3", "--trade-interval-ms", "50"])
+        .args(["--db-port", &db_port])
         .arg("--db-dir")
         .arg(&db_dir)
         .current_dir(std::env::temp_dir())
@@ -45,8 +46,13 @@ async fn dev_runs_a_devnet_with_markets_and_trades_until_interrupted() {
     let mut stdout = BufReader::new(child.child().stdout.take().unwrap()).lines();
     let mut env = Vec::new();
     let mut database_url = None;
+    let mut api = None;
     for line in stdout.by_ref() {
         let line = line.unwrap();
+        if let Some(url) = line.trim().strip_prefix("API        ") {
+            api = Some(url.split_whitespace().next().unwrap().to_owned());
+            continue;
+        }
         if let Some(url) = line.trim().strip_prefix("indexer    DATABASE_URL=") {
             database_url = Some(url.split_whitespace().next().unwrap().to_owned());
             continue;
@@ -95,6 +101,13 @@ async fn dev_runs_a_devnet_with_markets_and_trades_until_interrupted() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     pool.close().await;
+
+    // The API answers with the indexed sample markets.
+    let api = api.expect("dev prints the API URL");
+    let response = reqwest::get(format!("{api}/credentials?status=all")).await.unwrap();
+    assert_eq!(response.status(), 200);
+    let body: serde_json::Value = serde_json::from_str(&response.text().await.unwrap()).unwrap();
+    assert_eq!(body["data"].as_array().map(Vec::len), Some(3), "{body}");
 
     let exit = child.interrupt(Duration::from_secs(30));
     let rest: Vec<String> = stdout.map_while(Result::ok).collect();

@@ -229,6 +229,9 @@ impl Driver {
         send("withdraw stake", vault.withdraw(market.as_u8(), id, amount).from(owner)).await
     }
 
+    /// Gas limit of `propose`, well above what it uses.
+    const PROPOSE_GAS: u64 = 1_000_000;
+
     /// Proposes to slash `amount` of a market's stake; returns the proposal id
     /// (from `ProposalCreated`) and the receipt.
     pub async fn propose(
@@ -239,7 +242,11 @@ impl Driver {
         amount: U256,
     ) -> Result<(U256, TransactionReceipt), ChainError> {
         let governance = GovernanceSlashing::new(self.deployment.governance, &self.provider);
-        let receipt = send("propose", governance.propose(market.as_u8(), id, amount).from(proposer)).await?;
+        // A fixed gas limit, not an estimate: whether `propose` extends the stake lock (an
+        // extra storage write) depends on the timestamp of the block it lands in, which
+        // can be a second later than the estimate's.
+        let call = governance.propose(market.as_u8(), id, amount).from(proposer).gas(Self::PROPOSE_GAS);
+        let receipt = send("propose", call).await?;
         let proposal_id = receipt
             .inner
             .logs()

@@ -33,6 +33,9 @@ pub struct DevArgs {
     /// Milliseconds between simulated trades; 0 turns the simulator off.
     #[arg(long, default_value_t = 1000)]
     pub trade_interval_ms: u64,
+    /// Port of the REST API (0 picks a free one).
+    #[arg(long, default_value_t = 3000)]
+    pub api_port: u16,
     /// Port of the private PostgreSQL cluster started when DATABASE_URL is unset.
     #[arg(long, default_value_t = 54329)]
     pub db_port: u16,
@@ -109,7 +112,23 @@ pub async fn run(
         tokio::spawn(async move { indexer.run(&mut leader, stop).await })
     };
 
+    // The REST API, in this process (what `serve` runs).
+    let listener = tokio::net::TcpListener::bind(("127.0.0.1", args.api_port))
+        .await
+        .with_context(|| format!("listen on port {} for the API (try --api-port 0)", args.api_port))?;
+    let api_addr = listener.local_addr()?;
+    let api = {
+        let mut state = animoca_api::AppState::new(pool.clone());
+        state.auth.chain_id = anvil.chain_id();
+        state.auth.domain = format!("localhost:{}", api_addr.port());
+        state.auth.uri_prefix = format!("http://localhost:{}", api_addr.port());
+        let app = animoca_api::router(state).into_make_service_with_connect_info::<std::net::SocketAddr>();
+        let stop = shutdown.clone();
+        tokio::spawn(async move { axum::serve(listener, app).with_graceful_shutdown(stop.cancelled_owned()).await })
+    };
+
     println!("\nAnimoca Trade devnet is running (Ctrl-C stops it)\n");
+    println!("  API        http://{api_addr}/api  (e.g. http://{api_addr}/api/credentials?status=all)");
     println!("  JSON-RPC   {}  (chain id {})", anvil.endpoint(), anvil.chain_id());
     println!("  markets    {} credential, {} persona", args.markets, args.markets);
     println!(
@@ -145,6 +164,7 @@ pub async fn run(
         task.await.context("trade simulator")?;
     }
     let indexed = indexer.await.context("indexer task")?;
+    api.await.context("API task")?.context("API server")?;
     pool.close().await;
     match provider.get_block_number().await {
         Ok(head) => println!("devnet stopped at block {head}"),

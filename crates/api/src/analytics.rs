@@ -3,7 +3,7 @@
 //! the indexer keeps current (no scan of swaps).
 
 use alloy_primitives::{I256, U256};
-use animoca_domain::{MarketType, amount::format_signed_units, format_units};
+use animoca_domain::{MarketType, format_units};
 use axum::{
     Json,
     extract::{RawQuery, State},
@@ -66,7 +66,9 @@ pub async fn trending(State(state): State<AppState>, RawQuery(query): RawQuery) 
     };
     let market_type = params
         .choice("type", &["credential", "persona"])?
-        .map(|t| i16::from(if t == "persona" { MarketType::Persona } else { MarketType::Credential }.as_u8()));
+        .map(|t| t.parse::<MarketType>().map(|m| i16::from(m.as_u8())))
+        .transpose()
+        .map_err(|_| ApiError::bad("type", "not a market type"))?;
     let sql = format!(
         "SELECT {MARKET_COLUMNS} {MARKET_JOINS}
           WHERE coalesce(s.trades_24h, 0) > 0 AND ($1::smallint IS NULL OR m.market_type = $1)
@@ -83,8 +85,7 @@ pub async fn trending(State(state): State<AppState>, RawQuery(query): RawQuery) 
     let data = rows
         .iter()
         .map(|row| {
-            let t =
-                if row.try_get::<i16, _>("market_type")? == 1 { MarketType::Persona } else { MarketType::Credential };
+            let t = format::market_type(row.try_get("market_type")?)?;
             market_json(t, row)
         })
         .collect::<Result<Vec<_>, _>>()?;
@@ -138,7 +139,7 @@ pub async fn leaderboard(State(state): State<AppState>, RawQuery(query): RawQuer
                 Ok(json!({
                     "rank": offset + i64::try_from(i).unwrap_or(0) + 1,
                     "address": format::hex(&r.try_get::<Vec<u8>, _>(0)?),
-                    "realized_pnl": format_signed_units(pnl.is_negative(), pnl.unsigned_abs(), 6),
+                    "realized_pnl": format::signed_usdc(pnl),
                     "markets": r.try_get::<i64, _>(2)?,
                 }))
             })

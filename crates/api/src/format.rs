@@ -2,8 +2,8 @@
 //! units (USDC with 6 decimals, market tokens and prices with 18), `0x` hex,
 //! ISO-8601 UTC times.
 
-use alloy_primitives::U256;
-use animoca_domain::{Price, TOKEN_DECIMALS, USDC_DECIMALS, format_units};
+use alloy_primitives::{I256, U256};
+use animoca_domain::{MarketType, Price, TOKEN_DECIMALS, USDC_DECIMALS, amount::format_signed_units, format_units};
 use chrono::{DateTime, SecondsFormat, Utc};
 
 use crate::error::ApiError;
@@ -22,6 +22,19 @@ fn units(base_units: &str, decimals: u8) -> Result<String, ApiError> {
     let value: U256 =
         base_units.parse().map_err(|_| ApiError::Internal(format!("stored amount {base_units:?} is not a uint256")))?;
     Ok(format_units(value, decimals))
+}
+
+/// A signed USDC amount in base units (realized or unrealized PnL) in USDC.
+pub fn signed_usdc(value: I256) -> String {
+    format_signed_units(value.is_negative(), value.unsigned_abs(), USDC_DECIMALS)
+}
+
+/// A stored `market_type` column (0 credential, 1 persona); anything else is corrupt.
+pub fn market_type(stored: i16) -> Result<MarketType, ApiError> {
+    u8::try_from(stored)
+        .ok()
+        .and_then(|t| MarketType::try_from(t).ok())
+        .ok_or_else(|| ApiError::Internal(format!("stored market_type {stored}")))
 }
 
 /// A stored price (decimal text with up to 18 places) with exactly 18 places.

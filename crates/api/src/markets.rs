@@ -16,7 +16,7 @@ use crate::{
     AppState,
     error::ApiError,
     format,
-    params::{Params, Segments, bytes32, market_kind},
+    params::{MarketPath, Params, Segments, market_kind},
     reply,
 };
 
@@ -96,10 +96,8 @@ pub async fn list(
 /// also with its linked credentials and social links.
 pub async fn detail(
     State(state): State<AppState>,
-    Segments((kind, id)): Segments<(String, String)>,
+    MarketPath { market_type, id }: MarketPath,
 ) -> Result<Json<Value>, ApiError> {
-    let market_type = market_kind(&kind)?;
-    let id = bytes32("id", &id)?;
     // One transaction: every table read from the same generation (a `rederive`
     // swap waits for it), and from one indexed state.
     let mut tx = crate::read_tx(&state.pool).await?;
@@ -120,10 +118,8 @@ pub async fn detail(
 /// `GET /api/{kind}/{id}/pool`.
 pub async fn pool(
     State(state): State<AppState>,
-    Segments((kind, id)): Segments<(String, String)>,
+    MarketPath { market_type, id }: MarketPath,
 ) -> Result<Json<Value>, ApiError> {
-    let market_type = market_kind(&kind)?;
-    let id = bytes32("id", &id)?;
     let pool =
         pool_json(&mut *state.pool.acquire().await?, market_type, id).await?.ok_or_else(|| not_found(market_type))?;
     Ok(reply::data(pool))
@@ -133,11 +129,9 @@ pub async fn pool(
 /// previous page's `next_cursor`).
 pub async fn trades(
     State(state): State<AppState>,
-    Segments((kind, id)): Segments<(String, String)>,
+    MarketPath { market_type, id }: MarketPath,
     RawQuery(query): RawQuery,
 ) -> Result<Json<Value>, ApiError> {
-    let market_type = market_kind(&kind)?;
-    let id = bytes32("id", &id)?;
     let params = Params::parse(query.as_deref());
     let limit = params.limit(50, 100)?;
     let cursor = params.get("cursor").map(parse_trade_cursor).transpose()?;
@@ -195,11 +189,9 @@ pub async fn trades(
 /// `GET /api/{kind}/{id}/holders`: balance > 0, not the AMM, largest first; `limit`, `offset`.
 pub async fn holders(
     State(state): State<AppState>,
-    Segments((kind, id)): Segments<(String, String)>,
+    MarketPath { market_type, id }: MarketPath,
     RawQuery(query): RawQuery,
 ) -> Result<Json<Value>, ApiError> {
-    let market_type = market_kind(&kind)?;
-    let id = bytes32("id", &id)?;
     let params = Params::parse(query.as_deref());
     let limit = params.limit(50, 100)?;
     let offset = params.offset()?;
@@ -238,15 +230,13 @@ pub async fn holders(
 /// price impact (execution price against the spot price, fee excluded, percent).
 pub async fn quote(
     State(state): State<AppState>,
-    Segments((kind, id)): Segments<(String, String)>,
+    MarketPath { market_type, id }: MarketPath,
     RawQuery(query): RawQuery,
 ) -> Result<Json<Value>, ApiError> {
     use animoca_domain::{
         Price,
         amm::{QuoteError, quote_buy, quote_sell},
     };
-    let market_type = market_kind(&kind)?;
-    let id = bytes32("id", &id)?;
     let params = Params::parse(query.as_deref());
     let side =
         params.choice("side", &["buy", "sell"])?.ok_or_else(|| ApiError::bad("side", "required: buy or sell"))?;
@@ -298,11 +288,9 @@ pub async fn quote(
 /// 100), `from`, `to` (ISO-8601 or Unix seconds), `fill` (gap filling), per SPEC §5.
 pub async fn chart(
     State(state): State<AppState>,
-    Segments((kind, id)): Segments<(String, String)>,
+    MarketPath { market_type, id }: MarketPath,
     RawQuery(query): RawQuery,
 ) -> Result<Json<Value>, ApiError> {
-    let market_type = market_kind(&kind)?;
-    let id = bytes32("id", &id)?;
     let params = Params::parse(query.as_deref());
     let timeframe = params.timeframe("timeFrame", Timeframe::H1)?;
     let limit = params.int("limit", 1..=1000, 100)?;

@@ -1,7 +1,7 @@
 //! Query-string and path parsing that names the offending field (SPEC §6:
 //! invalid ids, addresses, timeframes, numbers, enums → 400 naming the field).
 
-use alloy_primitives::B256;
+use alloy_primitives::{Address, B256};
 use animoca_domain::{MarketType, Timeframe};
 use chrono::DateTime;
 
@@ -112,6 +112,24 @@ impl<S: Send + Sync, T: serde::de::DeserializeOwned + Send> axum::extract::FromR
     }
 }
 
+/// The market a route names: `/api/{credentials|personas}/{id}/…` (an unknown
+/// kind is a 404, a malformed id a 400 on `id`).
+pub struct MarketPath {
+    /// From the first segment.
+    pub market_type: MarketType,
+    /// The bytes32 market id.
+    pub id: B256,
+}
+
+impl<S: Send + Sync> axum::extract::FromRequestParts<S> for MarketPath {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut axum::http::request::Parts, state: &S) -> Result<Self, ApiError> {
+        let Segments((kind, id)) = Segments::<(String, String)>::from_request_parts(parts, state).await?;
+        Ok(MarketPath { market_type: market_kind(&kind)?, id: bytes32("id", &id)? })
+    }
+}
+
 /// The market type of a route's first segment (`credentials` or `personas`).
 pub fn market_kind(segment: &str) -> Result<MarketType, ApiError> {
     match segment {
@@ -141,4 +159,15 @@ pub fn json_body<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiE
         let field = if path == "." || path.is_empty() { "body".to_owned() } else { path };
         ApiError::BadRequest { field, message: e.into_inner().to_string() }
     })
+}
+
+/// A 20-byte address: `0x` and 40 hex digits.
+pub fn address(field: &str, text: &str) -> Result<Address, ApiError> {
+    let hex = text.strip_prefix("0x").or_else(|| text.strip_prefix("0X"));
+    match hex {
+        Some(hex) if hex.len() == 40 && hex.bytes().all(|b| b.is_ascii_hexdigit()) => {
+            text.parse().map_err(|_| ApiError::bad(field, "not a 0x-prefixed 20-byte address"))
+        }
+        _ => Err(ApiError::bad(field, format!("{text:?} is not a 0x-prefixed 20-byte address"))),
+    }
 }

@@ -42,7 +42,9 @@ pub async fn list(State(state): State<AppState>, RawQuery(query): RawQuery) -> R
     let status = params.choice("status", &names)?;
     let market_type = params
         .choice("marketType", &["credential", "persona"])?
-        .map(|t| if t == "persona" { MarketType::Persona } else { MarketType::Credential });
+        .map(|t| t.parse::<MarketType>())
+        .transpose()
+        .map_err(|_| ApiError::bad("marketType", "not a market type"))?;
     let market_id = params.get("marketId").map(|id| bytes32("marketId", id)).transpose()?;
     let mut tx = crate::read_tx(&state.pool).await?;
     let t = newest_time(&mut tx).await?;
@@ -192,8 +194,7 @@ fn u256(row: &PgRow, column: &str) -> Result<U256, ApiError> {
 }
 
 fn proposal_json(row: &PgRow) -> Result<Value, ApiError> {
-    let market_type =
-        if row.try_get::<i16, _>("market_type")? == 1 { MarketType::Persona } else { MarketType::Credential };
+    let market_type = format::market_type(row.try_get("market_type")?)?;
     let market_id = B256::try_from(row.try_get::<Vec<u8>, _>("market_id")?.as_slice())
         .map_err(|_| ApiError::Internal("stored market id is not 32 bytes".to_owned()))?;
     let ends: DateTime<Utc> = row.try_get("voting_ends_at")?;

@@ -1,24 +1,13 @@
 //! User reads: `/api/users/{address}/portfolio` (holdings × price, average cost
 //! basis, realized and unrealized PnL per SPEC §5).
 
-use alloy_primitives::{Address, I256, U256};
-use animoca_domain::{MarketType, Price, amount::format_signed_units, format_units};
+use alloy_primitives::{I256, U256};
+use animoca_domain::{Price, format_units};
 use axum::{Json, extract::State};
 use serde_json::{Value, json};
 use sqlx::Row;
 
 use crate::{AppState, error::ApiError, format, params::Segments, reply};
-
-/// A 20-byte address: `0x` and 40 hex digits.
-pub fn address(field: &str, text: &str) -> Result<Address, ApiError> {
-    let hex = text.strip_prefix("0x").or_else(|| text.strip_prefix("0X"));
-    match hex {
-        Some(hex) if hex.len() == 40 && hex.bytes().all(|b| b.is_ascii_hexdigit()) => {
-            text.parse().map_err(|_| ApiError::bad(field, "not a 0x-prefixed 20-byte address"))
-        }
-        _ => Err(ApiError::bad(field, format!("{text:?} is not a 0x-prefixed 20-byte address"))),
-    }
-}
 
 /// `GET /api/users/{address}/portfolio`: the markets the address holds (a
 /// balance above 0) with value at the spot price, cost basis and PnL; totals
@@ -27,7 +16,7 @@ pub async fn portfolio(
     State(state): State<AppState>,
     Segments(who): Segments<String>,
 ) -> Result<Json<Value>, ApiError> {
-    let who = address("address", &who)?;
+    let who = crate::params::address("address", &who)?;
     let rows = sqlx::query(
         "SELECT b.market_type, b.market_id, m.token_symbol, b.balance::text, b.cost_basis::text,
                 b.realized_pnl::text, coalesce(p.price, 0)::text
@@ -60,7 +49,7 @@ pub async fn portfolio(
         if balance.is_zero() {
             continue;
         }
-        let market_type = if row.try_get::<i16, _>(0)? == 1 { MarketType::Persona } else { MarketType::Credential };
+        let market_type = format::market_type(row.try_get(0)?)?;
         holdings.push(json!({
             "market_id": format::hex(&row.try_get::<Vec<u8>, _>(1)?),
             "market_type": market_type.as_str(),
@@ -69,8 +58,8 @@ pub async fn portfolio(
             "price": price.to_decimal_string(),
             "value": format_units(value, 6),
             "cost_basis": format_units(basis, 6),
-            "realized_pnl": money(realized),
-            "unrealized_pnl": money(unrealized),
+            "realized_pnl": format::signed_usdc(realized),
+            "unrealized_pnl": format::signed_usdc(unrealized),
         }));
     }
     Ok(reply::data(json!({
@@ -78,8 +67,8 @@ pub async fn portfolio(
         "holdings": holdings,
         "total_value": format_units(total_value, 6),
         "total_cost_basis": format_units(total_basis, 6),
-        "total_realized_pnl": money(total_realized),
-        "total_unrealized_pnl": money(total_unrealized),
+        "total_realized_pnl": format::signed_usdc(total_realized),
+        "total_unrealized_pnl": format::signed_usdc(total_unrealized),
     })))
 }
 
@@ -87,16 +76,11 @@ fn signed(value: U256) -> I256 {
     I256::try_from(value).unwrap_or(I256::MAX)
 }
 
-/// A signed USDC amount (base units) in USDC.
-fn money(value: I256) -> String {
-    format_signed_units(value.is_negative(), value.unsigned_abs(), 6)
-}
-
 /// `GET /api/users/{address}`: profile (off-chain), reputation, the newest
 /// verification per provider, and on-chain activity counts. 404 for an address
 /// the platform has never seen.
 pub async fn profile(State(state): State<AppState>, Segments(who): Segments<String>) -> Result<Json<Value>, ApiError> {
-    let who = address("address", &who)?;
+    let who = crate::params::address("address", &who)?;
     let mut tx = crate::read_tx(&state.pool).await?;
     let row = sqlx::query(
         "SELECT u.username, u.display_name, u.bio, u.avatar_url, coalesce(u.reputation_score, 0), u.created_at,
@@ -161,7 +145,7 @@ pub async fn activity(
     Segments(who): Segments<String>,
     axum::extract::RawQuery(query): axum::extract::RawQuery,
 ) -> Result<Json<Value>, ApiError> {
-    let who = address("address", &who)?;
+    let who = crate::params::address("address", &who)?;
     let params = crate::params::Params::parse(query.as_deref());
     let limit = params.limit(50, 100)?;
     let offset = params.offset()?;
@@ -195,7 +179,7 @@ pub async fn activity(
         .iter()
         .map(|r| {
             let at: chrono::DateTime<chrono::Utc> = r.try_get("block_timestamp")?;
-            let market_type = if r.try_get::<i16, _>("market_type")? == 1 { "persona" } else { "credential" };
+            let market_type = format::market_type(r.try_get("market_type")?)?.as_str();
             let usdc: Option<String> = r.try_get("usdc")?;
             let tokens: Option<String> = r.try_get("tokens")?;
             Ok(json!({

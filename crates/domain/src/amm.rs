@@ -48,7 +48,7 @@ fn mul_div(a: U256, b: U256, d: U256) -> Option<U256> {
         return None;
     }
     let q = U512::from(a) * U512::from(b) / U512::from(d);
-    (q.bit_len() <= 256).then(|| U256::from_limbs_slice(&q.as_limbs()[..4]))
+    crate::amount::narrow(q)
 }
 
 /// A buy of `usdc_in` (fee included), as `MarketAMM.buy` would execute it.

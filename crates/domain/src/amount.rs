@@ -1,11 +1,16 @@
 //! Exact formatting of on-chain base units as decimal strings.
 
-use alloy_primitives::{U512, ruint::UintTryFrom};
+use alloy_primitives::{U256, U512, ruint::UintTryFrom};
 
 /// Decimals of USDC (and so of every USDC figure the API serves).
 pub const USDC_DECIMALS: u8 = 6;
 /// Decimals of every `MarketToken`, and the scale of prices.
 pub const TOKEN_DECIMALS: u8 = 18;
+
+/// `value` as a uint256, if it fits (results of full-width `a × b / c` math).
+pub fn narrow(value: U512) -> Option<U256> {
+    (value.bit_len() <= 256).then(|| U256::from_limbs_slice(&value.as_limbs()[..4]))
+}
 
 /// Formats `value` base units with exactly `decimals` fractional digits
 /// (`format_units(1_500_000, 6) == "1.500000"`). Exact for any width up to 512 bits.
@@ -37,6 +42,13 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn narrow_keeps_every_uint256_and_refuses_wider() {
+        assert_eq!(narrow(U512::from(U256::MAX)), Some(U256::MAX));
+        assert_eq!(narrow(U512::from(7u64)), Some(U256::from(7u64)));
+        assert_eq!(narrow(U512::from(U256::MAX) + U512::from(1u64)), None);
+    }
     use alloy_primitives::U256;
 
     #[test]

@@ -52,7 +52,7 @@ impl Position {
         } else {
             let share = U512::from(self.cost_basis) * U512::from(tokens) / U512::from(self.balance);
             // share < cost_basis because tokens < balance, so it fits.
-            U256::from_limbs_slice(&share.as_limbs()[..4])
+            crate::amount::narrow(share).unwrap_or(self.cost_basis)
         };
         self.balance = self.balance.saturating_sub(tokens);
         self.cost_basis -= removed;

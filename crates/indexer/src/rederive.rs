@@ -324,6 +324,21 @@ fn contracts_json(deployment: &Deployment) -> serde_json::Value {
     serde_json::to_value(Deployment { start_block: 0, ..*deployment }).unwrap_or_default()
 }
 
+/// The chain a re-derivation works on: the one chain the database indexes
+/// (`asked`, if given, must be it). The derived tables hold every chain of the
+/// database, and re-deriving one must not drop another's: one chain per database.
+pub async fn indexed_chain(conn: &mut PgConnection, asked: Option<u64>) -> Result<u64, RederiveError> {
+    let indexed = match derivation::indexed_chains(conn).await?.as_slice() {
+        [] => return Err(RederiveError::NothingIndexed),
+        [one] => *one,
+        many => return Err(RederiveError::SeveralChains(many.to_vec())),
+    };
+    match asked {
+        Some(asked) if asked != indexed => Err(RederiveError::OtherChain { asked, indexed }),
+        _ => Ok(indexed),
+    }
+}
+
 /// Builds a complete derived schema `schema` from the log store, in an open
 /// transaction on the returned connection (the caller commits or rolls back).
 async fn build(
@@ -347,17 +362,7 @@ async fn build(
     }
     sqlx::raw_sql(sqlx::AssertSqlSafe(format!("SET TRANSACTION SNAPSHOT '{snapshot}'"))).execute(&mut writer).await?;
 
-    // The derived tables hold every chain of the database; re-deriving one
-    // chain must not drop another's, so one chain per database.
-    let indexed = match derivation::indexed_chains(&mut writer).await?.as_slice() {
-        [] => return Err(RederiveError::NothingIndexed),
-        [one] => *one,
-        many => return Err(RederiveError::SeveralChains(many.to_vec())),
-    };
-    let chain_id = match chain_id {
-        Some(asked) if asked != indexed => return Err(RederiveError::OtherChain { asked, indexed }),
-        _ => indexed,
-    };
+    let chain_id = indexed_chain(&mut writer, chain_id).await?;
     let checkpoint =
         indexing::checkpoint_in(&mut writer, chain_id).await?.ok_or(RederiveError::NothingIndexed)?.block_number;
     let (contracts, start_block) =

@@ -3,8 +3,6 @@
 //! scratch tables and compare with the live ones.
 
 use animoca_indexer::{Leader, rederive};
-use animoca_store::derivation;
-use anyhow::Context;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::RederiveConfig;
@@ -14,7 +12,7 @@ use crate::config::RederiveConfig;
 pub async fn run(config: RederiveConfig, shutdown: CancellationToken) -> anyhow::Result<()> {
     let pool = animoca_store::connect(config.database.clone(), 4).await?;
     animoca_store::migrate(&pool).await?;
-    let chain_id = chain_of(&pool, config.chain_id).await?;
+    let chain_id = rederive::indexed_chain(&mut *pool.acquire().await?, config.chain_id).await?;
     let Some(_leader) = Leader::try_acquire(&config.database, chain_id).await? else {
         anyhow::bail!(
             "an indexer is running for chain {chain_id} (it holds the indexer lock); stop it first. \
@@ -41,7 +39,7 @@ pub async fn run(config: RederiveConfig, shutdown: CancellationToken) -> anyhow:
 pub async fn verify(config: RederiveConfig, shutdown: CancellationToken) -> anyhow::Result<()> {
     let pool = animoca_store::connect(config.database.clone(), 4).await?;
     animoca_store::migrate(&pool).await?;
-    let chain_id = chain_of(&pool, config.chain_id).await?;
+    let chain_id = rederive::indexed_chain(&mut *pool.acquire().await?, config.chain_id).await?;
     let report = rederive::verify(&pool, Some(chain_id), &shutdown).await?;
     pool.close().await;
     let s = &report.stats;
@@ -71,19 +69,4 @@ pub async fn verify(config: RederiveConfig, shutdown: CancellationToken) -> anyh
         report.tables,
         names.join(", ")
     )
-}
-
-/// The chain to work on: `CHAIN_ID`, else the only one the database indexes.
-async fn chain_of(pool: &sqlx::PgPool, configured: Option<u64>) -> anyhow::Result<u64> {
-    if let Some(chain_id) = configured {
-        return Ok(chain_id);
-    }
-    let chains = derivation::indexed_chains(&mut *pool.acquire().await?).await.context("read chain.checkpoints")?;
-    match chains.as_slice() {
-        [] => anyhow::bail!("nothing is indexed in this database yet; run `animoca-trade index` first"),
-        [one] => Ok(*one),
-        many => {
-            anyhow::bail!("this database indexes chains {many:?}; rederive and verify support one chain per database")
-        }
-    }
 }

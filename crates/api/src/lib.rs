@@ -67,14 +67,9 @@ impl AppState {
 /// snapshot sees their rows), and no swap can start until the request ends
 /// (it needs `markets` exclusively, and takes it first).
 pub(crate) async fn read_tx(pool: &PgPool) -> Result<sqlx::Transaction<'static, sqlx::Postgres>, sqlx::Error> {
-    let mut tx = pool.begin().await?;
-    sqlx::raw_sql(
-        "SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY;
-         LOCK TABLE derived.markets IN ACCESS SHARE MODE",
-    )
-    .execute(&mut *tx)
-    .await?;
-    Ok(tx)
+    // One round trip: both statements in the transaction's opening message.
+    pool.begin_with("BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY; LOCK TABLE derived.markets IN ACCESS SHARE MODE")
+        .await
 }
 
 /// The API's routes, behind [`protection::protect`].

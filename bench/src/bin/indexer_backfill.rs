@@ -153,13 +153,7 @@ impl ChainMeta {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
-        )
-        .with_writer(std::io::stderr)
-        .init();
+    animoca_bench::init_tracing();
     let args = Args::parse();
     ensure!(args.markets >= 2 && args.markets_per_tx >= 1 && args.batchers >= 1, "bad sizes");
     let rounds = (args.swaps_per_tx / (2 * args.markets_per_tx as u64)).max(1);
@@ -253,7 +247,7 @@ async fn main() -> anyhow::Result<()> {
     let swaps: i64 = sqlx::query_scalar("SELECT count(*) FROM derived.swaps").fetch_one(&pool).await?;
     let candles: i64 = sqlx::query_scalar("SELECT count(*) FROM derived.candles").fetch_one(&pool).await.unwrap_or(-1);
     let secs = wall.as_secs_f64();
-    let rss_backfill = vm_hwm_kb("self");
+    let rss_backfill = animoca_bench::vm_hwm_kb("self");
     println!("logs stored      {logs}");
     println!("swaps            {swaps}");
     println!("candles          {candles}");
@@ -263,7 +257,7 @@ async fn main() -> anyhow::Result<()> {
     println!(
         "peak RSS         {:.0} MB (VmHWM of this process: indexer + bench; anvil is a separate process, peak {:.0} MB, not counted)",
         rss_backfill as f64 / 1024.0,
-        vm_hwm_kb(&anvil.pid.to_string()) as f64 / 1024.0
+        animoca_bench::vm_hwm_kb(&anvil.pid.to_string()) as f64 / 1024.0
     );
     println!("-- profile of the backfill");
     println!("RPC wall time by method (inside the indexer, HTTP round trip incl. anvil's work):");
@@ -295,7 +289,7 @@ async fn main() -> anyhow::Result<()> {
         head_latency(&args, &meta, &anvil, &pool, &options, indexer).await?;
         StepTimes::read(&timings).print("head following", &after_backfill);
     }
-    println!("peak RSS (whole run) {:.0} MB", vm_hwm_kb("self") as f64 / 1024.0);
+    println!("peak RSS (whole run) {:.0} MB", animoca_bench::vm_hwm_kb("self") as f64 / 1024.0);
     pool.close().await;
     if built {
         dump(anvil, &state_file, &meta_file, &meta).await?;
@@ -653,19 +647,6 @@ mod reqwest_url {
 }
 
 // ---------------------------------------------------------------- measurements
-
-/// Peak resident set (`VmHWM`, kB) of `/proc/<pid>/status`.
-fn vm_hwm_kb(pid: &str) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .ok()
-        .and_then(|status| {
-            status
-                .lines()
-                .find_map(|line| line.strip_prefix("VmHWM:"))
-                .and_then(|rest| rest.trim().trim_end_matches("kB").trim().parse().ok())
-        })
-        .unwrap_or(0)
-}
 
 /// CPU seconds (user + system) of this process, anvil, and every `postgres` process.
 #[derive(Debug, Clone, Copy, Default)]

@@ -40,13 +40,7 @@ struct Args {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
-        )
-        .with_writer(std::io::stderr)
-        .init();
+    animoca_bench::init_tracing();
     let args = Args::parse();
     // The store's write-step histograms, printed as sums at the end.
     let recorder = metrics_exporter_prometheus::PrometheusBuilder::new().build_recorder();
@@ -98,19 +92,6 @@ async fn main() -> anyhow::Result<()> {
             println!("  {rest}");
         }
     }
-    println!("peak RSS {:.0} MB (VmHWM of this process)", vm_hwm_kb() as f64 / 1024.0);
+    println!("peak RSS {:.0} MB (VmHWM of this process)", animoca_bench::vm_hwm_kb("self") as f64 / 1024.0);
     Ok(())
-}
-
-/// Peak resident set of this process (`VmHWM`, kB).
-fn vm_hwm_kb() -> u64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|status| {
-            status
-                .lines()
-                .find_map(|line| line.strip_prefix("VmHWM:"))
-                .and_then(|rest| rest.trim().trim_end_matches("kB").trim().parse().ok())
-        })
-        .unwrap_or(0)
 }

@@ -137,24 +137,34 @@ pub async fn trades(
     let cursor = params.get("cursor").map(parse_trade_cursor).transpose()?;
     let mut tx = crate::read_tx(&state.pool).await?;
     ensure_market(&mut tx, market_type, id).await?;
-    let (ts, block, log) = cursor.unwrap_or((i64::MAX / 1_000_000, i64::MAX, i32::MAX));
-    let rows = sqlx::query(
+    // No cursor: the newest page (no bound), not a made-up "end of time".
+    let (ts, block, log) = cursor.map_or((None, None, None), |(t, b, l)| (Some(t as f64), Some(b), Some(l)));
+    // Two statement texts, so each keeps its own plan: with a cursor the row
+    // comparison is an index condition on swaps_market_time_idx; without one the
+    // (always true) NULL checks only keep the parameter list the same.
+    let after_cursor = if ts.is_some() {
+        "(block_timestamp, block_number, log_index) < (to_timestamp($3), $4, $5)"
+    } else {
+        "$3::float8 IS NULL AND $4::bigint IS NULL AND $5::int IS NULL"
+    };
+    let sql = format!(
         "SELECT tx_hash, log_index, block_number, block_timestamp, trader, is_buy, token_amount::text,
                 usdc_amount::text, fee_amount::text, price::text, extract(epoch FROM block_timestamp)::bigint
            FROM derived.swaps
           WHERE market_type = $1 AND market_id = $2
-            AND (block_timestamp, block_number, log_index) < (to_timestamp($3), $4, $5)
+            AND {after_cursor}
           ORDER BY block_timestamp DESC, block_number DESC, log_index DESC
-          LIMIT $6",
-    )
-    .bind(i16::from(market_type.as_u8()))
-    .bind(id.as_slice())
-    .bind(ts as f64)
-    .bind(block)
-    .bind(log)
-    .bind(limit + 1)
-    .fetch_all(&mut *tx)
-    .await?;
+          LIMIT $6"
+    );
+    let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+        .bind(i16::from(market_type.as_u8()))
+        .bind(id.as_slice())
+        .bind(ts)
+        .bind(block)
+        .bind(log)
+        .bind(limit + 1)
+        .fetch_all(&mut *tx)
+        .await?;
     tx.commit().await?;
     let more = rows.len() > usize::try_from(limit).unwrap_or(usize::MAX);
     let page = &rows[..rows.len().min(usize::try_from(limit).unwrap_or(usize::MAX))];

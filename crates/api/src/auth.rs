@@ -132,17 +132,23 @@ pub async fn verify(State(state): State<AppState>, body: axum::body::Bytes) -> R
     if consumed.is_none() {
         return Err(ApiError::Unauthorized("unknown, used or expired nonce".to_owned()));
     }
-    let iat = now.timestamp();
+    let (token, exp) = issue_token(auth, message.address)?;
+    Ok(reply::data(json!({
+        "token": token,
+        "address": format!("{:#x}", message.address),
+        "expires_at": crate::format::unix_time(exp),
+    })))
+}
+
+/// A session token (HS256 JWT) for `address`, and its expiry (Unix seconds).
+pub fn issue_token(auth: &AuthConfig, address: Address) -> Result<(String, i64), ApiError> {
+    let iat = Utc::now().timestamp();
     let exp = iat + i64::try_from(auth.token_ttl.as_secs()).unwrap_or(i64::MAX / 2);
-    let claims = Claims { sub: format!("{:#x}", message.address), iat, exp };
+    let claims = Claims { sub: format!("{address:#x}"), iat, exp };
     let token =
         jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &EncodingKey::from_secret(&auth.jwt_secret))
             .map_err(|e| ApiError::Internal(format!("JWT encoding: {e}")))?;
-    Ok(reply::data(json!({
-        "token": token,
-        "address": claims.sub,
-        "expires_at": crate::format::unix_time(exp),
-    })))
+    Ok((token, exp))
 }
 
 /// The signed-in address of a request (`Authorization: Bearer <JWT>`); 401 otherwise.

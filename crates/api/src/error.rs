@@ -23,6 +23,13 @@ pub enum ApiError {
     /// Not signed in, or the sign-in proof does not check out.
     #[error("{0}")]
     Unauthorized(String),
+    /// Signed in, but not allowed: someone else's transaction or market.
+    #[error("{0}")]
+    Forbidden(String),
+    /// The chain proof of a write does not check out (reverted, another
+    /// contract, no such event, mismatched id).
+    #[error("{0}")]
+    Unprovable(String),
     /// The request conflicts with what exists (e.g. a username taken).
     #[error("{0}")]
     Conflict(String),
@@ -47,6 +54,8 @@ impl ApiError {
         match self {
             ApiError::BadRequest { .. } => (StatusCode::BAD_REQUEST, "BAD_REQUEST"),
             ApiError::Unauthorized(_) => (StatusCode::UNAUTHORIZED, "UNAUTHORIZED"),
+            ApiError::Forbidden(_) => (StatusCode::FORBIDDEN, "FORBIDDEN"),
+            ApiError::Unprovable(_) => (StatusCode::UNPROCESSABLE_ENTITY, "CHAIN_PROOF_FAILED"),
             ApiError::Conflict(_) => (StatusCode::CONFLICT, "CONFLICT"),
             ApiError::NotFound(_) => (StatusCode::NOT_FOUND, "NOT_FOUND"),
             ApiError::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "SERVICE_UNAVAILABLE"),

@@ -11,8 +11,11 @@ pub mod format;
 pub mod markets;
 pub mod ops;
 pub mod params;
+pub mod proof;
+pub mod proposal_writes;
 pub mod proposals;
 pub mod protection;
+pub mod registration;
 pub mod reply;
 pub mod telemetry;
 pub mod users;
@@ -38,6 +41,8 @@ pub struct AppState {
     pub metrics: Option<metrics_exporter_prometheus::PrometheusHandle>,
     /// Sign-in checks and the JWT secret.
     pub auth: auth::AuthConfig,
+    /// The node that proves writes (`None`: writes answer 503).
+    pub chain: Option<proof::ChainAccess>,
 }
 
 impl AppState {
@@ -56,6 +61,7 @@ impl AppState {
                 uri_prefix: "http://localhost:3000".to_owned(),
                 chain_id: 31_337,
             },
+            chain: None,
         }
     }
 }
@@ -87,16 +93,19 @@ pub fn router(state: AppState) -> Router {
         .route("/api/users/{address}", get(users::profile))
         .route("/api/users/{address}/portfolio", get(users::portfolio))
         .route("/api/users/{address}/activity", get(users::activity))
-        .route("/api/proposals", get(proposals::list))
+        .route("/api/proposals", get(proposals::list).post(proposal_writes::create))
         .route("/api/proposals/{id}", get(proposals::detail))
         .route("/api/proposals/{id}/votes", get(proposals::votes))
-        .route("/api/{kind}", get(markets::list))
+        .route("/api/proposals/{id}/vote", post(proposal_writes::vote))
+        .route("/api/proposals/{id}/execute", post(proposal_writes::execute))
+        .route("/api/{kind}", get(markets::list).post(registration::register))
         .route("/api/{kind}/{id}", get(markets::detail))
         .route("/api/{kind}/{id}/pool", get(markets::pool))
         .route("/api/{kind}/{id}/chart", get(markets::chart))
         .route("/api/{kind}/{id}/trades", get(markets::trades))
         .route("/api/{kind}/{id}/holders", get(markets::holders))
         .route("/api/{kind}/{id}/quote", get(markets::quote))
+        .route("/api/{kind}/{id}/credentials", post(registration::link))
         .route_layer(axum::middleware::from_fn(telemetry::record))
         .route("/metrics", get(telemetry::render))
         .fallback(error::not_found)

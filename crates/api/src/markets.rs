@@ -101,18 +101,24 @@ pub async fn detail(
     // One transaction: every table read from the same generation (a `rederive`
     // swap waits for it), and from one indexed state.
     let mut tx = crate::read_tx(&state.pool).await?;
-    let row = market_row(&mut tx, market_type, id).await?;
+    let market = detail_json(&mut tx, market_type, id).await?;
+    tx.commit().await?;
+    Ok(reply::data(market))
+}
+
+/// A market as its detail route shows it (404 when not indexed).
+pub(crate) async fn detail_json(conn: &mut PgConnection, market_type: MarketType, id: B256) -> Result<Value, ApiError> {
+    let row = market_row(conn, market_type, id).await?;
     let mut market = market_json(market_type, &row)?;
-    let pool = pool_json(&mut tx, market_type, id).await?;
+    let pool = pool_json(conn, market_type, id).await?;
     if let Some(object) = market.as_object_mut() {
         object.insert("pool".to_owned(), pool.unwrap_or(Value::Null));
         if market_type == MarketType::Persona {
-            object.insert("linked_credentials".to_owned(), linked_credentials(&mut tx, id).await?);
-            object.insert("social_links".to_owned(), social_links(&mut tx, id).await?);
+            object.insert("linked_credentials".to_owned(), linked_credentials(conn, id).await?);
+            object.insert("social_links".to_owned(), social_links(conn, id).await?);
         }
     }
-    tx.commit().await?;
-    Ok(reply::data(market))
+    Ok(market)
 }
 
 /// `GET /api/{kind}/{id}/pool`.
@@ -584,7 +590,7 @@ async fn pool_json(conn: &mut PgConnection, market_type: MarketType, id: B256) -
     .transpose()
 }
 
-async fn linked_credentials(conn: &mut PgConnection, persona: B256) -> Result<Value, ApiError> {
+pub(crate) async fn linked_credentials(conn: &mut PgConnection, persona: B256) -> Result<Value, ApiError> {
     let rows = sqlx::query(
         "SELECT pc.credential_id, m.token_symbol, m.token_name
            FROM app.persona_credentials pc

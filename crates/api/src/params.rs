@@ -171,3 +171,24 @@ pub fn address(field: &str, text: &str) -> Result<Address, ApiError> {
         _ => Err(ApiError::bad(field, format!("{text:?} is not a 0x-prefixed 20-byte address"))),
     }
 }
+
+/// Free text of a body field: at most `max` characters, no control characters
+/// but newlines (PostgreSQL text cannot hold NUL).
+pub fn body_text(field: &str, value: &str, max: usize) -> Result<(), ApiError> {
+    if value.chars().count() > max {
+        return Err(ApiError::bad(field, format!("at most {max} characters")));
+    }
+    if value.chars().any(|c| c.is_control() && c != '\n') {
+        return Err(ApiError::bad(field, "control characters are not allowed"));
+    }
+    Ok(())
+}
+
+/// An `http(s)://` URL of at most 500 characters.
+pub fn http_url(field: &str, value: &str) -> Result<(), ApiError> {
+    body_text(field, value, 500)?;
+    match url::Url::parse(value) {
+        Ok(url) if matches!(url.scheme(), "http" | "https") && url.host().is_some() => Ok(()),
+        _ => Err(ApiError::bad(field, "must be an http(s) URL")),
+    }
+}

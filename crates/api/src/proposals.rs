@@ -81,11 +81,17 @@ pub async fn list(State(state): State<AppState>, RawQuery(query): RawQuery) -> R
 pub async fn detail(State(state): State<AppState>, Segments(id): Segments<String>) -> Result<Json<Value>, ApiError> {
     let id = proposal_id(&id)?;
     let mut tx = crate::read_tx(&state.pool).await?;
-    let t = newest_time(&mut tx).await?;
-    let row = proposal_row(&mut tx, t, id).await?;
-    let mut proposal = proposal_json(&row)?;
-    let votes = votes_json(&mut tx, id, 100, 0).await?;
+    let proposal = detail_json(&mut tx, id).await?;
     tx.commit().await?;
+    Ok(reply::data(proposal))
+}
+
+/// A proposal as its detail route shows it (404 when not indexed).
+pub(crate) async fn detail_json(conn: &mut PgConnection, id: U256) -> Result<Value, ApiError> {
+    let t = newest_time(conn).await?;
+    let row = proposal_row(conn, t, id).await?;
+    let mut proposal = proposal_json(&row)?;
+    let votes = votes_json(conn, id, 100, 0).await?;
     let tally = Tally {
         votes_for: u256(&row, "votes_for")?,
         votes_against: u256(&row, "votes_against")?,
@@ -110,7 +116,7 @@ pub async fn detail(State(state): State<AppState>, Segments(id): Segments<String
             }),
         );
     }
-    Ok(reply::data(proposal))
+    Ok(proposal)
 }
 
 /// `GET /api/proposals/{id}/votes`: newest first; `limit`, `offset`.
@@ -133,7 +139,7 @@ pub async fn votes(
 }
 
 /// A proposal id: a decimal uint256.
-fn proposal_id(text: &str) -> Result<U256, ApiError> {
+pub(crate) fn proposal_id(text: &str) -> Result<U256, ApiError> {
     if text.is_empty() || text.len() > 78 || !text.bytes().all(|b| b.is_ascii_digit()) {
         return Err(ApiError::bad("id", format!("{text:?} is not a proposal id (a decimal number)")));
     }
@@ -163,29 +169,60 @@ async fn proposal_row(conn: &mut PgConnection, t: i64, id: U256) -> Result<PgRow
 }
 
 async fn votes_json(conn: &mut PgConnection, id: U256, limit: i64, offset: i64) -> Result<Vec<Value>, ApiError> {
-    let rows = sqlx::query(
-        "SELECT voter, support, weight::text, tx_hash, block_number, block_timestamp
-           FROM derived.votes WHERE proposal_id = $1::numeric
-          ORDER BY block_number DESC, log_index DESC LIMIT $2 OFFSET $3",
-    )
-    .bind(id.to_string())
-    .bind(limit)
-    .bind(offset)
-    .fetch_all(&mut *conn)
-    .await?;
-    rows.iter()
-        .map(|r| {
-            let time: DateTime<Utc> = r.try_get(5)?;
-            Ok(json!({
-                "voter_address": format::hex(&r.try_get::<Vec<u8>, _>(0)?),
-                "vote_type": match r.try_get::<i16, _>(1)? { 0 => "against", 1 => "for", _ => "abstain" },
-                "voting_power": format::tokens(&r.try_get::<String, _>(2)?)?,
-                "tx_hash": format::hex(&r.try_get::<Vec<u8>, _>(3)?),
-                "block_number": r.try_get::<i64, _>(4)?,
-                "block_timestamp": format::time(time),
-            }))
-        })
-        .collect()
+    let sql = format!(
+        "SELECT {VOTE_COLUMNS} FROM derived.votes WHERE proposal_id = $1::numeric
+          ORDER BY block_number DESC, log_index DESC LIMIT $2 OFFSET $3"
+    );
+    let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+        .bind(id.to_string())
+        .bind(limit)
+        .bind(offset)
+        .fetch_all(&mut *conn)
+        .await?;
+    rows.iter().map(vote_json).collect()
+}
+
+/// The indexed vote of `voter` on proposal `id` cast in transaction `tx_hash`.
+pub(crate) async fn vote_in_tx(
+    conn: &mut PgConnection,
+    id: U256,
+    voter: &[u8],
+    tx_hash: &[u8],
+) -> Result<Option<Value>, ApiError> {
+    let sql = format!(
+        "SELECT {VOTE_COLUMNS} FROM derived.votes
+          WHERE proposal_id = $1::numeric AND voter = $2 AND tx_hash = $3"
+    );
+    let row = sqlx::query(sqlx::AssertSqlSafe(sql))
+        .bind(id.to_string())
+        .bind(voter)
+        .bind(tx_hash)
+        .fetch_optional(&mut *conn)
+        .await?;
+    row.as_ref().map(vote_json).transpose()
+}
+
+const VOTE_COLUMNS: &str = "voter, support, weight::text, tx_hash, block_number, block_timestamp";
+
+fn vote_json(r: &PgRow) -> Result<Value, ApiError> {
+    let time: DateTime<Utc> = r.try_get(5)?;
+    Ok(json!({
+        "voter_address": format::hex(&r.try_get::<Vec<u8>, _>(0)?),
+        "vote_type": vote_type(u8::try_from(r.try_get::<i16, _>(1)?).unwrap_or(u8::MAX)),
+        "voting_power": format::tokens(&r.try_get::<String, _>(2)?)?,
+        "tx_hash": format::hex(&r.try_get::<Vec<u8>, _>(3)?),
+        "block_number": r.try_get::<i64, _>(4)?,
+        "block_timestamp": format::time(time),
+    }))
+}
+
+/// The name of a `support` value (0 against, 1 for, 2 abstain).
+pub(crate) fn vote_type(support: u8) -> &'static str {
+    match support {
+        0 => "against",
+        1 => "for",
+        _ => "abstain",
+    }
 }
 
 fn u256(row: &PgRow, column: &str) -> Result<U256, ApiError> {

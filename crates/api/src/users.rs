@@ -221,16 +221,6 @@ mod serde_with_null {
     }
 }
 
-fn check_text(field: &str, value: &str, max: usize) -> Result<(), ApiError> {
-    if value.chars().count() > max {
-        return Err(ApiError::bad(field, format!("at most {max} characters")));
-    }
-    if value.chars().any(|c| c.is_control() && c != '\n') {
-        return Err(ApiError::bad(field, "control characters are not allowed"));
-    }
-    Ok(())
-}
-
 /// `PATCH /api/users/me` (signed in): updates the caller's profile.
 pub async fn update_me(
     State(state): State<AppState>,
@@ -246,16 +236,13 @@ pub async fn update_me(
         return Err(ApiError::bad("username", "1-64 letters, digits or _"));
     }
     if let Some(Some(name)) = &patch.display_name {
-        check_text("display_name", name, 64)?;
+        crate::params::body_text("display_name", name, 64)?;
     }
     if let Some(Some(bio)) = &patch.bio {
-        check_text("bio", bio, 500)?;
+        crate::params::body_text("bio", bio, 500)?;
     }
     if let Some(Some(url)) = &patch.avatar_url {
-        check_text("avatar_url", url, 500)?;
-        if !(url.starts_with("https://") || url.starts_with("http://")) {
-            return Err(ApiError::bad("avatar_url", "must be an http(s) URL"));
-        }
+        crate::params::http_url("avatar_url", url)?;
     }
     let result = sqlx::query(
         "INSERT INTO app.users (address, username, display_name, bio, avatar_url)

@@ -247,6 +247,11 @@ pub struct ServeConfig {
     pub siwe_uri: Option<String>,
     /// The chain they must name (`CHAIN_ID`; default: the chain the database indexes).
     pub chain_id: Option<u64>,
+    /// The node that proves writes (`RPC_URL`; unset: writes answer 503).
+    pub rpc_url: Option<Url>,
+    /// How long a write waits for the indexer to reach its transaction
+    /// (`WRITE_INDEX_WAIT_MS`, default 5000) before answering 202.
+    pub write_index_wait: std::time::Duration,
 }
 
 /// Parses a JWT secret: at least 32 bytes.
@@ -297,9 +302,17 @@ pub fn seconds(value: &str) -> Result<std::time::Duration, String> {
     }
 }
 
+/// Parses a number of milliseconds (0 allowed).
+pub fn milliseconds(value: &str) -> Result<std::time::Duration, String> {
+    match value.parse::<u64>() {
+        Ok(ms) if ms <= 600_000 => Ok(std::time::Duration::from_millis(ms)),
+        _ => Err(format!("{value:?} is not a number of milliseconds (0-600000)")),
+    }
+}
+
 impl ServeConfig {
     /// Reads `DATABASE_URL`, `PORT`, `READY_MAX_LAG_SECS`, `CORS_ORIGINS`, `RATE_LIMIT_PER_MINUTE`,
-    /// `JWT_SECRET`, `SIWE_DOMAIN`, `SIWE_URI`, `CHAIN_ID`.
+    /// `JWT_SECRET`, `SIWE_DOMAIN`, `SIWE_URI`, `CHAIN_ID`, `RPC_URL`, `WRITE_INDEX_WAIT_MS`.
     pub fn read(env: &mut Env<'_>) -> Option<Self> {
         let database = env.required("DATABASE_URL", postgres_url);
         let port = env.optional("PORT", port).unwrap_or(3000);
@@ -312,6 +325,9 @@ impl ServeConfig {
         let siwe_domain = env.optional("SIWE_DOMAIN", host);
         let siwe_uri = env.optional("SIWE_URI", http_prefix);
         let chain_id = env.optional("CHAIN_ID", chain_id);
+        let rpc_url = env.optional("RPC_URL", rpc_url);
+        let write_index_wait =
+            env.optional("WRITE_INDEX_WAIT_MS", milliseconds).unwrap_or(std::time::Duration::from_secs(5));
         Some(ServeConfig {
             database: database?,
             port,
@@ -322,6 +338,8 @@ impl ServeConfig {
             siwe_domain,
             siwe_uri,
             chain_id,
+            rpc_url,
+            write_index_wait,
         })
     }
 }

@@ -122,6 +122,8 @@ pub async fn run(
         state.auth.chain_id = anvil.chain_id();
         state.auth.domain = format!("localhost:{}", api_addr.port());
         state.auth.uri_prefix = format!("http://localhost:{}", api_addr.port());
+        state.chain =
+            Some(animoca_api::proof::ChainAccess { provider: provider.clone(), index_wait: Duration::from_secs(5) });
         let app = animoca_api::router(state).into_make_service_with_connect_info::<std::net::SocketAddr>();
         let stop = shutdown.clone();
         tokio::spawn(async move { axum::serve(listener, app).with_graceful_shutdown(stop.cancelled_owned()).await })

@@ -27,6 +27,13 @@ pub async fn run(config: ServeConfig, shutdown: CancellationToken) -> anyhow::Re
             _ => 31_337,
         },
     };
+    if let Some(rpc_url) = &config.rpc_url {
+        use alloy::providers::{Provider, ProviderBuilder};
+        let provider = ProviderBuilder::new().connect_http(rpc_url.clone()).erased();
+        state.chain = Some(animoca_api::proof::ChainAccess { provider, index_wait: config.write_index_wait });
+    } else {
+        tracing::warn!("RPC_URL is not set: writes that need a chain proof answer 503");
+    }
     let app = animoca_api::router(state);
     let listener = tokio::net::TcpListener::bind(("0.0.0.0", config.port))
         .await

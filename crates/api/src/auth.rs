@@ -151,7 +151,8 @@ pub fn issue_token(auth: &AuthConfig, address: Address) -> Result<(String, i64),
     Ok((token, exp))
 }
 
-/// The signed-in address of a request (`Authorization: Bearer <JWT>`); 401 otherwise.
+/// The signed-in address of a request (`Authorization: Bearer <JWT>`); 401
+/// otherwise, 429 once the address spent its per-minute quota.
 pub struct SignedIn(pub Address);
 
 impl FromRequestParts<AppState> for SignedIn {
@@ -173,6 +174,7 @@ impl FromRequestParts<AppState> for SignedIn {
                 .map_err(|e| ApiError::Unauthorized(format!("invalid token: {e}")))?;
         let address =
             data.claims.sub.parse().map_err(|_| ApiError::Unauthorized("invalid token subject".to_owned()))?;
+        crate::protection::check(&state.per_address, &address)?;
         Ok(SignedIn(address))
     }
 }

@@ -36,6 +36,9 @@ pub enum ApiError {
     /// The thing asked for does not exist.
     #[error("{0} not found")]
     NotFound(String),
+    /// Over a rate limit: retry after this many seconds (429 with `Retry-After`).
+    #[error("too many requests; retry in {0} s")]
+    RateLimited(u64),
     /// The database (or another dependency) is unreachable or overloaded.
     #[error("service unavailable: {0}")]
     Unavailable(String),
@@ -58,6 +61,7 @@ impl ApiError {
             ApiError::Unprovable(_) => (StatusCode::UNPROCESSABLE_ENTITY, "CHAIN_PROOF_FAILED"),
             ApiError::Conflict(_) => (StatusCode::CONFLICT, "CONFLICT"),
             ApiError::NotFound(_) => (StatusCode::NOT_FOUND, "NOT_FOUND"),
+            ApiError::RateLimited(_) => (StatusCode::TOO_MANY_REQUESTS, "RATE_LIMITED"),
             ApiError::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "SERVICE_UNAVAILABLE"),
             ApiError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "INTERNAL_ERROR"),
         }
@@ -99,7 +103,13 @@ impl IntoResponse for ApiError {
             }
             other => json!({ "success": false, "error": { "code": code, "message": other.to_string() } }),
         };
-        (status, Json(body)).into_response()
+        let mut response = (status, Json(body)).into_response();
+        if let ApiError::RateLimited(seconds) = self
+            && let Ok(value) = axum::http::HeaderValue::from_str(&seconds.max(1).to_string())
+        {
+            response.headers_mut().insert(axum::http::header::RETRY_AFTER, value);
+        }
+        response
     }
 }
 

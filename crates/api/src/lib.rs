@@ -9,6 +9,7 @@ pub mod auth;
 pub mod error;
 pub mod format;
 pub mod markets;
+pub mod notifications;
 pub mod ops;
 pub mod params;
 pub mod proof;
@@ -43,6 +44,8 @@ pub struct AppState {
     pub auth: auth::AuthConfig,
     /// The node that proves writes (`None`: writes answer 503).
     pub chain: Option<proof::ChainAccess>,
+    /// Signed-in requests per address (rebuilt by [`router`] from `limits`).
+    per_address: std::sync::Arc<governor::DefaultKeyedRateLimiter<alloy_primitives::Address>>,
 }
 
 impl AppState {
@@ -62,6 +65,7 @@ impl AppState {
                 chain_id: 31_337,
             },
             chain: None,
+            per_address: protection::keyed_limiter(protection::Limits::default().per_address_per_minute),
         }
     }
 }
@@ -79,8 +83,9 @@ pub(crate) async fn read_tx(pool: &PgPool) -> Result<sqlx::Transaction<'static, 
 }
 
 /// The API's routes, behind [`protection::protect`].
-pub fn router(state: AppState) -> Router {
+pub fn router(mut state: AppState) -> Router {
     let limits = state.limits.clone();
+    state.per_address = protection::keyed_limiter(limits.per_address_per_minute);
     let routes = Router::new()
         .route("/health", get(ops::health))
         .route("/ready", get(ops::ready))
@@ -93,6 +98,8 @@ pub fn router(state: AppState) -> Router {
         .route("/api/users/{address}", get(users::profile))
         .route("/api/users/{address}/portfolio", get(users::portfolio))
         .route("/api/users/{address}/activity", get(users::activity))
+        .route("/api/users/{address}/notifications", get(notifications::list))
+        .route("/api/users/{address}/notifications/read", post(notifications::mark_read))
         .route("/api/proposals", get(proposals::list).post(proposal_writes::create))
         .route("/api/proposals/{id}", get(proposals::detail))
         .route("/api/proposals/{id}/votes", get(proposals::votes))

@@ -1,5 +1,6 @@
 //! What stands between the internet and the handlers (SPEC §6, issue #9 item 7):
-//! a rate limit per client IP (429 with `Retry-After`), a request body size
+//! a rate limit per client IP (429 with `Retry-After`; signed-in requests are
+//! also limited per address, in [`crate::auth::SignedIn`]), a request body size
 //! limit (413), a per-request timeout (503), CORS from `CORS_ORIGINS`, and a
 //! request id (`x-request-id`, generated unless the client sent one) in the
 //! response and in every log line of the request. Errors keep the envelope.
@@ -33,6 +34,9 @@ use crate::error::ApiError;
 pub struct Limits {
     /// Requests per minute per client IP (`RATE_LIMIT_PER_MINUTE`).
     pub per_ip_per_minute: NonZeroU32,
+    /// Signed-in requests per minute per address, whatever the IP
+    /// (`RATE_LIMIT_PER_ADDRESS_PER_MINUTE`).
+    pub per_address_per_minute: NonZeroU32,
     /// Largest request body, bytes.
     pub body_bytes: u64,
     /// Longest a request may take before a 503.
@@ -45,6 +49,7 @@ impl Default for Limits {
     fn default() -> Self {
         Self {
             per_ip_per_minute: NonZeroU32::new(6_000).unwrap_or(NonZeroU32::MIN),
+            per_address_per_minute: NonZeroU32::new(600).unwrap_or(NonZeroU32::MIN),
             body_bytes: 64 * 1024,
             timeout: Duration::from_secs(10),
             cors_origins: vec!["*".to_owned()],
@@ -57,8 +62,7 @@ static REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 /// Wraps `router` in the protections, outermost first: request id, trace, CORS,
 /// rate limit, body limit, timeout.
 pub fn protect(router: Router, limits: &Limits) -> Router {
-    let per_ip: Arc<DefaultKeyedRateLimiter<IpAddr>> =
-        Arc::new(RateLimiter::keyed(Quota::per_minute(limits.per_ip_per_minute)));
+    let per_ip: Arc<DefaultKeyedRateLimiter<IpAddr>> = keyed_limiter(limits.per_ip_per_minute);
     let limits = Arc::new(limits.clone());
     router
         .layer(axum::extract::DefaultBodyLimit::max(usize::try_from(limits.body_bytes).unwrap_or(usize::MAX)))
@@ -98,22 +102,23 @@ async fn rate_limited(
         .extensions()
         .get::<ConnectInfo<SocketAddr>>()
         .map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |ConnectInfo(addr)| addr.ip());
-    match limiter.check_key(&ip) {
+    match check(&limiter, &ip) {
         Ok(()) => next.run(request).await,
-        Err(not_until) => {
-            let wait = not_until.wait_time_from(governor::clock::DefaultClock::default().now());
-            let seconds = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
-            let body = json!({
-                "success": false,
-                "error": { "code": "RATE_LIMITED", "message": format!("too many requests; retry in {seconds} s") },
-            });
-            let mut response = (StatusCode::TOO_MANY_REQUESTS, Json(body)).into_response();
-            if let Ok(value) = HeaderValue::from_str(&seconds.max(1).to_string()) {
-                response.headers_mut().insert(header::RETRY_AFTER, value);
-            }
-            response
-        }
+        Err(error) => error.into_response(),
     }
+}
+
+/// One request against `key`'s quota: a 429 naming when to retry once it is spent.
+pub fn check<K: Clone + Eq + std::hash::Hash>(limiter: &DefaultKeyedRateLimiter<K>, key: &K) -> Result<(), ApiError> {
+    limiter.check_key(key).map_err(|not_until| {
+        let wait = not_until.wait_time_from(governor::clock::DefaultClock::default().now());
+        ApiError::RateLimited(wait.as_secs() + u64::from(wait.subsec_nanos() > 0))
+    })
+}
+
+/// A limiter of `per_minute` requests per key.
+pub fn keyed_limiter<K: Clone + Eq + std::hash::Hash>(per_minute: NonZeroU32) -> Arc<DefaultKeyedRateLimiter<K>> {
+    Arc::new(RateLimiter::keyed(Quota::per_minute(per_minute)))
 }
 
 /// 413 for a body larger than the limit (by its `Content-Length`; bodies are

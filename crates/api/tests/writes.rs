@@ -415,3 +415,120 @@ async fn proposals_votes_and_executions_are_proven_and_idempotent() {
     assert!(chain.provider.get_block_number().await.unwrap() > 0);
     stop.cancel();
 }
+
+/// Any body on any write route: never a 5xx, always the envelope (property test).
+/// Values include real transaction hashes, so the chain checks run too.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn arbitrary_bodies_never_fail_the_server() {
+    use proptest::{prelude::*, test_runner::TestRunner};
+
+    let chain = TestChain::start().await;
+    let db = TestDb::migrated().await;
+    let me = chain.account(1);
+    let market = MarketSpec::new(MarketType::Persona, "fuzzed");
+    let (_, created) = chain.create_market(&market, me).await;
+    let (_, proposed) = chain.propose(me, MarketType::Persona, market.id, usdc(1)).await.unwrap();
+    let config = IndexerConfig::new(31_337, chain.deployment.start_block, 0);
+    let indexer = Indexer::new(db.pool.clone(), chain.provider.clone(), chain.deployment, config).await.unwrap();
+    let stop = CancellationToken::new();
+    spawn_indexer(&db, indexer, stop.clone());
+    let api = Api::new(&db, &chain, Duration::from_millis(50));
+    let fields = [
+        "txHash",
+        "tx_hash",
+        "credentialId",
+        "personaId",
+        "market_id",
+        "name",
+        "symbol",
+        "issuerAddress",
+        "stakeAmount",
+        "displayName",
+        "credentialType",
+        "bio",
+        "imageUrl",
+        "website_url",
+        "socialLinks",
+        "credentialIds",
+        "credential_ids",
+        "title",
+        "description",
+        "evidenceLinks",
+        "proposalId",
+        "marketType",
+        "slashAmount",
+        "voteType",
+        "ids",
+        "username",
+        "display_name",
+        "avatar_url",
+        "message",
+        "signature",
+    ];
+    let known = [hash(&created), hash(&proposed), format!("{:#x}", market.id), format!("{me:#x}")];
+    let scalar = prop_oneof![
+        proptest::sample::select(known.to_vec()).prop_map(Value::from),
+        "\\PC{0,40}".prop_map(Value::from),
+        "0x[0-9a-f]{0,70}".prop_map(Value::from),
+        "[0-9]{1,30}(\\.[0-9]{0,20})?".prop_map(Value::from),
+        any::<i64>().prop_map(Value::from),
+        any::<f64>().prop_map(|f| serde_json::Number::from_f64(f).map_or(Value::Null, Value::Number)),
+        any::<bool>().prop_map(Value::from),
+        Just(Value::Null),
+    ];
+    let value = scalar.prop_recursive(2, 12, 4, |inner| {
+        prop_oneof![
+            prop::collection::vec(inner.clone(), 0..4).prop_map(Value::Array),
+            prop::collection::vec(("[a-z]{1,8}", inner), 0..3)
+                .prop_map(|pairs| Value::Object(pairs.into_iter().collect())),
+        ]
+    });
+    let body = prop_oneof![
+        prop::collection::vec((proptest::sample::select(fields.to_vec()), value.clone()), 0..6).prop_map(|pairs| {
+            Value::Object(pairs.into_iter().map(|(k, v)| (k.to_owned(), v)).collect()).to_string()
+        }),
+        value.prop_map(|v| v.to_string()),
+        "\\PC{0,60}",
+    ];
+    let routes = [
+        ("POST", "/api/credentials".to_owned()),
+        ("POST", "/api/personas".to_owned()),
+        ("POST", format!("/api/personas/{:#x}/credentials", market.id)),
+        ("POST", "/api/proposals".to_owned()),
+        ("POST", "/api/proposals/1/vote".to_owned()),
+        ("POST", "/api/proposals/1/execute".to_owned()),
+        ("PATCH", "/api/users/me".to_owned()),
+        ("POST", format!("/api/users/{me:#x}/notifications/read")),
+        ("POST", "/api/auth/verify".to_owned()),
+    ];
+    let handle = tokio::runtime::Handle::current();
+    let token = api.token(me);
+    let mut runner = TestRunner::new(proptest::test_runner::Config { cases: 400, ..Default::default() });
+    runner
+        .run(&(0..routes.len(), body), |(route, body)| {
+            let (method, uri) = &routes[route];
+            let request = Request::builder()
+                .method(*method)
+                .uri(uri)
+                .header(header::CONTENT_TYPE, "application/json")
+                .header(header::AUTHORIZATION, format!("Bearer {token}"))
+                .body(Body::from(body.clone()))
+                .unwrap();
+            let (status, reply) = tokio::task::block_in_place(|| {
+                handle.block_on(async {
+                    let response = api.app.clone().oneshot(request).await.unwrap();
+                    let status = response.status();
+                    let bytes = axum::body::to_bytes(response.into_body(), 1 << 20).await.unwrap();
+                    (status, serde_json::from_slice::<Value>(&bytes).unwrap_or(Value::Null))
+                })
+            });
+            prop_assert!(status.as_u16() < 500, "{method} {uri} {body}: {status} {reply}");
+            prop_assert!(reply["success"].is_boolean(), "{method} {uri} {body}: {reply}");
+            if status.is_client_error() {
+                prop_assert!(reply["error"]["code"].is_string(), "{uri}: {reply}");
+            }
+            Ok(())
+        })
+        .unwrap();
+    stop.cancel();
+}

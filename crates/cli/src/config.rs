@@ -238,6 +238,8 @@ pub struct ServeConfig {
     pub cors_origins: Vec<String>,
     /// Requests per minute per client IP (`RATE_LIMIT_PER_MINUTE`, default 6000).
     pub rate_limit_per_minute: std::num::NonZeroU32,
+    /// Signed-in requests per minute per address (`RATE_LIMIT_PER_ADDRESS_PER_MINUTE`, default 600).
+    pub rate_limit_per_address_per_minute: std::num::NonZeroU32,
     /// HS256 secret of the API's JWTs (`JWT_SECRET`, at least 32 bytes; unset: a
     /// random one per process, so tokens do not survive a restart or cross nodes).
     pub jwt_secret: Option<String>,
@@ -312,7 +314,7 @@ pub fn milliseconds(value: &str) -> Result<std::time::Duration, String> {
 
 impl ServeConfig {
     /// Reads `DATABASE_URL`, `PORT`, `READY_MAX_LAG_SECS`, `CORS_ORIGINS`, `RATE_LIMIT_PER_MINUTE`,
-    /// `JWT_SECRET`, `SIWE_DOMAIN`, `SIWE_URI`, `CHAIN_ID`, `RPC_URL`, `WRITE_INDEX_WAIT_MS`.
+    /// `RATE_LIMIT_PER_ADDRESS_PER_MINUTE`, `JWT_SECRET`, `SIWE_DOMAIN`, `SIWE_URI`, `CHAIN_ID`, `RPC_URL`, `WRITE_INDEX_WAIT_MS`.
     pub fn read(env: &mut Env<'_>) -> Option<Self> {
         let database = env.required("DATABASE_URL", postgres_url);
         let port = env.optional("PORT", port).unwrap_or(3000);
@@ -321,6 +323,9 @@ impl ServeConfig {
         let rate_limit_per_minute = env
             .optional("RATE_LIMIT_PER_MINUTE", requests_per_second)
             .unwrap_or(std::num::NonZeroU32::new(6_000).unwrap_or(std::num::NonZeroU32::MIN));
+        let rate_limit_per_address_per_minute = env
+            .optional("RATE_LIMIT_PER_ADDRESS_PER_MINUTE", requests_per_second)
+            .unwrap_or(std::num::NonZeroU32::new(600).unwrap_or(std::num::NonZeroU32::MIN));
         let jwt_secret = env.optional("JWT_SECRET", jwt_secret);
         let siwe_domain = env.optional("SIWE_DOMAIN", host);
         let siwe_uri = env.optional("SIWE_URI", http_prefix);
@@ -334,6 +339,7 @@ impl ServeConfig {
             max_lag,
             cors_origins,
             rate_limit_per_minute,
+            rate_limit_per_address_per_minute,
             jwt_secret,
             siwe_domain,
             siwe_uri,
@@ -459,7 +465,7 @@ pub struct IndexConfig {
 
 /// Parses a positive requests-per-second cap.
 pub fn requests_per_second(value: &str) -> Result<std::num::NonZeroU32, String> {
-    value.parse().map_err(|_| format!("{value:?} is not a positive number of requests per second"))
+    value.parse().map_err(|_| format!("{value:?} is not a positive whole number of requests"))
 }
 
 /// Parses a `host:port` socket address.

@@ -13,6 +13,7 @@ pub async fn run(config: ServeConfig, shutdown: CancellationToken) -> anyhow::Re
     state.max_lag = config.max_lag;
     state.limits.cors_origins = config.cors_origins.clone();
     state.limits.per_ip_per_minute = config.rate_limit_per_minute;
+    state.limits.per_address_per_minute = config.rate_limit_per_address_per_minute;
     state.metrics = animoca_api::telemetry::install_recorder();
     match &config.jwt_secret {
         Some(secret) => state.auth.jwt_secret = secret.as_bytes().to_vec(),

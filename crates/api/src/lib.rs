@@ -6,6 +6,7 @@
 
 pub mod analytics;
 pub mod auth;
+pub mod cache;
 pub mod error;
 pub mod format;
 pub mod markets;
@@ -44,6 +45,8 @@ pub struct AppState {
     pub auth: auth::AuthConfig,
     /// The node that proves writes (`None`: writes answer 503).
     pub chain: Option<proof::ChainAccess>,
+    /// The response cache of public reads (`None`: every read goes to Postgres).
+    pub cache: Option<cache::Cache>,
     /// Signed-in requests per address (rebuilt by [`router`] from `limits`).
     per_address: std::sync::Arc<governor::DefaultKeyedRateLimiter<alloy_primitives::Address>>,
 }
@@ -65,9 +68,31 @@ impl AppState {
                 chain_id: 31_337,
             },
             chain: None,
+            cache: None,
             per_address: protection::keyed_limiter(protection::Limits::default().per_address_per_minute),
         }
     }
+}
+
+impl AppState {
+    /// After a write committed change row `id`: this process's cache moves past
+    /// it at once (read-your-writes), other processes on its notification.
+    pub(crate) fn saw(&self, id: Option<i64>) {
+        if let (Some(cache), Some(id)) = (&self.cache, id) {
+            cache.saw(id);
+        }
+    }
+}
+
+/// Appends one change-feed row for an API write (in the write's transaction);
+/// pass the returned id to [`AppState::saw`] after the commit.
+pub(crate) async fn record_change(
+    conn: &mut sqlx::PgConnection,
+    kind: &str,
+    payload: serde_json::Value,
+) -> Result<Option<i64>, error::ApiError> {
+    let change = animoca_store::batch::ChangeRow { kind: kind.to_owned(), payload };
+    Ok(animoca_store::indexing::write_changes(conn, &[change]).await?)
 }
 
 /// A read-only transaction for one request: every statement of a handler sees
@@ -117,6 +142,10 @@ pub fn router(mut state: AppState) -> Router {
         .route("/metrics", get(telemetry::render))
         .fallback(error::not_found)
         .method_not_allowed_fallback(error::method_not_allowed)
-        .with_state(state);
+        .with_state(state.clone());
+    let routes = match state.cache {
+        Some(cache) => routes.layer(axum::middleware::from_fn_with_state(cache, cache::cached)),
+        None => routes,
+    };
     protection::protect(routes, &limits)
 }

@@ -1,5 +1,6 @@
 //! `/health` (the process answers) and `/ready` (the database answers and the
-//! indexer is not too far behind).
+//! indexer is not too far behind; Redis is reported, but only degrades: the
+//! API answers from Postgres without it).
 
 use axum::{Json, extract::State, http::StatusCode};
 use serde_json::{Value, json};
@@ -23,6 +24,14 @@ pub async fn ready(State(state): State<AppState>) -> (StatusCode, Json<Value>) {
         Err(_) => (false, None),
     };
     let indexer_ok = lag_seconds.is_some_and(|lag| lag <= state.max_lag.as_secs_f64());
+    let redis = match &state.cache {
+        Some(cache) => match cache.ping_redis().await {
+            Some(true) => "ok",
+            Some(false) => "unreachable (serving from Postgres)",
+            None => "not configured",
+        },
+        None => "not configured",
+    };
     let ready = database && indexer_ok;
     let status = if ready { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
     let checks = json!({
@@ -33,6 +42,8 @@ pub async fn ready(State(state): State<AppState>) -> (StatusCode, Json<Value>) {
             None => "no checkpoint",
         },
         "indexer_lag_seconds": lag_seconds,
+        "redis": redis,
+        "cache_version": state.cache.as_ref().and_then(crate::cache::Cache::version),
     });
     if ready {
         (status, Json(json!({ "success": true, "data": checks })))

@@ -123,6 +123,7 @@ pub async fn create(
         }
     }
 
+    let mut db = state.pool.begin().await?;
     let inserted: Option<bool> = sqlx::query_scalar(
         "INSERT INTO app.proposal_metadata AS md (proposal_id, title, description, evidence_links, submitted_by, tx_hash)
          VALUES ($1::numeric, $2, $3, $4, $5, $6)
@@ -137,11 +138,15 @@ pub async fn create(
     .bind(&body.evidence_links)
     .bind(me.as_slice())
     .bind(tx.hash.as_slice())
-    .fetch_optional(&state.pool)
+    .fetch_optional(&mut *db)
     .await?;
     let Some(inserted) = inserted else {
         return Err(ApiError::Forbidden(format!("proposal {} is described by another address", event.proposalId)));
     };
+    let payload = json!({ "proposal_id": event.proposalId.to_string(), "event": "described" });
+    let change = crate::record_change(&mut db, "metadata", payload).await?;
+    db.commit().await?;
+    state.saw(change);
     let status = if inserted { StatusCode::CREATED } else { StatusCode::OK };
     if let Some(detail) = indexed_proposal(&state, tx.block_number, event.proposalId).await? {
         return Ok((status, reply::data(detail)));

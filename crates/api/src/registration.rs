@@ -213,7 +213,9 @@ pub async fn register(
         }
     }
     link_credentials(&mut db, market.id, &linked, me).await?;
+    let change = crate::record_change(&mut db, "metadata", market_change(market_type, market.id, "registered")).await?;
     db.commit().await?;
+    state.saw(change);
 
     let status = if inserted { StatusCode::CREATED } else { StatusCode::OK };
     if proof::indexed(&state, tx.block_number).await? {
@@ -296,8 +298,16 @@ pub async fn link(
     }
     link_credentials(&mut db, id, &linked, me).await?;
     let list = markets::linked_credentials(&mut db, id).await?;
+    let change =
+        crate::record_change(&mut db, "metadata", market_change(market_type, id, "credentials_linked")).await?;
     db.commit().await?;
+    state.saw(change);
     Ok(reply::data(list))
+}
+
+/// The change-feed payload of an off-chain market change.
+fn market_change(market_type: MarketType, id: B256, event: &str) -> Value {
+    json!({ "market": { "market_type": market_type.as_str(), "market_id": format!("{id:#x}") }, "event": event })
 }
 
 fn parse_ids(field: &str, ids: &[String]) -> Result<Vec<B256>, ApiError> {

@@ -244,6 +244,7 @@ pub async fn update_me(
     if let Some(Some(url)) = &patch.avatar_url {
         crate::params::http_url("avatar_url", url)?;
     }
+    let mut db = state.pool.begin().await?;
     let result = sqlx::query(
         "INSERT INTO app.users (address, username, display_name, bio, avatar_url)
          VALUES ($1, $2, $4, $6, $8)
@@ -263,7 +264,7 @@ pub async fn update_me(
     .bind(patch.bio.clone().flatten())
     .bind(patch.avatar_url.is_some())
     .bind(patch.avatar_url.clone().flatten())
-    .fetch_one(&state.pool)
+    .fetch_one(&mut *db)
     .await;
     let row = match result {
         Ok(row) => row,
@@ -272,6 +273,9 @@ pub async fn update_me(
         }
         Err(e) => return Err(e.into()),
     };
+    let change = crate::record_change(&mut db, "profile", json!({ "address": format!("{me:#x}") })).await?;
+    db.commit().await?;
+    state.saw(change);
     Ok(reply::data(json!({
         "address": format!("{me:#x}"),
         "username": row.try_get::<Option<String>, _>(0)?,

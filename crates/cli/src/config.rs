@@ -251,6 +251,8 @@ pub struct ServeConfig {
     pub chain_id: Option<u64>,
     /// The node that proves writes (`RPC_URL`; unset: writes answer 503).
     pub rpc_url: Option<Url>,
+    /// The shared cache (`REDIS_URL`; unset: the in-process cache only).
+    pub redis_url: Option<String>,
     /// How long a write waits for the indexer to reach its transaction
     /// (`WRITE_INDEX_WAIT_MS`, default 5000) before answering 202.
     pub write_index_wait: std::time::Duration,
@@ -304,6 +306,14 @@ pub fn seconds(value: &str) -> Result<std::time::Duration, String> {
     }
 }
 
+/// Parses a Redis URL (`redis://` or `rediss://`).
+pub fn redis_url(value: &str) -> Result<String, String> {
+    match Url::parse(value) {
+        Ok(url) if matches!(url.scheme(), "redis" | "rediss") => Ok(value.to_owned()),
+        _ => Err(format!("{value:?} is not a redis:// or rediss:// URL")),
+    }
+}
+
 /// Parses a number of milliseconds (0 allowed).
 pub fn milliseconds(value: &str) -> Result<std::time::Duration, String> {
     match value.parse::<u64>() {
@@ -314,7 +324,7 @@ pub fn milliseconds(value: &str) -> Result<std::time::Duration, String> {
 
 impl ServeConfig {
     /// Reads `DATABASE_URL`, `PORT`, `READY_MAX_LAG_SECS`, `CORS_ORIGINS`, `RATE_LIMIT_PER_MINUTE`,
-    /// `RATE_LIMIT_PER_ADDRESS_PER_MINUTE`, `JWT_SECRET`, `SIWE_DOMAIN`, `SIWE_URI`, `CHAIN_ID`, `RPC_URL`, `WRITE_INDEX_WAIT_MS`.
+    /// `RATE_LIMIT_PER_ADDRESS_PER_MINUTE`, `JWT_SECRET`, `SIWE_DOMAIN`, `SIWE_URI`, `CHAIN_ID`, `RPC_URL`, `REDIS_URL`, `WRITE_INDEX_WAIT_MS`.
     pub fn read(env: &mut Env<'_>) -> Option<Self> {
         let database = env.required("DATABASE_URL", postgres_url);
         let port = env.optional("PORT", port).unwrap_or(3000);
@@ -331,6 +341,7 @@ impl ServeConfig {
         let siwe_uri = env.optional("SIWE_URI", http_prefix);
         let chain_id = env.optional("CHAIN_ID", chain_id);
         let rpc_url = env.optional("RPC_URL", rpc_url);
+        let redis_url = env.optional("REDIS_URL", redis_url);
         let write_index_wait =
             env.optional("WRITE_INDEX_WAIT_MS", milliseconds).unwrap_or(std::time::Duration::from_secs(5));
         Some(ServeConfig {
@@ -345,6 +356,7 @@ impl ServeConfig {
             siwe_uri,
             chain_id,
             rpc_url,
+            redis_url,
             write_index_wait,
         })
     }

@@ -20,8 +20,20 @@ fn market_json(market: MarketKey) -> serde_json::Value {
     json!({ "market_type": market.market_type.as_str(), "market_id": market.market_id.to_string() })
 }
 
-/// The changes of a batch, in the order clients should apply them.
+/// The changes of a batch, in the order clients should apply them, ending with
+/// one `block` change: the newest indexed block moved, so every figure relative
+/// to it (24h window, proposal status at T) may have changed; caches key on it.
 pub fn changes_of(batch: &Batch) -> Vec<ChangeRow> {
+    let mut changes = events_of(batch);
+    changes.push(ChangeRow {
+        kind: "block".to_owned(),
+        payload: json!({ "block_number": batch.to_block.number, "block_hash": batch.to_block.hash.to_string(),
+                         "block_timestamp": batch.to_block.timestamp }),
+    });
+    changes
+}
+
+fn events_of(batch: &Batch) -> Vec<ChangeRow> {
     let mut changes = Vec::new();
     let mut row = |kind: &str, payload: serde_json::Value| changes.push(ChangeRow { kind: kind.to_owned(), payload });
 
@@ -156,8 +168,7 @@ mod tests {
         assert_eq!(changes_of(&batch).iter().filter(|c| c.kind == "trade").count(), MAX_TRADE_EVENTS);
         batch.swaps.push(batch.swaps[0].clone());
         let changes = changes_of(&batch);
-        assert_eq!(changes.len(), 1);
-        assert_eq!(changes[0].kind, "backfill");
+        assert_eq!(changes.iter().map(|c| c.kind.as_str()).collect::<Vec<_>>(), ["backfill", "block"]);
         assert_eq!(changes[0].payload["swaps"], MAX_TRADE_EVENTS + 1);
     }
 }

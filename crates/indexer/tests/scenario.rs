@@ -346,7 +346,10 @@ async fn each_committed_batch_publishes_its_changes() {
             .await
             .unwrap();
     let kinds: Vec<&str> = rows.iter().map(|(k, _)| k.as_str()).collect();
-    assert_eq!(kinds, ["trade", "price", "candle", "candle", "candle", "candle", "candle", "candle", "candle"]);
+    assert_eq!(
+        kinds,
+        ["trade", "price", "candle", "candle", "candle", "candle", "candle", "candle", "candle", "block"]
+    );
     let trade = &rows[0].1;
     let swap = receipt.inner.logs().iter().find_map(|l| l.log_decode::<MarketAMM::Swap>().ok()).unwrap().inner.data;
     assert_eq!(trade["tx_hash"], receipt.transaction_hash.to_string());

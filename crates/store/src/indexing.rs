@@ -915,10 +915,14 @@ async fn write_candles(conn: &mut PgConnection, batch: &Batch) -> Result<(), Sto
 /// The channel `NOTIFY`d when change-feed rows are committed.
 pub const CHANGES_CHANNEL: &str = "animoca_changes";
 
-/// Appends change-feed rows and notifies listeners (delivered on commit).
-pub async fn write_changes(conn: &mut PgConnection, changes: &[crate::batch::ChangeRow]) -> Result<(), StoreError> {
+/// Appends change-feed rows and notifies listeners (delivered on commit);
+/// returns the id of the last row (`None` when there were none).
+pub async fn write_changes(
+    conn: &mut PgConnection,
+    changes: &[crate::batch::ChangeRow],
+) -> Result<Option<i64>, StoreError> {
     if changes.is_empty() {
-        return Ok(());
+        return Ok(None);
     }
     let last: Option<i64> = sqlx::query_scalar(
         "WITH inserted AS (
@@ -937,7 +941,7 @@ pub async fn write_changes(conn: &mut PgConnection, changes: &[crate::batch::Cha
         .bind(last.unwrap_or_default().to_string())
         .execute(&mut *conn)
         .await?;
-    Ok(())
+    Ok(last)
 }
 
 // ---- conversions between chain integers and Postgres types -------------------

@@ -124,6 +124,7 @@ pub async fn run(
         state.auth.uri_prefix = format!("http://localhost:{}", api_addr.port());
         state.chain =
             Some(animoca_api::proof::ChainAccess { provider: provider.clone(), index_wait: Duration::from_secs(5) });
+        state.cache = Some(animoca_api::cache::Cache::start(pool.clone(), None, shutdown.clone()).await?);
         let app = animoca_api::router(state).into_make_service_with_connect_info::<std::net::SocketAddr>();
         let stop = shutdown.clone();
         tokio::spawn(async move { axum::serve(listener, app).with_graceful_shutdown(stop.cancelled_owned()).await })

@@ -50,6 +50,7 @@ impl std::fmt::Debug for AuthConfig {
 const NONCE_TTL_SECS: i64 = 600;
 
 /// `POST /api/auth/nonce`: a fresh single-use nonce.
+#[utoipa::path(post, operation_id = "auth_nonce", path = "/api/auth/nonce", tag = "auth", responses((status = 200, description = "A single-use nonce, valid 10 minutes", body = crate::openapi::NonceReply), (status = "4XX", description = "Bad input (a 400 names the field), not signed in, forbidden, not found, conflict, chain proof failed (422), rate limited (429 with Retry-After)", body = crate::openapi::ErrorReply), (status = "5XX", description = "A dependency is down (503) or a bug (500)", body = crate::openapi::ErrorReply)))]
 pub async fn nonce(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
     let nonce = uuid::Uuid::new_v4().simple().to_string();
     // Spent and expired nonces are kept a day (to answer "used" rather than "unknown"), then dropped.
@@ -66,7 +67,7 @@ pub async fn nonce(State(state): State<AppState>) -> Result<Json<Value>, ApiErro
 }
 
 /// The body of `POST /api/auth/verify`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 pub struct VerifyBody {
     /// The EIP-4361 message, exactly as signed.
     pub message: String,
@@ -84,6 +85,7 @@ struct Claims {
 }
 
 /// `POST /api/auth/verify`: a JWT for the address that signed the message.
+#[utoipa::path(post, operation_id = "auth_verify", path = "/api/auth/verify", tag = "auth", request_body = crate::auth::VerifyBody, responses((status = 200, description = "Signed in", body = crate::openapi::SessionReply), (status = "4XX", description = "Bad input (a 400 names the field), not signed in, forbidden, not found, conflict, chain proof failed (422), rate limited (429 with Retry-After)", body = crate::openapi::ErrorReply), (status = "5XX", description = "A dependency is down (503) or a bug (500)", body = crate::openapi::ErrorReply)))]
 pub async fn verify(State(state): State<AppState>, body: axum::body::Bytes) -> Result<Json<Value>, ApiError> {
     let body: VerifyBody = crate::params::json_body(&body)?;
     let auth = &state.auth;

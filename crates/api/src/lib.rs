@@ -11,6 +11,7 @@ pub mod error;
 pub mod format;
 pub mod markets;
 pub mod notifications;
+pub mod openapi;
 pub mod ops;
 pub mod params;
 pub mod proof;
@@ -140,6 +141,8 @@ pub fn router(mut state: AppState) -> Router {
         .route("/api/{kind}/{id}/credentials", post(registration::link))
         .route_layer(axum::middleware::from_fn(telemetry::record))
         .route("/metrics", get(telemetry::render))
+        .route("/openapi.json", get(openapi::openapi_json))
+        .route("/docs", get(openapi::docs_page))
         .fallback(error::not_found)
         .method_not_allowed_fallback(error::method_not_allowed)
         .with_state(state.clone());

@@ -38,6 +38,7 @@ pub(crate) const MARKET_JOINS: &str = "
       LEFT JOIN app.market_metadata md USING (market_type, market_id)";
 
 /// `GET /api/{credentials|personas}`: `sortBy`, `search`, `status`, `type`, `limit`, `offset`.
+#[utoipa::path(get, operation_id = "markets_list", path = "/api/{kind}", tag = "markets", params(("kind" = crate::openapi::MarketKind, Path, description = "credentials or personas"), ("sortBy" = Option<String>, Query, description = "volume, holders, created, price or change (descending; default volume)"), ("search" = Option<String>, Query, description = "Substring of name or symbol"), ("status" = Option<String>, Query, description = "pending, verified, rejected or all (default verified)"), ("type" = Option<String>, Query, description = "Category"), ("limit" = Option<i64>, Query, description = "1-100, default 50"), ("offset" = Option<i64>, Query, description = "Items to skip")), responses((status = 200, description = "OK", body = crate::openapi::MarketList), (status = "4XX", description = "Bad input (a 400 names the field), not signed in, forbidden, not found, conflict, chain proof failed (422), rate limited (429 with Retry-After)", body = crate::openapi::ErrorReply), (status = "5XX", description = "A dependency is down (503) or a bug (500)", body = crate::openapi::ErrorReply)))]
 pub async fn list(
     State(state): State<AppState>,
     Segments(kind): Segments<String>,
@@ -94,6 +95,7 @@ pub async fn list(
 
 /// `GET /api/{kind}/{id}`: the market with its pool and 24h metrics; a persona
 /// also with its linked credentials and social links.
+#[utoipa::path(get, operation_id = "markets_detail", path = "/api/{kind}/{id}", tag = "markets", params(("kind" = crate::openapi::MarketKind, Path, description = "credentials or personas"), ("id" = String, Path, description = "The market id, 0x + 64 hex digits")), responses((status = 200, description = "The market with its pool; personas add linked credentials and social links", body = crate::openapi::MarketReply), (status = "4XX", description = "Bad input (a 400 names the field), not signed in, forbidden, not found, conflict, chain proof failed (422), rate limited (429 with Retry-After)", body = crate::openapi::ErrorReply), (status = "5XX", description = "A dependency is down (503) or a bug (500)", body = crate::openapi::ErrorReply)))]
 pub async fn detail(
     State(state): State<AppState>,
     MarketPath { market_type, id }: MarketPath,
@@ -122,6 +124,7 @@ pub(crate) async fn detail_json(conn: &mut PgConnection, market_type: MarketType
 }
 
 /// `GET /api/{kind}/{id}/pool`.
+#[utoipa::path(get, operation_id = "markets_pool", path = "/api/{kind}/{id}/pool", tag = "markets", params(("kind" = crate::openapi::MarketKind, Path, description = "credentials or personas"), ("id" = String, Path, description = "The market id, 0x + 64 hex digits")), responses((status = 200, description = "OK", body = crate::openapi::PoolReply), (status = "4XX", description = "Bad input (a 400 names the field), not signed in, forbidden, not found, conflict, chain proof failed (422), rate limited (429 with Retry-After)", body = crate::openapi::ErrorReply), (status = "5XX", description = "A dependency is down (503) or a bug (500)", body = crate::openapi::ErrorReply)))]
 pub async fn pool(
     State(state): State<AppState>,
     MarketPath { market_type, id }: MarketPath,
@@ -133,6 +136,7 @@ pub async fn pool(
 
 /// `GET /api/{kind}/{id}/trades`: newest first; `limit`, `cursor` (from the
 /// previous page's `next_cursor`).
+#[utoipa::path(get, operation_id = "markets_trades", path = "/api/{kind}/{id}/trades", tag = "markets", params(("kind" = crate::openapi::MarketKind, Path, description = "credentials or personas"), ("id" = String, Path, description = "The market id, 0x + 64 hex digits"), ("limit" = Option<i64>, Query, description = "1-100, default 50"), ("cursor" = Option<String>, Query, description = "The previous page's next_cursor")), responses((status = 200, description = "OK", body = crate::openapi::TradeList), (status = "4XX", description = "Bad input (a 400 names the field), not signed in, forbidden, not found, conflict, chain proof failed (422), rate limited (429 with Retry-After)", body = crate::openapi::ErrorReply), (status = "5XX", description = "A dependency is down (503) or a bug (500)", body = crate::openapi::ErrorReply)))]
 pub async fn trades(
     State(state): State<AppState>,
     MarketPath { market_type, id }: MarketPath,
@@ -203,6 +207,7 @@ pub async fn trades(
 }
 
 /// `GET /api/{kind}/{id}/holders`: balance > 0, not the AMM, largest first; `limit`, `offset`.
+#[utoipa::path(get, operation_id = "markets_holders", path = "/api/{kind}/{id}/holders", tag = "markets", params(("kind" = crate::openapi::MarketKind, Path, description = "credentials or personas"), ("id" = String, Path, description = "The market id, 0x + 64 hex digits"), ("limit" = Option<i64>, Query, description = "1-100, default 50"), ("offset" = Option<i64>, Query, description = "Items to skip")), responses((status = 200, description = "OK", body = crate::openapi::HolderList), (status = "4XX", description = "Bad input (a 400 names the field), not signed in, forbidden, not found, conflict, chain proof failed (422), rate limited (429 with Retry-After)", body = crate::openapi::ErrorReply), (status = "5XX", description = "A dependency is down (503) or a bug (500)", body = crate::openapi::ErrorReply)))]
 pub async fn holders(
     State(state): State<AppState>,
     MarketPath { market_type, id }: MarketPath,
@@ -244,6 +249,7 @@ pub async fn holders(
 /// would do at the current reserves (`amount` in USDC for a buy, fee included;
 /// in tokens for a sell), with the fee, the prices before and after, and the
 /// price impact (execution price against the spot price, fee excluded, percent).
+#[utoipa::path(get, operation_id = "markets_quote", path = "/api/{kind}/{id}/quote", tag = "markets", params(("kind" = crate::openapi::MarketKind, Path, description = "credentials or personas"), ("id" = String, Path, description = "The market id, 0x + 64 hex digits"), ("side" = String, Query, description = "buy or sell"), ("amount" = String, Query, description = "USDC in for a buy (fee included), tokens in for a sell")), responses((status = 200, description = "OK", body = crate::openapi::QuoteReply), (status = "4XX", description = "Bad input (a 400 names the field), not signed in, forbidden, not found, conflict, chain proof failed (422), rate limited (429 with Retry-After)", body = crate::openapi::ErrorReply), (status = "5XX", description = "A dependency is down (503) or a bug (500)", body = crate::openapi::ErrorReply)))]
 pub async fn quote(
     State(state): State<AppState>,
     MarketPath { market_type, id }: MarketPath,
@@ -302,6 +308,7 @@ pub async fn quote(
 
 /// `GET /api/{kind}/{id}/chart`: `timeFrame` (default 1h), `limit` (1–1000, default
 /// 100), `from`, `to` (ISO-8601 or Unix seconds), `fill` (gap filling), per SPEC §5.
+#[utoipa::path(get, operation_id = "markets_chart", path = "/api/{kind}/{id}/chart", tag = "markets", params(("kind" = crate::openapi::MarketKind, Path, description = "credentials or personas"), ("id" = String, Path, description = "The market id, 0x + 64 hex digits"), ("timeFrame" = Option<String>, Query, description = "1m, 5m, 15m, 1h, 4h, 1d or 1w (default 1h)"), ("limit" = Option<i64>, Query, description = "1-1000, default 100"), ("from" = Option<String>, Query, description = "ISO-8601 or Unix seconds"), ("to" = Option<String>, Query, description = "ISO-8601 or Unix seconds (default: the newest indexed block)"), ("fill" = Option<String>, Query, description = "true: empty buckets carry the previous close")), responses((status = 200, description = "OK", body = crate::openapi::CandleList), (status = "4XX", description = "Bad input (a 400 names the field), not signed in, forbidden, not found, conflict, chain proof failed (422), rate limited (429 with Retry-After)", body = crate::openapi::ErrorReply), (status = "5XX", description = "A dependency is down (503) or a bug (500)", body = crate::openapi::ErrorReply)))]
 pub async fn chart(
     State(state): State<AppState>,
     MarketPath { market_type, id }: MarketPath,

@@ -32,6 +32,7 @@ fn own(path: &str, me: Address) -> Result<Address, ApiError> {
 /// `GET /api/users/{address}/notifications` (self only): newest first;
 /// `unread=true`, `limit`, `cursor` (the previous page's `next_cursor`).
 /// `pagination.unread` counts every unread notification.
+#[utoipa::path(get, operation_id = "notifications_list", path = "/api/users/{address}/notifications", tag = "users", params(("address" = String, Path, description = "0x + 40 hex digits"), ("unread" = Option<String>, Query, description = "true: unread only"), ("limit" = Option<i64>, Query, description = "1-100, default 50"), ("cursor" = Option<String>, Query, description = "The previous page's next_cursor")), security(("bearer" = [])), responses((status = 200, description = "OK", body = crate::openapi::NotificationList), (status = "4XX", description = "Bad input (a 400 names the field), not signed in, forbidden, not found, conflict, chain proof failed (422), rate limited (429 with Retry-After)", body = crate::openapi::ErrorReply), (status = "5XX", description = "A dependency is down (503) or a bug (500)", body = crate::openapi::ErrorReply)))]
 pub async fn list(
     State(state): State<AppState>,
     Segments(address): Segments<String>,
@@ -84,7 +85,7 @@ pub async fn list(
 }
 
 /// The body of `POST /api/users/{address}/notifications/read`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct MarkRead {
     /// The notifications to mark (absent: every unread one).
@@ -93,6 +94,7 @@ pub struct MarkRead {
 
 /// `POST /api/users/{address}/notifications/read` (self only): marks the given
 /// notifications (or all) read; answers how many changed.
+#[utoipa::path(post, operation_id = "notifications_mark_read", path = "/api/users/{address}/notifications/read", tag = "users", params(("address" = String, Path, description = "0x + 40 hex digits")), request_body = crate::notifications::MarkRead, security(("bearer" = [])), responses((status = 200, description = "OK", body = crate::openapi::UpdatedReply), (status = "4XX", description = "Bad input (a 400 names the field), not signed in, forbidden, not found, conflict, chain proof failed (422), rate limited (429 with Retry-After)", body = crate::openapi::ErrorReply), (status = "5XX", description = "A dependency is down (503) or a bug (500)", body = crate::openapi::ErrorReply)))]
 pub async fn mark_read(
     State(state): State<AppState>,
     Segments(address): Segments<String>,

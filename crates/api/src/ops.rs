@@ -8,12 +8,14 @@ use serde_json::{Value, json};
 use crate::AppState;
 
 /// `GET /health`: 200 while the process runs.
+#[utoipa::path(get, operation_id = "ops_health", path = "/health", tag = "ops", responses((status = 200, description = "The process runs", body = crate::openapi::ChecksReply), (status = "4XX", description = "Bad input (a 400 names the field), not signed in, forbidden, not found, conflict, chain proof failed (422), rate limited (429 with Retry-After)", body = crate::openapi::ErrorReply), (status = "5XX", description = "A dependency is down (503) or a bug (500)", body = crate::openapi::ErrorReply)))]
 pub async fn health() -> Json<Value> {
     Json(json!({ "success": true, "data": { "status": "ok" } }))
 }
 
 /// `GET /ready`: 200 when the database answers and the newest indexed block is
 /// recent enough, else 503 saying which check failed.
+#[utoipa::path(get, operation_id = "ops_ready", path = "/ready", tag = "ops", responses((status = 200, description = "Ready (Redis is reported, never fatal)", body = crate::openapi::ChecksReply), (status = "4XX", description = "Bad input (a 400 names the field), not signed in, forbidden, not found, conflict, chain proof failed (422), rate limited (429 with Retry-After)", body = crate::openapi::ErrorReply), (status = "5XX", description = "A dependency is down (503) or a bug (500)", body = crate::openapi::ErrorReply)))]
 pub async fn ready(State(state): State<AppState>) -> (StatusCode, Json<Value>) {
     let lag: Result<Option<f64>, sqlx::Error> =
         sqlx::query_scalar("SELECT extract(epoch FROM now() - max(updated_at))::float8 FROM chain.checkpoints")

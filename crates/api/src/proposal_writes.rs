@@ -23,7 +23,7 @@ use crate::{
 };
 
 /// The body of `POST /api/proposals` (snake_case; the seed's camelCase accepted).
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateProposal {
     /// The `propose` transaction.
@@ -51,6 +51,7 @@ pub struct CreateProposal {
 /// `POST /api/proposals` (signed in, the proposer only): stores the proposal's
 /// title, description and evidence. 201 first time, 200 on a repeat (updated),
 /// 202 when the indexer has not reached the transaction yet.
+#[utoipa::path(post, operation_id = "proposal_writes_create", path = "/api/proposals", tag = "governance", request_body = crate::proposal_writes::CreateProposal, security(("bearer" = [])), responses((status = 201, description = "Described (indexed)", body = crate::openapi::ProposalReply), (status = 200, description = "Described again by the proposer", body = crate::openapi::ProposalReply), (status = 202, description = "Stored; not indexed yet", body = crate::openapi::PendingGovernanceReply), (status = "4XX", description = "Bad input (a 400 names the field), not signed in, forbidden, not found, conflict, chain proof failed (422), rate limited (429 with Retry-After)", body = crate::openapi::ErrorReply), (status = "5XX", description = "A dependency is down (503) or a bug (500)", body = crate::openapi::ErrorReply)))]
 pub async fn create(
     State(state): State<AppState>,
     SignedIn(me): SignedIn,
@@ -169,7 +170,7 @@ pub async fn create(
 }
 
 /// The body of `/vote` and `/execute`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ProvenAction {
     #[serde(alias = "txHash", alias = "voteTxHash", alias = "executionTxHash")]
@@ -181,6 +182,7 @@ pub struct ProvenAction {
 
 /// `POST /api/proposals/{id}/vote` (signed in, the voter): the caller's vote
 /// as indexed (200), or as the receipt proves it (202) while the indexer catches up.
+#[utoipa::path(post, operation_id = "proposal_writes_vote", path = "/api/proposals/{id}/vote", tag = "governance", params(("id" = String, Path, description = "The proposal id, a decimal number")), request_body = crate::proposal_writes::ProvenAction, security(("bearer" = [])), responses((status = 200, description = "The indexed vote", body = crate::openapi::VoteReply), (status = 202, description = "Proven; not indexed yet", body = crate::openapi::PendingGovernanceReply), (status = "4XX", description = "Bad input (a 400 names the field), not signed in, forbidden, not found, conflict, chain proof failed (422), rate limited (429 with Retry-After)", body = crate::openapi::ErrorReply), (status = "5XX", description = "A dependency is down (503) or a bug (500)", body = crate::openapi::ErrorReply)))]
 pub async fn vote(
     State(state): State<AppState>,
     Segments(id): Segments<String>,
@@ -243,6 +245,7 @@ pub async fn vote(
 
 /// `POST /api/proposals/{id}/execute` (signed in, the caller of `execute`):
 /// the executed proposal as indexed (200), or as the receipt proves it (202).
+#[utoipa::path(post, operation_id = "proposal_writes_execute", path = "/api/proposals/{id}/execute", tag = "governance", params(("id" = String, Path, description = "The proposal id, a decimal number")), request_body = crate::proposal_writes::ProvenAction, security(("bearer" = [])), responses((status = 200, description = "The executed proposal", body = crate::openapi::ProposalReply), (status = 202, description = "Proven; not indexed yet", body = crate::openapi::PendingGovernanceReply), (status = "4XX", description = "Bad input (a 400 names the field), not signed in, forbidden, not found, conflict, chain proof failed (422), rate limited (429 with Retry-After)", body = crate::openapi::ErrorReply), (status = "5XX", description = "A dependency is down (503) or a bug (500)", body = crate::openapi::ErrorReply)))]
 pub async fn execute(
     State(state): State<AppState>,
     Segments(id): Segments<String>,

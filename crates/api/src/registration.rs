@@ -24,7 +24,7 @@ use crate::{
 };
 
 /// The body of a registration (snake_case; the seed's camelCase names are accepted too).
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RegisterMarket {
     /// The transaction that created the market.
@@ -69,7 +69,7 @@ pub struct RegisterMarket {
 }
 
 /// A persona's social account.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SocialLink {
     platform: String,
@@ -129,6 +129,7 @@ fn event_name(market_type: MarketType) -> &'static str {
 /// caller registers again (the metadata is updated), 202 when the indexer has
 /// not reached the transaction yet (the metadata is stored; the market appears
 /// once indexed).
+#[utoipa::path(post, operation_id = "registration_register", path = "/api/{kind}", tag = "markets", params(("kind" = crate::openapi::MarketKind, Path, description = "credentials or personas")), request_body = crate::registration::RegisterMarket, security(("bearer" = [])), responses((status = 201, description = "Registered (indexed)", body = crate::openapi::MarketReply), (status = 200, description = "Registered again by the same creator", body = crate::openapi::MarketReply), (status = 202, description = "Stored; the indexer has not reached the transaction yet", body = crate::openapi::PendingMarketReply), (status = "4XX", description = "Bad input (a 400 names the field), not signed in, forbidden, not found, conflict, chain proof failed (422), rate limited (429 with Retry-After)", body = crate::openapi::ErrorReply), (status = "5XX", description = "A dependency is down (503) or a bug (500)", body = crate::openapi::ErrorReply)))]
 pub async fn register(
     State(state): State<AppState>,
     Segments(kind): Segments<String>,
@@ -257,7 +258,7 @@ pub async fn register(
 }
 
 /// The body of `POST /api/personas/{id}/credentials`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct LinkCredentials {
     #[serde(alias = "credentialIds")]
@@ -266,6 +267,7 @@ pub struct LinkCredentials {
 
 /// `POST /api/personas/{id}/credentials` (the persona's owner only): links
 /// existing credential markets to the persona; answers the linked list.
+#[utoipa::path(post, operation_id = "registration_link", path = "/api/{kind}/{id}/credentials", tag = "markets", params(("kind" = crate::openapi::MarketKind, Path, description = "credentials or personas"), ("id" = String, Path, description = "The market id, 0x + 64 hex digits")), request_body = crate::registration::LinkCredentials, security(("bearer" = [])), responses((status = 200, description = "The persona's linked credentials", body = crate::openapi::LinkedCredentialList), (status = "4XX", description = "Bad input (a 400 names the field), not signed in, forbidden, not found, conflict, chain proof failed (422), rate limited (429 with Retry-After)", body = crate::openapi::ErrorReply), (status = "5XX", description = "A dependency is down (503) or a bug (500)", body = crate::openapi::ErrorReply)))]
 pub async fn link(
     State(state): State<AppState>,
     MarketPath { market_type, id }: MarketPath,

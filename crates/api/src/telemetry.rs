@@ -29,6 +29,7 @@ pub fn install_recorder() -> Option<PrometheusHandle> {
 }
 
 /// `GET /metrics`.
+#[utoipa::path(get, operation_id = "telemetry_render", path = "/metrics", tag = "ops", responses((status = 200, description = "Prometheus text", content_type = "text/plain"), (status = 404, description = "No recorder installed")))]
 pub async fn render(State(state): State<AppState>) -> Response {
     match &state.metrics {
         Some(handle) => ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], handle.render()).into_response(),

@@ -1,4 +1,7 @@
-//! What the benchmark binaries share: logging set-up and memory measurement.
+//! What the benchmark binaries share: the cached bench chain, logging set-up and
+//! memory measurement.
+
+pub mod chain;
 
 /// Logs to stderr, filtered by `RUST_LOG` (default `warn`: numbers go to stdout).
 pub fn init_tracing() {

@@ -16,7 +16,6 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 use std::{
     collections::BTreeMap,
     path::{Path, PathBuf},
-    process::Stdio,
     str::FromStr,
     sync::{Arc, Mutex},
     task::{Context as TaskContext, Poll},
@@ -25,40 +24,24 @@ use std::{
 
 use alloy::{
     network::{EthereumWallet, TransactionBuilder},
-    primitives::{Address, B256, TxHash, U256},
-    providers::{DynProvider, Provider, ProviderBuilder},
+    primitives::{Address, B256, U256},
+    providers::{Provider, ProviderBuilder},
     rpc::client::ClientBuilder,
     signers::local::PrivateKeySigner,
     transports::{TransportError, TransportFut},
 };
 use alloy_json_rpc::{RequestPacket, ResponsePacket};
-use animoca_chain::{DeployParams, Deployment, bindings::MockUSDC, deploy::send};
+use animoca_bench::chain::{
+    AnvilProcess, BLOCK_SPACING_SECS, CHAIN_ID, ChainMeta, DEV_KEY, batcher::SwapBatcher, cache_files, wait_receipt,
+};
+use animoca_chain::{DeployParams, bindings::MockUSDC, deploy::send};
 use animoca_devnet::{Driver, MarketSpec, usdc};
 use animoca_domain::MarketType;
 use animoca_indexer::{Indexer, IndexerConfig, Leader};
 use anyhow::{Context, bail, ensure};
 use clap::Parser;
-use serde::{Deserialize, Serialize};
 use sqlx::{PgPool, postgres::PgConnectOptions};
-use tokio::process::{Child, Command};
 use tokio_util::sync::CancellationToken;
-
-#[allow(missing_docs, clippy::too_many_arguments)]
-mod batcher {
-    alloy::sol!(
-        #[sol(rpc)]
-        #[derive(Debug)]
-        SwapBatcher,
-        "../contracts/artifacts/SwapBatcher.json"
-    );
-}
-use batcher::SwapBatcher;
-
-/// anvil's first well-known development key (public, devnet only).
-const DEV_KEY: &str = "0xac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80";
-const CHAIN_ID: u64 = 31_337;
-/// Seconds between the timestamps of consecutive built blocks.
-const BLOCK_SPACING_SECS: u64 = 12;
 
 #[derive(Debug, Parser)]
 #[command(about = "Indexer backfill and head-latency benchmark")]
@@ -115,42 +98,6 @@ struct Args {
     build_only: bool,
 }
 
-/// What a cached chain holds, beside anvil's state dump.
-#[derive(Debug, Serialize, Deserialize)]
-struct ChainMeta {
-    usdc: Address,
-    stake_vault: Address,
-    credential_amm: Address,
-    persona_amm: Address,
-    credential_factory: Address,
-    persona_factory: Address,
-    governance: Address,
-    start_block: u64,
-    /// (market type as u8, market id, token)
-    markets: Vec<(u8, B256, Address)>,
-    batchers: Vec<Address>,
-    swaps: u64,
-    churn_txs: u64,
-    head_block: u64,
-    build_secs: f64,
-}
-
-impl ChainMeta {
-    fn deployment(&self) -> Deployment {
-        Deployment {
-            chain_id: CHAIN_ID,
-            usdc: self.usdc,
-            stake_vault: self.stake_vault,
-            credential_amm: self.credential_amm,
-            persona_amm: self.persona_amm,
-            credential_factory: self.credential_factory,
-            persona_factory: self.persona_factory,
-            governance: self.governance,
-            start_block: self.start_block,
-        }
-    }
-}
-
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     animoca_bench::init_tracing();
@@ -174,8 +121,7 @@ async fn main() -> anyhow::Result<()> {
     );
 
     std::fs::create_dir_all(&args.cache_dir).with_context(|| format!("create {}", args.cache_dir.display()))?;
-    let state_file = args.cache_dir.join(format!("{key}.state.json"));
-    let meta_file = args.cache_dir.join(format!("{key}.meta.json"));
+    let (state_file, meta_file) = cache_files(&args.cache_dir, &key);
     // A chain just built is indexed from the live anvil (reloading a multi-GB dump is slow);
     // its state is dumped to the cache when that anvil stops at the end.
     let (live, meta) = if args.rebuild || !state_file.exists() || !meta_file.exists() {
@@ -578,69 +524,7 @@ fn print_latency(label: &str, samples: &mut [Duration]) {
     println!("{label:<22} n={} p50 {:.1} ms | p99 {:.1} ms | max {:.1} ms", samples.len(), at(0.50), at(0.99), at(1.0));
 }
 
-async fn wait_receipt(provider: &DynProvider, hash: TxHash) -> anyhow::Result<alloy::rpc::types::TransactionReceipt> {
-    let started = Instant::now();
-    loop {
-        if let Some(receipt) = provider.get_transaction_receipt(hash).await? {
-            return Ok(receipt);
-        }
-        ensure!(started.elapsed() < Duration::from_secs(120), "no receipt for {hash} within 120 s");
-        tokio::time::sleep(Duration::from_millis(1)).await;
-    }
-}
-
 // ---------------------------------------------------------------- anvil
-
-/// An anvil started by the bench itself (the devnet's `AnvilOptions` has no gas-limit
-/// or dump/load-state options). Killed when dropped.
-struct AnvilProcess {
-    child: Child,
-    pid: u32,
-    url: String,
-}
-
-impl AnvilProcess {
-    async fn spawn(extra: &[String]) -> anyhow::Result<AnvilProcess> {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
-        let binary = animoca_devnet::Anvil::binary()?;
-        let mut command = Command::new(&binary);
-        command
-            .args(["--host", "127.0.0.1", "--port", &port.to_string(), "--chain-id", &CHAIN_ID.to_string()])
-            // Room for big churn blocks; gas is free so fees never drain the dev account.
-            .args(["--gas-limit", "3000000000", "--block-base-fee-per-gas", "0", "--quiet"])
-            .args(extra)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::inherit())
-            .kill_on_drop(true);
-        #[cfg(unix)]
-        command.process_group(0);
-        let child = command.spawn().with_context(|| format!("start {}", binary.display()))?;
-        let pid = child.id().context("anvil has no pid")?;
-        let url = format!("http://127.0.0.1:{port}");
-        let provider = ProviderBuilder::new().connect_http(url.parse()?).erased();
-        let started = Instant::now();
-        while provider.get_chain_id().await.is_err() {
-            ensure!(started.elapsed() < Duration::from_secs(1_800), "anvil did not answer within 30 min");
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-        Ok(AnvilProcess { child, pid, url })
-    }
-
-    /// SIGTERM (anvil writes `--dump-state` on a graceful exit), then wait.
-    async fn terminate_and_wait(mut self) -> anyhow::Result<()> {
-        let status = Command::new("kill").args(["-TERM", &self.pid.to_string()]).status().await?;
-        ensure!(status.success(), "kill -TERM {} failed", self.pid);
-        tokio::time::timeout(Duration::from_secs(1_800), self.child.wait())
-            .await
-            .context("anvil did not exit within 30 min of SIGTERM")??;
-        Ok(())
-    }
-
-    async fn stop(mut self) {
-        let _ = self.child.kill().await;
-    }
-}
 
 mod reqwest_url {
     pub(crate) use alloy::transports::http::reqwest::Url;

@@ -253,6 +253,8 @@ pub struct ServeConfig {
     pub rpc_url: Option<Url>,
     /// The shared cache (`REDIS_URL`; unset: the in-process cache only).
     pub redis_url: Option<String>,
+    /// Whether public reads are cached (`API_CACHE`, default `on`).
+    pub api_cache: bool,
     /// How long a write waits for the indexer to reach its transaction
     /// (`WRITE_INDEX_WAIT_MS`, default 5000) before answering 202.
     pub write_index_wait: std::time::Duration,
@@ -306,6 +308,15 @@ pub fn seconds(value: &str) -> Result<std::time::Duration, String> {
     }
 }
 
+/// Parses `on`/`off` (also `true`/`false`, `1`/`0`).
+pub fn on_off(value: &str) -> Result<bool, String> {
+    match value {
+        "on" | "true" | "1" => Ok(true),
+        "off" | "false" | "0" => Ok(false),
+        _ => Err(format!("{value:?} is not on or off")),
+    }
+}
+
 /// Parses a Redis URL (`redis://` or `rediss://`).
 pub fn redis_url(value: &str) -> Result<String, String> {
     match Url::parse(value) {
@@ -324,7 +335,7 @@ pub fn milliseconds(value: &str) -> Result<std::time::Duration, String> {
 
 impl ServeConfig {
     /// Reads `DATABASE_URL`, `PORT`, `READY_MAX_LAG_SECS`, `CORS_ORIGINS`, `RATE_LIMIT_PER_MINUTE`,
-    /// `RATE_LIMIT_PER_ADDRESS_PER_MINUTE`, `JWT_SECRET`, `SIWE_DOMAIN`, `SIWE_URI`, `CHAIN_ID`, `RPC_URL`, `REDIS_URL`, `WRITE_INDEX_WAIT_MS`.
+    /// `RATE_LIMIT_PER_ADDRESS_PER_MINUTE`, `JWT_SECRET`, `SIWE_DOMAIN`, `SIWE_URI`, `CHAIN_ID`, `RPC_URL`, `REDIS_URL`, `API_CACHE`, `WRITE_INDEX_WAIT_MS`.
     pub fn read(env: &mut Env<'_>) -> Option<Self> {
         let database = env.required("DATABASE_URL", postgres_url);
         let port = env.optional("PORT", port).unwrap_or(3000);
@@ -342,6 +353,7 @@ impl ServeConfig {
         let chain_id = env.optional("CHAIN_ID", chain_id);
         let rpc_url = env.optional("RPC_URL", rpc_url);
         let redis_url = env.optional("REDIS_URL", redis_url);
+        let api_cache = env.optional("API_CACHE", on_off).unwrap_or(true);
         let write_index_wait =
             env.optional("WRITE_INDEX_WAIT_MS", milliseconds).unwrap_or(std::time::Duration::from_secs(5));
         Some(ServeConfig {
@@ -357,6 +369,7 @@ impl ServeConfig {
             chain_id,
             rpc_url,
             redis_url,
+            api_cache,
             write_index_wait,
         })
     }

@@ -35,10 +35,14 @@ pub async fn run(config: ServeConfig, shutdown: CancellationToken) -> anyhow::Re
     } else {
         tracing::warn!("RPC_URL is not set: writes that need a chain proof answer 503");
     }
-    let cache = animoca_api::cache::Cache::start(pool.clone(), config.redis_url.as_deref(), shutdown.clone())
-        .await
-        .context("start the response cache")?;
-    state.cache = Some(cache);
+    if config.api_cache {
+        let cache = animoca_api::cache::Cache::start(pool.clone(), config.redis_url.as_deref(), shutdown.clone())
+            .await
+            .context("start the response cache")?;
+        state.cache = Some(cache);
+    } else {
+        tracing::warn!("API_CACHE=off: every read goes to Postgres");
+    }
     let app = animoca_api::router(state);
     let listener = tokio::net::TcpListener::bind(("0.0.0.0", config.port))
         .await

@@ -24,6 +24,7 @@ use crate::{
 /// 24h volume, trades and distinct traders, total stake.
 #[utoipa::path(get, operation_id = "analytics_overview", path = "/api/analytics/overview", tag = "analytics", responses((status = 200, description = "OK", body = crate::openapi::OverviewReply), (status = "4XX", description = "Bad input (a 400 names the field), not signed in, forbidden, not found, conflict, chain proof failed (422), rate limited (429 with Retry-After)", body = crate::openapi::ErrorReply), (status = "5XX", description = "A dependency is down (503) or a bug (500)", body = crate::openapi::ErrorReply)))]
 pub async fn overview(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
+    let mut tx = crate::read_tx(&state.pool).await?;
     let row = sqlx::query(
         "SELECT (SELECT count(*) FROM derived.markets),
                 (SELECT count(*) FROM derived.markets WHERE market_type = 0),
@@ -34,8 +35,9 @@ pub async fn overview(State(state): State<AppState>) -> Result<Json<Value>, ApiE
                 (SELECT count(DISTINCT trader) FROM derived.market_window_traders),
                 (SELECT coalesce(sum(current_stake), 0)::text FROM derived.stakes)",
     )
-    .fetch_one(&state.pool)
+    .fetch_one(&mut *tx)
     .await?;
+    tx.commit().await?;
     let usdc = |i: usize| -> Result<String, ApiError> {
         let text: String = row.try_get(i)?;
         let value: U256 = text.parse().map_err(|_| ApiError::Internal(format!("stored sum {text:?}")))?;
@@ -77,13 +79,15 @@ pub async fn trending(State(state): State<AppState>, RawQuery(query): RawQuery) 
             AND ($2::text IS NULL OR coalesce(md.verification_status, 'pending') = $2)
           ORDER BY s.trades_24h DESC, s.volume_24h DESC, m.market_id LIMIT $3 OFFSET $4"
     );
+    let mut tx = crate::read_tx(&state.pool).await?;
     let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
         .bind(market_type)
         .bind(status)
         .bind(limit)
         .bind(offset)
-        .fetch_all(&state.pool)
+        .fetch_all(&mut *tx)
         .await?;
+    tx.commit().await?;
     let data = rows
         .iter()
         .map(|row| {
@@ -91,7 +95,7 @@ pub async fn trending(State(state): State<AppState>, RawQuery(query): RawQuery) 
             market_json(t, row)
         })
         .collect::<Result<Vec<_>, _>>()?;
-    Ok(reply::data(data))
+    Ok(reply::page(data, json!({ "limit": limit, "offset": offset })))
 }
 
 /// `GET /api/analytics/leaderboard`: addresses ranked by `by=realized_pnl`
@@ -104,14 +108,16 @@ pub async fn leaderboard(State(state): State<AppState>, RawQuery(query): RawQuer
     let offset = params.offset()?;
     let by = params.choice("by", &["realized_pnl", "reputation"])?.unwrap_or("realized_pnl");
     let data = if by == "reputation" {
+        let mut tx = crate::read_tx(&state.pool).await?;
         let rows = sqlx::query(
             "SELECT address, reputation_score, username FROM app.users
               ORDER BY reputation_score DESC, address LIMIT $1 OFFSET $2",
         )
         .bind(limit)
         .bind(offset)
-        .fetch_all(&state.pool)
+        .fetch_all(&mut *tx)
         .await?;
+        tx.commit().await?;
         rows.iter()
             .enumerate()
             .map(|(i, r)| {
@@ -124,6 +130,7 @@ pub async fn leaderboard(State(state): State<AppState>, RawQuery(query): RawQuer
             })
             .collect::<Result<Vec<_>, ApiError>>()?
     } else {
+        let mut tx = crate::read_tx(&state.pool).await?;
         let rows = sqlx::query(
             "SELECT b.holder, sum(b.realized_pnl)::text, count(*)
                FROM derived.balances b
@@ -132,8 +139,9 @@ pub async fn leaderboard(State(state): State<AppState>, RawQuery(query): RawQuer
         )
         .bind(limit)
         .bind(offset)
-        .fetch_all(&state.pool)
+        .fetch_all(&mut *tx)
         .await?;
+        tx.commit().await?;
         rows.iter()
             .enumerate()
             .map(|(i, r)| {
@@ -148,5 +156,5 @@ pub async fn leaderboard(State(state): State<AppState>, RawQuery(query): RawQuer
             })
             .collect::<Result<Vec<_>, ApiError>>()?
     };
-    Ok(reply::data(data))
+    Ok(reply::page(data, json!({ "limit": limit, "offset": offset })))
 }

@@ -86,7 +86,10 @@ struct Claims {
 
 /// `POST /api/auth/verify`: a JWT for the address that signed the message.
 #[utoipa::path(post, operation_id = "auth_verify", path = "/api/auth/verify", tag = "auth", request_body = crate::auth::VerifyBody, responses((status = 200, description = "Signed in", body = crate::openapi::SessionReply), (status = "4XX", description = "Bad input (a 400 names the field), not signed in, forbidden, not found, conflict, chain proof failed (422), rate limited (429 with Retry-After)", body = crate::openapi::ErrorReply), (status = "5XX", description = "A dependency is down (503) or a bug (500)", body = crate::openapi::ErrorReply)))]
-pub async fn verify(State(state): State<AppState>, body: axum::body::Bytes) -> Result<Json<Value>, ApiError> {
+pub async fn verify(
+    State(state): State<AppState>,
+    crate::params::RawBody(body): crate::params::RawBody,
+) -> Result<Json<Value>, ApiError> {
     let body: VerifyBody = crate::params::json_body(&body)?;
     let auth = &state.auth;
     let message = SiweMessage::parse(&body.message)?;
@@ -96,7 +99,7 @@ pub async fn verify(State(state): State<AppState>, body: axum::body::Bytes) -> R
             message.domain, auth.domain
         )));
     }
-    if !message.uri.starts_with(&auth.uri_prefix) {
+    if !uri_under(&message.uri, &auth.uri_prefix) {
         return Err(ApiError::Unauthorized(format!(
             "the message's URI {:?} is not under {:?}",
             message.uri, auth.uri_prefix
@@ -142,6 +145,17 @@ pub async fn verify(State(state): State<AppState>, body: axum::body::Bytes) -> R
     })))
 }
 
+/// Whether `uri` is `prefix` or lies under it: the prefix must end at a path,
+/// query or fragment boundary (`http://localhost:3000` does not cover
+/// `http://localhost:30001` nor `http://localhost:3000.evil.com`).
+fn uri_under(uri: &str, prefix: &str) -> bool {
+    let prefix = prefix.trim_end_matches('/');
+    match uri.strip_prefix(prefix) {
+        Some(rest) => rest.is_empty() || rest.starts_with(['/', '?', '#']),
+        None => false,
+    }
+}
+
 /// A session token (HS256 JWT) for `address`, and its expiry (Unix seconds).
 pub fn issue_token(auth: &AuthConfig, address: Address) -> Result<(String, i64), ApiError> {
     let iat = Utc::now().timestamp();
@@ -153,8 +167,7 @@ pub fn issue_token(auth: &AuthConfig, address: Address) -> Result<(String, i64),
     Ok((token, exp))
 }
 
-/// The signed-in address of a request (`Authorization: Bearer <JWT>`); 401
-/// otherwise, 429 once the address spent its per-minute quota.
+/// The signed-in address of a request (`Authorization: Bearer <JWT>`); 401 otherwise.
 pub struct SignedIn(pub Address);
 
 impl FromRequestParts<AppState> for SignedIn {
@@ -176,7 +189,6 @@ impl FromRequestParts<AppState> for SignedIn {
                 .map_err(|e| ApiError::Unauthorized(format!("invalid token: {e}")))?;
         let address =
             data.claims.sub.parse().map_err(|_| ApiError::Unauthorized("invalid token subject".to_owned()))?;
-        crate::protection::check(&state.per_address, &address)?;
         Ok(SignedIn(address))
     }
 }
@@ -253,4 +265,32 @@ impl SiweMessage {
             not_before,
         })
     }
+}
+
+/// Middleware: a request with a valid token counts against its address's
+/// per-minute quota (429 with `Retry-After` once spent), whatever the route and
+/// the IP. Requests without a valid token pass (routes that need one refuse them).
+pub async fn limit_per_address(
+    State(state): State<AppState>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    let token = request
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "));
+    if let Some(token) = token {
+        let mut validation = Validation::new(Algorithm::HS256);
+        validation.set_required_spec_claims(&["exp", "sub"]);
+        let claims =
+            jsonwebtoken::decode::<Claims>(token, &DecodingKey::from_secret(&state.auth.jwt_secret), &validation);
+        if let Some(address) = claims.ok().and_then(|data| data.claims.sub.parse::<Address>().ok())
+            && let Err(limited) = crate::protection::check(&state.per_address, &address)
+        {
+            return limited.into_response();
+        }
+    }
+    next.run(request).await
 }

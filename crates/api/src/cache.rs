@@ -3,15 +3,17 @@
 //! version, so that a change anywhere invalidates everything at once and no
 //! entry is ever served after the data it shows changed.
 //!
-//! The version is the newest `app.change_feed` id this node has heard of. The
+//! The version is `app.change_version`, bumped by every transaction that
+//! appends change-feed rows, in commit order (the bump locks its row until the
+//! commit, so a later version never becomes visible before an earlier one). The
 //! indexer appends at least one row per commit (a `block` row: every figure
 //! relative to the newest block may have moved), `rederive` and reorgs one row
-//! each, and the API's own writes one `metadata` row; each commit `NOTIFY`s
-//! [`animoca_store::indexing::CHANGES_CHANNEL`]. A follower task per process
-//! listens and also re-reads the newest id every second (a lost connection
-//! loses notifications); until it knows the version, or when it lost the
-//! database, requests bypass the cache. Anything else that changes what the
-//! API serves must append a change row too (the jobs do).
+//! each, and the API's own writes one `metadata`/`profile` row; each commit
+//! `NOTIFY`s [`animoca_store::indexing::CHANGES_CHANNEL`] with the version. A
+//! follower task per process listens and also re-reads the version every second
+//! (a lost connection loses notifications); until it knows the version, or when
+//! it lost the database, requests bypass the cache. Anything else that changes
+//! what the API serves must append a change row too (the jobs do).
 //!
 //! Only anonymous `GET`s under `/api/` are cached (never a request with an
 //! `Authorization` header, never notifications). Concurrent misses of one key
@@ -67,7 +69,7 @@ pub struct Cached {
 /// The cache of one process (cheap to clone: shared state behind `Arc`s).
 #[derive(Clone)]
 pub struct Cache {
-    /// Newest change-feed id heard of; -1: unknown, bypass.
+    /// Newest change version heard of; -1: unknown, bypass.
     version: Arc<AtomicI64>,
     local: moka::future::Cache<String, Arc<Cached>>,
     redis: Option<Arc<RedisLink>>,
@@ -98,12 +100,12 @@ impl Cache {
         Ok(cache)
     }
 
-    /// The change-feed version the cache is at (`None`: unknown, bypassing).
+    /// The change version the cache is at (`None`: unknown, bypassing).
     pub fn version(&self) -> Option<i64> {
         Some(self.version.load(Ordering::Acquire)).filter(|v| *v >= 0)
     }
 
-    /// Moves the version forward to `id` (a change this process just wrote:
+    /// Moves the version forward to `id` (a change this process just committed:
     /// read-your-writes without waiting for the notification).
     pub fn saw(&self, id: i64) {
         self.version.fetch_max(id, Ordering::AcqRel);
@@ -179,11 +181,11 @@ fn cacheable(request: &Request) -> bool {
         && !request.headers().contains_key(header::AUTHORIZATION)
 }
 
-/// Keeps `version` at the newest change-feed id: `LISTEN` for the indexer's
-/// notifications, and re-read the newest id every second and after any error.
+/// Keeps `version` at the newest change version: `LISTEN` for the writers'
+/// notifications, and re-read the version every second and after any error.
 async fn follow_changes(pool: PgPool, version: Arc<AtomicI64>, shutdown: CancellationToken) {
     let newest = |pool: PgPool| async move {
-        sqlx::query_scalar::<_, Option<i64>>("SELECT max(id) FROM app.change_feed").fetch_one(&pool).await
+        sqlx::query_scalar::<_, i64>("SELECT version FROM app.change_version").fetch_one(&pool).await
     };
     loop {
         let mut listener = match sqlx::postgres::PgListener::connect_with(&pool).await {
@@ -196,8 +198,8 @@ async fn follow_changes(pool: PgPool, version: Arc<AtomicI64>, shutdown: Cancell
         let mut tick = tokio::time::interval(Duration::from_secs(1));
         loop {
             match newest(pool.clone()).await {
-                Ok(id) => {
-                    version.fetch_max(id.unwrap_or(0), Ordering::AcqRel);
+                Ok(current) => {
+                    version.fetch_max(current, Ordering::AcqRel);
                 }
                 Err(error) => {
                     // The database is gone: stop serving from the cache until it is back.

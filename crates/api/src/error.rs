@@ -36,6 +36,9 @@ pub enum ApiError {
     /// The thing asked for does not exist.
     #[error("{0} not found")]
     NotFound(String),
+    /// The request body exceeds the limit.
+    #[error("the request body is too large")]
+    PayloadTooLarge,
     /// Over a rate limit: retry after this many seconds (429 with `Retry-After`).
     #[error("too many requests; retry in {0} s")]
     RateLimited(u64),
@@ -61,6 +64,7 @@ impl ApiError {
             ApiError::Unprovable(_) => (StatusCode::UNPROCESSABLE_ENTITY, "CHAIN_PROOF_FAILED"),
             ApiError::Conflict(_) => (StatusCode::CONFLICT, "CONFLICT"),
             ApiError::NotFound(_) => (StatusCode::NOT_FOUND, "NOT_FOUND"),
+            ApiError::PayloadTooLarge => (StatusCode::PAYLOAD_TOO_LARGE, "PAYLOAD_TOO_LARGE"),
             ApiError::RateLimited(_) => (StatusCode::TOO_MANY_REQUESTS, "RATE_LIMITED"),
             ApiError::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "SERVICE_UNAVAILABLE"),
             ApiError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "INTERNAL_ERROR"),

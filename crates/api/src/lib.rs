@@ -49,7 +49,7 @@ pub struct AppState {
     /// The response cache of public reads (`None`: every read goes to Postgres).
     pub cache: Option<cache::Cache>,
     /// Signed-in requests per address (rebuilt by [`router`] from `limits`).
-    per_address: std::sync::Arc<governor::DefaultKeyedRateLimiter<alloy_primitives::Address>>,
+    pub(crate) per_address: std::sync::Arc<governor::DefaultKeyedRateLimiter<alloy_primitives::Address>>,
 }
 
 impl AppState {
@@ -85,8 +85,9 @@ impl AppState {
     }
 }
 
-/// Appends one change-feed row for an API write (in the write's transaction);
-/// pass the returned id to [`AppState::saw`] after the commit.
+/// Appends one change-feed row for an API write (in the write's transaction,
+/// as its last statement); pass the returned version to [`AppState::saw`] after
+/// the commit.
 pub(crate) async fn record_change(
     conn: &mut sqlx::PgConnection,
     kind: &str,
@@ -146,9 +147,10 @@ pub fn router(mut state: AppState) -> Router {
         .fallback(error::not_found)
         .method_not_allowed_fallback(error::method_not_allowed)
         .with_state(state.clone());
-    let routes = match state.cache {
+    let routes = match state.cache.clone() {
         Some(cache) => routes.layer(axum::middleware::from_fn_with_state(cache, cache::cached)),
         None => routes,
     };
+    let routes = routes.layer(axum::middleware::from_fn_with_state(state, auth::limit_per_address));
     protection::protect(routes, &limits)
 }

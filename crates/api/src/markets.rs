@@ -74,6 +74,7 @@ pub async fn list(
             AND ($4::text IS NULL OR md.category = $4)
           ORDER BY {order} LIMIT $5 OFFSET $6"
     );
+    let mut tx = crate::read_tx(&state.pool).await?;
     let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
         .bind(i16::from(market_type.as_u8()))
         .bind(status)
@@ -81,8 +82,9 @@ pub async fn list(
         .bind(category)
         .bind(limit)
         .bind(offset)
-        .fetch_all(&state.pool)
+        .fetch_all(&mut *tx)
         .await?;
+    tx.commit().await?;
     // The count rides on the rows; a page past the end has none (`total` unknown, null).
     let total: Option<i64> = match rows.first() {
         Some(row) => Some(row.try_get("total")?),
@@ -129,8 +131,9 @@ pub async fn pool(
     State(state): State<AppState>,
     MarketPath { market_type, id }: MarketPath,
 ) -> Result<Json<Value>, ApiError> {
-    let pool =
-        pool_json(&mut *state.pool.acquire().await?, market_type, id).await?.ok_or_else(|| not_found(market_type))?;
+    let mut tx = crate::read_tx(&state.pool).await?;
+    let pool = pool_json(&mut tx, market_type, id).await?.ok_or_else(|| not_found(market_type))?;
+    tx.commit().await?;
     Ok(reply::data(pool))
 }
 
@@ -265,15 +268,17 @@ pub async fn quote(
     let amount_text = params.get("amount").ok_or_else(|| ApiError::bad("amount", "required"))?;
     let buy = side == "buy";
     let amount = format::parse_units("amount", amount_text, if buy { 6 } else { 18 })?;
+    let mut tx = crate::read_tx(&state.pool).await?;
     let row = sqlx::query(
         "SELECT token_reserves::text, usdc_reserves::text, fee_bps FROM derived.pools
           WHERE market_type = $1 AND market_id = $2",
     )
     .bind(i16::from(market_type.as_u8()))
     .bind(id.as_slice())
-    .fetch_optional(&state.pool)
+    .fetch_optional(&mut *tx)
     .await?
     .ok_or_else(|| not_found(market_type))?;
+    tx.commit().await?;
     let reserve = |i: usize| -> Result<alloy_primitives::U256, ApiError> {
         let text: String = row.try_get(i)?;
         text.parse().map_err(|_| ApiError::Internal(format!("stored reserve {text:?} is not a uint256")))

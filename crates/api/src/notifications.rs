@@ -99,7 +99,7 @@ pub async fn mark_read(
     State(state): State<AppState>,
     Segments(address): Segments<String>,
     SignedIn(me): SignedIn,
-    body: axum::body::Bytes,
+    crate::params::RawBody(body): crate::params::RawBody,
 ) -> Result<Json<Value>, ApiError> {
     let who = own(&address, me)?;
     let body: MarkRead = if body.is_empty() { MarkRead { ids: None } } else { params::json_body(&body)? };

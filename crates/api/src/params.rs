@@ -192,3 +192,22 @@ pub fn http_url(field: &str, value: &str) -> Result<(), ApiError> {
         _ => Err(ApiError::bad(field, "must be an http(s) URL")),
     }
 }
+
+/// A request body as bytes, with the body-size limit's rejection in the error
+/// envelope (413 `PAYLOAD_TOO_LARGE`, also for chunked bodies without a
+/// `Content-Length`) and any other read failure as a 400 on `body`.
+pub struct RawBody(pub axum::body::Bytes);
+
+impl<S: Send + Sync> axum::extract::FromRequest<S> for RawBody {
+    type Rejection = ApiError;
+
+    async fn from_request(request: axum::extract::Request, state: &S) -> Result<Self, ApiError> {
+        match axum::body::Bytes::from_request(request, state).await {
+            Ok(bytes) => Ok(RawBody(bytes)),
+            Err(rejection) if rejection.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE => {
+                Err(ApiError::PayloadTooLarge)
+            }
+            Err(rejection) => Err(ApiError::bad("body", rejection.body_text())),
+        }
+    }
+}

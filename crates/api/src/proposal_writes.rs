@@ -55,7 +55,7 @@ pub struct CreateProposal {
 pub async fn create(
     State(state): State<AppState>,
     SignedIn(me): SignedIn,
-    body: axum::body::Bytes,
+    crate::params::RawBody(body): crate::params::RawBody,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
     let body: CreateProposal = params::json_body(&body)?;
     if body.title.trim().is_empty() {
@@ -187,7 +187,7 @@ pub async fn vote(
     State(state): State<AppState>,
     Segments(id): Segments<String>,
     SignedIn(me): SignedIn,
-    body: axum::body::Bytes,
+    crate::params::RawBody(body): crate::params::RawBody,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
     let id = proposal_id(&id)?;
     let body: ProvenAction = params::json_body(&body)?;
@@ -250,7 +250,7 @@ pub async fn execute(
     State(state): State<AppState>,
     Segments(id): Segments<String>,
     SignedIn(me): SignedIn,
-    body: axum::body::Bytes,
+    crate::params::RawBody(body): crate::params::RawBody,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
     let id = proposal_id(&id)?;
     let body: ProvenAction = params::json_body(&body)?;

@@ -13,14 +13,13 @@ use std::{
 };
 
 use axum::{
-    Json, Router,
+    Router,
     extract::{ConnectInfo, Request, State},
-    http::{HeaderName, HeaderValue, Method, StatusCode, header},
+    http::{HeaderName, HeaderValue, Method, header},
     middleware::{self, Next},
     response::{IntoResponse, Response},
 };
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter, clock::Clock};
-use serde_json::json;
 use tower_http::{
     cors::{AllowOrigin, CorsLayer},
     request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer},
@@ -43,6 +42,9 @@ pub struct Limits {
     pub timeout: Duration,
     /// Origins allowed by CORS (`CORS_ORIGINS`; `*` allows any).
     pub cors_origins: Vec<String>,
+    /// Behind a reverse proxy: the client IP is the first `X-Forwarded-For`
+    /// address (`TRUST_PROXY`; off: the peer address).
+    pub trust_forwarded_for: bool,
 }
 
 impl Default for Limits {
@@ -53,6 +55,7 @@ impl Default for Limits {
             body_bytes: 64 * 1024,
             timeout: Duration::from_secs(10),
             cors_origins: vec!["*".to_owned()],
+            trust_forwarded_for: false,
         }
     }
 }
@@ -63,6 +66,7 @@ static REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 /// rate limit, body limit, timeout.
 pub fn protect(router: Router, limits: &Limits) -> Router {
     let per_ip: Arc<DefaultKeyedRateLimiter<IpAddr>> = keyed_limiter(limits.per_ip_per_minute);
+    let per_ip = Arc::new(PerIp { limiter: per_ip, trust_forwarded_for: limits.trust_forwarded_for });
     let limits = Arc::new(limits.clone());
     router
         .layer(axum::extract::DefaultBodyLimit::max(usize::try_from(limits.body_bytes).unwrap_or(usize::MAX)))
@@ -93,16 +97,27 @@ fn cors(origins: &[String]) -> CorsLayer {
 
 /// 429 with `Retry-After` once a client IP exceeds its quota. Without a peer
 /// address (in-process tests) every request counts against one key.
-async fn rate_limited(
-    State(limiter): State<Arc<DefaultKeyedRateLimiter<IpAddr>>>,
-    request: Request,
-    next: Next,
-) -> Response {
-    let ip = request
-        .extensions()
-        .get::<ConnectInfo<SocketAddr>>()
-        .map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |ConnectInfo(addr)| addr.ip());
-    match check(&limiter, &ip) {
+/// The per-IP limiter and how to find the client's IP.
+struct PerIp {
+    limiter: Arc<DefaultKeyedRateLimiter<IpAddr>>,
+    trust_forwarded_for: bool,
+}
+
+async fn rate_limited(State(per_ip): State<Arc<PerIp>>, request: Request, next: Next) -> Response {
+    let forwarded = per_ip
+        .trust_forwarded_for
+        .then(|| request.headers().get("x-forwarded-for"))
+        .flatten()
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(',').next())
+        .and_then(|first| first.trim().parse::<IpAddr>().ok());
+    let ip = forwarded.unwrap_or_else(|| {
+        request
+            .extensions()
+            .get::<ConnectInfo<SocketAddr>>()
+            .map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |ConnectInfo(addr)| addr.ip())
+    });
+    match check(&per_ip.limiter, &ip) {
         Ok(()) => next.run(request).await,
         Err(error) => error.into_response(),
     }
@@ -116,9 +131,27 @@ pub fn check<K: Clone + Eq + std::hash::Hash>(limiter: &DefaultKeyedRateLimiter<
     })
 }
 
-/// A limiter of `per_minute` requests per key.
-pub fn keyed_limiter<K: Clone + Eq + std::hash::Hash>(per_minute: NonZeroU32) -> Arc<DefaultKeyedRateLimiter<K>> {
-    Arc::new(RateLimiter::keyed(Quota::per_minute(per_minute)))
+/// A limiter of `per_minute` requests per key. Keys whose quota is full again
+/// are dropped every minute (a task that ends with the limiter), so memory
+/// follows the active clients, not every client ever seen.
+pub fn keyed_limiter<K: Clone + Eq + std::hash::Hash + Send + Sync + 'static>(
+    per_minute: NonZeroU32,
+) -> Arc<DefaultKeyedRateLimiter<K>> {
+    let limiter = Arc::new(RateLimiter::keyed(Quota::per_minute(per_minute)));
+    if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+        let weak = Arc::downgrade(&limiter);
+        runtime.spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_secs(60));
+            tick.tick().await;
+            loop {
+                tick.tick().await;
+                let Some(limiter) = weak.upgrade() else { return };
+                limiter.retain_recent();
+                limiter.shrink_to_fit();
+            }
+        });
+    }
+    limiter
 }
 
 /// 413 for a body larger than the limit (by its `Content-Length`; bodies are
@@ -127,18 +160,10 @@ async fn bounded(State(limits): State<Arc<Limits>>, request: Request, next: Next
     let declared =
         request.headers().get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u64>().ok());
     if declared.is_some_and(|len| len > limits.body_bytes) {
-        return too_large(limits.body_bytes);
+        return ApiError::PayloadTooLarge.into_response();
     }
     match tokio::time::timeout(limits.timeout, next.run(request)).await {
         Ok(response) => response,
         Err(_) => ApiError::Unavailable("the request timed out".to_owned()).into_response(),
     }
-}
-
-fn too_large(limit: u64) -> Response {
-    let body = json!({
-        "success": false,
-        "error": { "code": "PAYLOAD_TOO_LARGE", "message": format!("the request body exceeds {limit} bytes") },
-    });
-    (StatusCode::PAYLOAD_TOO_LARGE, Json(body)).into_response()
 }

@@ -134,7 +134,7 @@ pub async fn register(
     State(state): State<AppState>,
     Segments(kind): Segments<String>,
     SignedIn(me): SignedIn,
-    body: axum::body::Bytes,
+    crate::params::RawBody(body): crate::params::RawBody,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
     let market_type = market_kind(&kind)?;
     let body: RegisterMarket = params::json_body(&body)?;
@@ -195,8 +195,33 @@ pub async fn register(
     .bind(tx.hash.as_slice())
     .fetch_optional(&mut *db)
     .await?;
-    let Some(inserted) = inserted else {
-        return Err(ApiError::Forbidden(format!("market {:#x} is registered by another address", market.id)));
+    let inserted = match inserted {
+        Some(inserted) => inserted,
+        // Registered by another address: only possible if that registration
+        // came from a creation the chain has since reorganised away. The
+        // indexed creator decides; anyone else is refused.
+        None if indexed_creator(&mut db, market_type, market.id).await? == Some(me) => {
+            sqlx::query(
+                "UPDATE app.market_metadata SET display_name = $3, category = $4, description = $5, image_url = $6,
+                        website_url = $7, registered_by = $8, registered_tx_hash = $9, updated_at = now()
+                  WHERE market_type = $1 AND market_id = $2",
+            )
+            .bind(i16::from(market_type.as_u8()))
+            .bind(market.id.as_slice())
+            .bind(&body.display_name)
+            .bind(&body.category)
+            .bind(&body.description)
+            .bind(&body.image_url)
+            .bind(&body.website_url)
+            .bind(me.as_slice())
+            .bind(tx.hash.as_slice())
+            .execute(&mut *db)
+            .await?;
+            true
+        }
+        None => {
+            return Err(ApiError::Forbidden(format!("market {:#x} is registered by another address", market.id)));
+        }
     };
     if let Some(links) = &body.social_links {
         sqlx::query("DELETE FROM app.social_links WHERE persona_id = $1")
@@ -272,7 +297,7 @@ pub async fn link(
     State(state): State<AppState>,
     MarketPath { market_type, id }: MarketPath,
     SignedIn(me): SignedIn,
-    body: axum::body::Bytes,
+    crate::params::RawBody(body): crate::params::RawBody,
 ) -> Result<Json<Value>, ApiError> {
     if market_type != MarketType::Persona {
         return Err(ApiError::NotFound("route".to_owned()));
@@ -317,6 +342,21 @@ fn parse_ids(field: &str, ids: &[String]) -> Result<Vec<B256>, ApiError> {
         return Err(ApiError::bad(field, "at most 50 ids"));
     }
     ids.iter().enumerate().map(|(i, id)| params::bytes32(&format!("{field}[{i}]"), id)).collect()
+}
+
+/// The creator of an indexed market (`None` while not indexed).
+async fn indexed_creator(
+    conn: &mut PgConnection,
+    market_type: MarketType,
+    id: B256,
+) -> Result<Option<Address>, ApiError> {
+    let creator: Option<Vec<u8>> =
+        sqlx::query_scalar("SELECT creator_address FROM derived.markets WHERE market_type = $1 AND market_id = $2")
+            .bind(i16::from(market_type.as_u8()))
+            .bind(id.as_slice())
+            .fetch_optional(&mut *conn)
+            .await?;
+    Ok(creator.and_then(|bytes| Address::try_from(bytes.as_slice()).ok()))
 }
 
 async fn ensure_credential(conn: &mut PgConnection, field: &str, id: B256) -> Result<(), ApiError> {

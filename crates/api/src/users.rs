@@ -18,6 +18,7 @@ pub async fn portfolio(
     Segments(who): Segments<String>,
 ) -> Result<Json<Value>, ApiError> {
     let who = crate::params::address("address", &who)?;
+    let mut tx = crate::read_tx(&state.pool).await?;
     let rows = sqlx::query(
         "SELECT b.market_type, b.market_id, m.token_symbol, b.balance::text, b.cost_basis::text,
                 b.realized_pnl::text, coalesce(p.price, 0)::text
@@ -28,8 +29,12 @@ pub async fn portfolio(
           ORDER BY b.market_type, b.market_id",
     )
     .bind(who.as_slice())
-    .fetch_all(&state.pool)
+    .fetch_all(&mut *tx)
     .await?;
+    if rows.is_empty() {
+        ensure_known(&mut tx, who).await?;
+    }
+    tx.commit().await?;
     let (mut total_value, mut total_basis) = (U256::ZERO, U256::ZERO);
     let (mut total_realized, mut total_unrealized) = (I256::ZERO, I256::ZERO);
     let mut holdings = Vec::new();
@@ -71,6 +76,24 @@ pub async fn portfolio(
         "total_realized_pnl": format::signed_usdc(total_realized),
         "total_unrealized_pnl": format::signed_usdc(total_unrealized),
     })))
+}
+
+/// 404 for an address the platform has never seen (no profile, no trade,
+/// balance, market, proposal, vote or stake).
+async fn ensure_known(conn: &mut sqlx::PgConnection, who: alloy_primitives::Address) -> Result<(), ApiError> {
+    let known: bool = sqlx::query_scalar(
+        "SELECT EXISTS (SELECT 1 FROM app.users WHERE address = $1)
+             OR EXISTS (SELECT 1 FROM derived.balances WHERE holder = $1)
+             OR EXISTS (SELECT 1 FROM derived.swaps WHERE trader = $1)
+             OR EXISTS (SELECT 1 FROM derived.markets WHERE creator_address = $1)
+             OR EXISTS (SELECT 1 FROM derived.proposals WHERE proposer = $1)
+             OR EXISTS (SELECT 1 FROM derived.votes WHERE voter = $1)
+             OR EXISTS (SELECT 1 FROM derived.stake_events WHERE staker = $1)",
+    )
+    .bind(who.as_slice())
+    .fetch_one(&mut *conn)
+    .await?;
+    if known { Ok(()) } else { Err(ApiError::NotFound("user".to_owned())) }
 }
 
 fn signed(value: U256) -> I256 {
@@ -152,6 +175,7 @@ pub async fn activity(
     let params = crate::params::Params::parse(query.as_deref());
     let limit = params.limit(50, 100)?;
     let offset = params.offset()?;
+    let mut tx = crate::read_tx(&state.pool).await?;
     let rows = sqlx::query(
         "SELECT * FROM (
            (SELECT 'trade' AS kind, block_number, log_index, block_timestamp, tx_hash, market_type, market_id,
@@ -176,8 +200,12 @@ pub async fn activity(
     .bind(limit)
     .bind(offset)
     .bind(limit + offset) // each kind's newest `limit + offset` suffice
-    .fetch_all(&state.pool)
+    .fetch_all(&mut *tx)
     .await?;
+    if rows.is_empty() {
+        ensure_known(&mut tx, who).await?;
+    }
+    tx.commit().await?;
     let data = rows
         .iter()
         .map(|r| {
@@ -232,7 +260,7 @@ mod serde_with_null {
 pub async fn update_me(
     State(state): State<AppState>,
     crate::auth::SignedIn(me): crate::auth::SignedIn,
-    body: axum::body::Bytes,
+    crate::params::RawBody(body): crate::params::RawBody,
 ) -> Result<Json<Value>, ApiError> {
     let patch: ProfilePatch = crate::params::json_body(&body)?;
     if let Some(username) = &patch.username

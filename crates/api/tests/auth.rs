@@ -82,6 +82,8 @@ async fn sign_in_then_write_and_every_forgery_is_refused() {
     for (domain, uri, chain, why) in [
         ("evil.example.com", "http://localhost:3000", 31_337, "domain"),
         ("localhost:3000", "https://evil.example.com", 31_337, "URI"),
+        ("localhost:3000", "http://localhost:30001/login", 31_337, "URI"),
+        ("localhost:3000", "http://localhost:3000.evil.com/", 31_337, "URI"),
         ("localhost:3000", "http://localhost:3000", 1, "chain"),
     ] {
         let text = message(domain, &me, uri, chain, &fresh_nonce(&app).await);

@@ -289,8 +289,10 @@ async fn market_routes_serve_what_the_chain_says() {
     assert_eq!(portfolio["total_realized_pnl"], usdc_text(realized));
     let (status, body) = get(&w.db, "/api/users/0x1234/portfolio").await;
     assert_eq!((status, body["error"]["details"]["field"].clone()), (StatusCode::BAD_REQUEST, Value::from("address")));
-    let nobody = ok(&w.db, &format!("/api/users/{:#x}/portfolio", Address::repeat_byte(9))).await;
-    assert_eq!(nobody["data"]["total_value"], "0.000000");
+    for route in ["portfolio", "activity"] {
+        let (status, _) = get(&w.db, &format!("/api/users/{:#x}/{route}", Address::repeat_byte(9))).await;
+        assert_eq!(status, StatusCode::NOT_FOUND, "an address never seen: {route}");
+    }
 
     // Profile and activity of alice; an address never seen is a 404.
     let profile = ok(&w.db, &format!("/api/users/{alice:#x}")).await["data"].clone();

@@ -2,12 +2,13 @@
 //! size limit (413), CORS from the configured origins, request ids.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::num::NonZeroU32;
+use std::{net::SocketAddr, num::NonZeroU32};
 
 use animoca_api::{AppState, router};
 use animoca_test_support::TestDb;
 use axum::{
     body::Body,
+    extract::ConnectInfo,
     http::{Request, StatusCode, header},
 };
 use serde_json::Value;
@@ -53,6 +54,16 @@ async fn limits_cors_and_request_ids() {
     // Preflights are answered before the limiter; the third request passes, the fourth is refused.
     let (status, _, _) = send(&app, Request::get("/health").body(Body::empty()).unwrap()).await;
     assert_eq!(status, StatusCode::OK);
+    // Another client IP has its own quota.
+    let from = |ip: [u8; 4]| {
+        let mut request = Request::get("/health").body(Body::empty()).unwrap();
+        request.extensions_mut().insert(ConnectInfo(SocketAddr::from((ip, 40_000))));
+        request
+    };
+    for _ in 0..3 {
+        assert_eq!(send(&app, from([10, 0, 0, 2])).await.0, StatusCode::OK, "a second IP");
+    }
+    assert_eq!(send(&app, from([10, 0, 0, 2])).await.0, StatusCode::TOO_MANY_REQUESTS, "its own quota, spent");
     let (status, headers, body) = send(&app, Request::get("/health").body(Body::empty()).unwrap()).await;
     assert_eq!(status, StatusCode::TOO_MANY_REQUESTS, "{body}");
     assert_eq!(body["error"]["code"], "RATE_LIMITED");
@@ -63,7 +74,8 @@ async fn limits_cors_and_request_ids() {
 #[tokio::test]
 async fn an_oversized_body_is_a_413_in_the_envelope() {
     let db = TestDb::migrated().await;
-    let app = router(AppState::new(db.pool.clone()));
+    let state_for_token = AppState::new(db.pool.clone());
+    let app = router(state_for_token.clone());
     let big = vec![b'x'; 65 * 1024];
     let request = Request::post("/api/credentials")
         .header(header::CONTENT_TYPE, "application/json")
@@ -74,6 +86,20 @@ async fn an_oversized_body_is_a_413_in_the_envelope() {
     assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE, "{body}");
     assert_eq!(body["success"], false);
     assert_eq!(body["error"]["code"], "PAYLOAD_TOO_LARGE");
+    // Streamed without a Content-Length: refused while reading, in the envelope too.
+    let chunks = futures_util::stream::iter((0..70).map(|_| Ok::<_, std::io::Error>(vec![b'x'; 1024])));
+    let request = Request::patch("/api/users/me")
+        .header(header::CONTENT_TYPE, "application/json")
+        .header(header::AUTHORIZATION, format!("Bearer {}", token(&state_for_token)))
+        .body(Body::from_stream(chunks))
+        .unwrap();
+    let (status, _, body) = send(&app, request).await;
+    assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE, "{body}");
+    assert_eq!(body["error"]["code"], "PAYLOAD_TOO_LARGE");
+}
+
+fn token(state: &AppState) -> String {
+    animoca_api::auth::issue_token(&state.auth, alloy_primitives::Address::repeat_byte(1)).unwrap().0
 }
 
 #[tokio::test]

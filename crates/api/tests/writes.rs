@@ -200,10 +200,30 @@ async fn registrations_are_proven_on_chain_and_forgeries_refused() {
         .execute(&db.pool)
         .await
         .unwrap();
+    // Carol's registration stands until the market is indexed with Bob as its creator
+    // (her registration came from a creation the chain no longer has): then Bob's wins.
+    let mut takeover = None;
+    for _ in 0..100 {
+        let (status, body) = api.post("/api/credentials", bob, json!({ "txHash": hash(&other_created) })).await;
+        if status != StatusCode::FORBIDDEN {
+            takeover = Some((status, body));
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let (status, taken) = takeover.expect("the indexed creator takes the registration over");
+    assert_eq!(status, StatusCode::CREATED, "{taken}");
+    let registrant: Vec<u8> = sqlx::query_scalar("SELECT registered_by FROM app.market_metadata WHERE market_id = $1")
+        .bind(other.id.as_slice())
+        .fetch_one(&db.pool)
+        .await
+        .unwrap();
+    assert_eq!(registrant, bob.as_slice());
+    // A second registration of a registered market by another caller (Carol posts Bob's creation).
     refused(
-        api.post("/api/credentials", bob, json!({ "txHash": hash(&other_created) })).await,
+        api.post("/api/credentials", carol, json!({ "txHash": hash(&other_created) })).await,
         StatusCode::FORBIDDEN,
-        "registered by another address",
+        "not by the signed-in",
     );
     for (body, field) in [
         (json!({ "txHash": "0x12" }), "txHash"),
@@ -416,10 +436,11 @@ async fn proposals_votes_and_executions_are_proven_and_idempotent() {
     stop.cancel();
 }
 
-/// Any body on any write route: never a 5xx, always the envelope (property test).
+/// Any body on any write route, any query string and path segment on any read
+/// route: never a 5xx, always the envelope (property tests over real chain data).
 /// Values include real transaction hashes, so the chain checks run too.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn arbitrary_bodies_never_fail_the_server() {
+async fn arbitrary_bodies_queries_and_paths_never_fail_the_server() {
     use proptest::{prelude::*, test_runner::TestRunner};
 
     let chain = TestChain::start().await;
@@ -466,6 +487,7 @@ async fn arbitrary_bodies_never_fail_the_server() {
         "signature",
     ];
     let known = [hash(&created), hash(&proposed), format!("{:#x}", market.id), format!("{me:#x}")];
+    let id_text = format!("{:#x}", market.id);
     let scalar = prop_oneof![
         proptest::sample::select(known.to_vec()).prop_map(Value::from),
         "\\PC{0,40}".prop_map(Value::from),
@@ -524,6 +546,114 @@ async fn arbitrary_bodies_never_fail_the_server() {
             });
             prop_assert!(status.as_u16() < 500, "{method} {uri} {body}: {status} {reply}");
             prop_assert!(reply["success"].is_boolean(), "{method} {uri} {body}: {reply}");
+            if status.is_client_error() {
+                prop_assert!(reply["error"]["code"].is_string(), "{uri}: {reply}");
+            }
+            Ok(())
+        })
+        .unwrap();
+
+    // Every read route, with arbitrary query strings and path segments, over real data.
+    let segment = prop_oneof![
+        proptest::sample::select(known.to_vec()),
+        Just(id_text.clone()),
+        Just("1".to_owned()),
+        "\\PC{0,20}",
+        "0x[0-9a-fA-F]{0,66}",
+        "[0-9]{1,90}",
+    ];
+    let keys = prop::collection::vec(
+        prop_oneof![
+            proptest::sample::select(vec![
+                "limit",
+                "offset",
+                "sortBy",
+                "status",
+                "search",
+                "type",
+                "timeFrame",
+                "from",
+                "to",
+                "fill",
+                "cursor",
+                "side",
+                "amount",
+                "by",
+                "marketType",
+                "marketId",
+                "unread",
+            ])
+            .prop_map(str::to_owned),
+            "[a-zA-Z]{1,8}",
+        ],
+        0..5,
+    );
+    let values = prop::collection::vec(
+        prop_oneof![
+            "[0-9]{0,25}",
+            "-[0-9]{1,20}",
+            "\\PC{0,30}",
+            "[\\x00-\\x1f]{1,3}",
+            "[0-9]{1,12}\\.[0-9]{0,20}",
+            Just("2026-11-26T00:00:00Z".to_owned()),
+            Just("1w".to_owned()),
+            Just("true".to_owned()),
+            Just("buy".to_owned()),
+            Just("volume".to_owned()),
+        ],
+        5,
+    );
+    let templates = [
+        "/health",
+        "/ready",
+        "/api/analytics/overview",
+        "/api/analytics/trending",
+        "/api/analytics/leaderboard",
+        "/api/credentials",
+        "/api/personas",
+        "/api/personas/{}",
+        "/api/personas/{}/pool",
+        "/api/personas/{}/chart",
+        "/api/personas/{}/trades",
+        "/api/personas/{}/holders",
+        "/api/personas/{}/quote",
+        "/api/credentials/{}",
+        "/api/proposals",
+        "/api/proposals/{}",
+        "/api/proposals/{}/votes",
+        "/api/users/{}",
+        "/api/users/{}/portfolio",
+        "/api/users/{}/activity",
+        "/api/users/{}/notifications",
+        "/openapi.json",
+    ];
+    let mut runner = TestRunner::new(proptest::test_runner::Config { cases: 600, ..Default::default() });
+    runner
+        .run(&(0..templates.len(), segment, keys, values, any::<bool>()), |(t, segment, keys, values, signed)| {
+            let path = templates[t]
+                .replace("{}", &url::form_urlencoded::byte_serialize(segment.as_bytes()).collect::<String>());
+            let query: String = url::form_urlencoded::Serializer::new(String::new())
+                .extend_pairs(keys.iter().zip(values.iter()))
+                .finish();
+            let uri = format!("{path}?{query}");
+            let mut request = Request::get(&uri);
+            if signed {
+                request = request.header(header::AUTHORIZATION, format!("Bearer {token}"));
+            }
+            let request = request.body(Body::empty()).unwrap();
+            let (status, reply) = tokio::task::block_in_place(|| {
+                handle.block_on(async {
+                    let response = api.app.clone().oneshot(request).await.unwrap();
+                    let status = response.status();
+                    let bytes = axum::body::to_bytes(response.into_body(), 1 << 22).await.unwrap();
+                    (status, serde_json::from_slice::<Value>(&bytes).unwrap_or(Value::Null))
+                })
+            });
+            prop_assert!(status.as_u16() < 500, "{uri}: {status} {reply}");
+            if uri.starts_with("/openapi.json") {
+                return Ok(());
+            }
+            prop_assert!(reply["success"].is_boolean(), "{uri}: {reply}");
             if status.is_client_error() {
                 prop_assert!(reply["error"]["code"].is_string(), "{uri}: {reply}");
             }

@@ -240,9 +240,9 @@ pub struct ServeConfig {
     pub rate_limit_per_minute: std::num::NonZeroU32,
     /// Signed-in requests per minute per address (`RATE_LIMIT_PER_ADDRESS_PER_MINUTE`, default 600).
     pub rate_limit_per_address_per_minute: std::num::NonZeroU32,
-    /// HS256 secret of the API's JWTs (`JWT_SECRET`, at least 32 bytes; unset: a
-    /// random one per process, so tokens do not survive a restart or cross nodes).
-    pub jwt_secret: Option<String>,
+    /// HS256 secret of the API's JWTs (`JWT_SECRET`, at least 32 bytes; required:
+    /// every node must verify every other node's tokens).
+    pub jwt_secret: String,
     /// The domain Sign-In with Ethereum messages must name (`SIWE_DOMAIN`).
     pub siwe_domain: Option<String>,
     /// The prefix their URI must have (`SIWE_URI`).
@@ -255,6 +255,8 @@ pub struct ServeConfig {
     pub redis_url: Option<String>,
     /// Whether public reads are cached (`API_CACHE`, default `on`).
     pub api_cache: bool,
+    /// Take the client IP from `X-Forwarded-For` (`TRUST_PROXY`, default `off`).
+    pub trust_proxy: bool,
     /// How long a write waits for the indexer to reach its transaction
     /// (`WRITE_INDEX_WAIT_MS`, default 5000) before answering 202.
     pub write_index_wait: std::time::Duration,
@@ -325,17 +327,18 @@ pub fn redis_url(value: &str) -> Result<String, String> {
     }
 }
 
-/// Parses a number of milliseconds (0 allowed).
-pub fn milliseconds(value: &str) -> Result<std::time::Duration, String> {
+/// Parses how long a write may wait for the indexer: 0-8000 ms (below the
+/// API's 10 s request timeout).
+pub fn write_wait(value: &str) -> Result<std::time::Duration, String> {
     match value.parse::<u64>() {
-        Ok(ms) if ms <= 600_000 => Ok(std::time::Duration::from_millis(ms)),
-        _ => Err(format!("{value:?} is not a number of milliseconds (0-600000)")),
+        Ok(ms) if ms <= 8_000 => Ok(std::time::Duration::from_millis(ms)),
+        _ => Err(format!("{value:?} is not a number of milliseconds from 0 to 8000 (the request timeout is 10 s)")),
     }
 }
 
 impl ServeConfig {
     /// Reads `DATABASE_URL`, `PORT`, `READY_MAX_LAG_SECS`, `CORS_ORIGINS`, `RATE_LIMIT_PER_MINUTE`,
-    /// `RATE_LIMIT_PER_ADDRESS_PER_MINUTE`, `JWT_SECRET`, `SIWE_DOMAIN`, `SIWE_URI`, `CHAIN_ID`, `RPC_URL`, `REDIS_URL`, `API_CACHE`, `WRITE_INDEX_WAIT_MS`.
+    /// `RATE_LIMIT_PER_ADDRESS_PER_MINUTE`, `JWT_SECRET`, `SIWE_DOMAIN`, `SIWE_URI`, `CHAIN_ID`, `RPC_URL`, `REDIS_URL`, `API_CACHE`, `TRUST_PROXY`, `WRITE_INDEX_WAIT_MS`.
     pub fn read(env: &mut Env<'_>) -> Option<Self> {
         let database = env.required("DATABASE_URL", postgres_url);
         let port = env.optional("PORT", port).unwrap_or(3000);
@@ -347,15 +350,16 @@ impl ServeConfig {
         let rate_limit_per_address_per_minute = env
             .optional("RATE_LIMIT_PER_ADDRESS_PER_MINUTE", requests_per_second)
             .unwrap_or(std::num::NonZeroU32::new(600).unwrap_or(std::num::NonZeroU32::MIN));
-        let jwt_secret = env.optional("JWT_SECRET", jwt_secret);
+        let jwt_secret = env.required("JWT_SECRET", jwt_secret);
         let siwe_domain = env.optional("SIWE_DOMAIN", host);
         let siwe_uri = env.optional("SIWE_URI", http_prefix);
         let chain_id = env.optional("CHAIN_ID", chain_id);
         let rpc_url = env.optional("RPC_URL", rpc_url);
         let redis_url = env.optional("REDIS_URL", redis_url);
         let api_cache = env.optional("API_CACHE", on_off).unwrap_or(true);
+        let trust_proxy = env.optional("TRUST_PROXY", on_off).unwrap_or(false);
         let write_index_wait =
-            env.optional("WRITE_INDEX_WAIT_MS", milliseconds).unwrap_or(std::time::Duration::from_secs(5));
+            env.optional("WRITE_INDEX_WAIT_MS", write_wait).unwrap_or(std::time::Duration::from_secs(5));
         Some(ServeConfig {
             database: database?,
             port,
@@ -363,13 +367,14 @@ impl ServeConfig {
             cors_origins,
             rate_limit_per_minute,
             rate_limit_per_address_per_minute,
-            jwt_secret,
+            jwt_secret: jwt_secret?,
             siwe_domain,
             siwe_uri,
             chain_id,
             rpc_url,
             redis_url,
             api_cache,
+            trust_proxy,
             write_index_wait,
         })
     }

@@ -173,13 +173,23 @@ fn serve_names_every_bad_variable_at_once() {
             ("JWT_SECRET", "short"),
             ("SIWE_DOMAIN", "https://app.example.com/"),
             ("SIWE_URI", "app.example.com"),
+            ("WRITE_INDEX_WAIT_MS", "60000"),
+            ("REDIS_URL", "http://cache"),
         ],
     );
     assert_eq!(output.status.code(), Some(2));
     let err = stderr(&output);
-    for name in
-        ["PORT", "CORS_ORIGINS", "RATE_LIMIT_PER_MINUTE", "READY_MAX_LAG_SECS", "JWT_SECRET", "SIWE_DOMAIN", "SIWE_URI"]
-    {
+    for name in [
+        "PORT",
+        "CORS_ORIGINS",
+        "RATE_LIMIT_PER_MINUTE",
+        "READY_MAX_LAG_SECS",
+        "JWT_SECRET",
+        "SIWE_DOMAIN",
+        "SIWE_URI",
+        "WRITE_INDEX_WAIT_MS",
+        "REDIS_URL",
+    ] {
         assert!(err.contains(name), "{name}: {err}");
     }
 }
@@ -198,6 +208,7 @@ async fn serve_answers_over_http_and_stops_on_ctrl_c() {
         .env("PATH", std::env::var("PATH").unwrap_or_default())
         .env("DATABASE_URL", db.url())
         .env("PORT", port.to_string())
+        .env("JWT_SECRET", "a-test-secret-of-at-least-32-characters")
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
         .spawn()

@@ -264,8 +264,6 @@ async fn write_range(conn: &mut PgConnection, batch: &Batch, with_logs: bool) ->
         timer.step("logs");
     }
     write_derived_rows(conn, batch, &mut timer).await?;
-    write_changes(conn, &batch.changes).await?;
-    timer.step("changes");
 
     // The 24h window now ends at this batch's last block.
     let touched: Vec<(i16, Vec<u8>)> = batch
@@ -291,6 +289,9 @@ async fn write_range(conn: &mut PgConnection, batch: &Batch, with_logs: bool) ->
     .execute(&mut *conn)
     .await?;
     timer.step("checkpoint");
+    // Last: the version bump holds its row lock until the commit.
+    write_changes(conn, &batch.changes).await?;
+    timer.step("changes");
     Ok(())
 }
 
@@ -915,8 +916,10 @@ async fn write_candles(conn: &mut PgConnection, batch: &Batch) -> Result<(), Sto
 /// The channel `NOTIFY`d when change-feed rows are committed.
 pub const CHANGES_CHANNEL: &str = "animoca_changes";
 
-/// Appends change-feed rows and notifies listeners (delivered on commit);
-/// returns the id of the last row (`None` when there were none).
+/// Appends change-feed rows, bumps the change version (`app.change_version`)
+/// and notifies listeners with it (delivered on commit); returns the new version
+/// (`None` when there were no rows). The bump locks the version row until the
+/// transaction ends, so versions are assigned in commit order: call this last.
 pub async fn write_changes(
     conn: &mut PgConnection,
     changes: &[crate::batch::ChangeRow],
@@ -924,24 +927,28 @@ pub async fn write_changes(
     if changes.is_empty() {
         return Ok(None);
     }
-    let last: Option<i64> = sqlx::query_scalar(
-        "WITH inserted AS (
-            INSERT INTO app.change_feed (kind, payload)
-            SELECT kind, payload FROM unnest($1::text[], $2::jsonb[]) WITH ORDINALITY AS c(kind, payload, n)
-             ORDER BY n
-            RETURNING id)
-         SELECT max(id) FROM inserted",
+    sqlx::query(
+        "INSERT INTO app.change_feed (kind, payload)
+         SELECT kind, payload FROM unnest($1::text[], $2::jsonb[]) WITH ORDINALITY AS c(kind, payload, n)
+          ORDER BY n",
     )
     .bind(changes.iter().map(|c| c.kind.clone()).collect::<Vec<_>>())
     .bind(changes.iter().map(|c| c.payload.clone()).collect::<Vec<_>>())
+    .execute(&mut *conn)
+    .await?;
+    let version: i64 = sqlx::query_scalar(
+        "WITH bumped AS (UPDATE app.change_version SET version = version + 1 RETURNING version)
+         SELECT version FROM bumped, LATERAL (SELECT pg_notify($1, version::text)) notified",
+    )
+    .bind(CHANGES_CHANNEL)
     .fetch_one(&mut *conn)
     .await?;
-    sqlx::query("SELECT pg_notify($1, $2)")
-        .bind(CHANGES_CHANNEL)
-        .bind(last.unwrap_or_default().to_string())
-        .execute(&mut *conn)
-        .await?;
-    Ok(last)
+    Ok(Some(version))
+}
+
+/// The change version (0 before any change).
+pub async fn change_version(conn: &mut PgConnection) -> Result<i64, StoreError> {
+    Ok(sqlx::query_scalar("SELECT version FROM app.change_version").fetch_one(&mut *conn).await?)
 }
 
 // ---- conversions between chain integers and Postgres types -------------------

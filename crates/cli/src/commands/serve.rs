@@ -14,11 +14,9 @@ pub async fn run(config: ServeConfig, shutdown: CancellationToken) -> anyhow::Re
     state.limits.cors_origins = config.cors_origins.clone();
     state.limits.per_ip_per_minute = config.rate_limit_per_minute;
     state.limits.per_address_per_minute = config.rate_limit_per_address_per_minute;
+    state.limits.trust_forwarded_for = config.trust_proxy;
     state.metrics = animoca_api::telemetry::install_recorder();
-    match &config.jwt_secret {
-        Some(secret) => state.auth.jwt_secret = secret.as_bytes().to_vec(),
-        None => tracing::warn!("JWT_SECRET is not set: sign-in tokens use a random per-process secret"),
-    }
+    state.auth.jwt_secret = config.jwt_secret.as_bytes().to_vec();
     state.auth.domain = config.siwe_domain.clone().unwrap_or_else(|| format!("localhost:{}", config.port));
     state.auth.uri_prefix = config.siwe_uri.clone().unwrap_or_else(|| format!("http://localhost:{}", config.port));
     state.auth.chain_id = match config.chain_id {
@@ -30,7 +28,17 @@ pub async fn run(config: ServeConfig, shutdown: CancellationToken) -> anyhow::Re
     };
     if let Some(rpc_url) = &config.rpc_url {
         use alloy::providers::{Provider, ProviderBuilder};
-        let provider = ProviderBuilder::new().connect_http(rpc_url.clone()).erased();
+        // http(s) or ws(s), as the indexer takes it.
+        let provider = ProviderBuilder::new().connect(rpc_url.as_str()).await.context("connect to RPC_URL")?.erased();
+        // Receipts from another chain must never prove a write here.
+        match provider.get_chain_id().await {
+            Ok(actual) if actual != state.auth.chain_id => anyhow::bail!(
+                "RPC_URL serves chain id {actual}, but this API serves chain {} (CHAIN_ID or the indexed chain)",
+                state.auth.chain_id
+            ),
+            Ok(_) => {}
+            Err(error) => tracing::warn!(%error, "RPC_URL does not answer yet; writes answer 503 until it does"),
+        }
         state.chain = Some(animoca_api::proof::ChainAccess { provider, index_wait: config.write_index_wait });
     } else {
         tracing::warn!("RPC_URL is not set: writes that need a chain proof answer 503");

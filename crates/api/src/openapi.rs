@@ -481,6 +481,10 @@ pub struct Checks {
     database: Option<String>,
     indexer: Option<String>,
     indexer_lag_seconds: Option<f64>,
+    /// Blocks behind the chain head (with `RPC_URL`).
+    indexer_lag_blocks: Option<i64>,
+    /// `chain head` (with `RPC_URL`) or `last commit` (time since the indexer last committed).
+    lag_measured_against: Option<String>,
     redis: Option<String>,
     cache_version: Option<i64>,
 }

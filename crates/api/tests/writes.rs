@@ -432,8 +432,23 @@ async fn proposals_votes_and_executions_are_proven_and_idempotent() {
         StatusCode::UNPROCESSABLE_ENTITY,
         "did not execute",
     );
-    assert!(chain.provider.get_block_number().await.unwrap() > 0);
+    // /ready measures the indexer against the chain head: caught up now...
+    let (status, ready) = api.call("GET", "/ready", None, Value::Null).await;
+    assert_eq!(status, StatusCode::OK, "{ready}");
+    assert_eq!(ready["data"]["lag_measured_against"], "chain head");
+    assert_eq!(ready["data"]["indexer_lag_blocks"], 0, "{ready}");
+    // ...and behind once the indexer stops while the chain moves on (10 minutes, 2 blocks).
     stop.cancel();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    chain.advance_time(600).await;
+    chain.mine().await;
+    let (status, ready) = api.call("GET", "/ready", None, Value::Null).await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{ready}");
+    let details = &ready["error"]["details"];
+    assert_eq!(details["indexer"], "lagging", "{ready}");
+    assert!(details["indexer_lag_blocks"].as_i64().unwrap() >= 1, "{ready}");
+    assert!(details["indexer_lag_seconds"].as_f64().unwrap() >= 600.0, "{ready}");
+    assert!(chain.provider.get_block_number().await.unwrap() > 0);
 }
 
 /// Any body on any write route, any query string and path segment on any read
@@ -454,6 +469,11 @@ async fn arbitrary_bodies_queries_and_paths_never_fail_the_server() {
     let stop = CancellationToken::new();
     spawn_indexer(&db, indexer, stop.clone());
     let api = Api::new(&db, &chain, Duration::from_millis(50));
+    // Indexed up to the head before the fuzzing starts (`/ready` is among the routes).
+    let head = chain.block_number().await;
+    while animoca_store::indexing::checkpoint(&db.pool, 31_337).await.unwrap().is_none_or(|c| c.block_number < head) {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     let fields = [
         "txHash",
         "tx_hash",

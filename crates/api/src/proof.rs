@@ -6,9 +6,13 @@
 //! is read from the receipt and the indexed tables, never from the body.
 //!
 //! The indexer stays the only writer of the derived tables (so reorgs and
-//! re-derivations stay exact). A write waits, briefly, for the indexer to reach
-//! the transaction's block and answers with the indexed rows; when the indexer
-//! is further behind, it answers `202 Accepted` with what the receipt proves.
+//! re-derivations stay exact, and posting a transaction the indexer already saw
+//! is a no-op). A write wakes the indexer (`NOTIFY` on
+//! [`animoca_store::indexing::WAKE_CHANNEL`]: it fetches the new blocks at once
+//! instead of at its next poll), waits briefly for it to commit the
+//! transaction's block and answers with the indexed rows; when the indexer is
+//! further behind (a backfill), it answers `202 Accepted` with what the receipt
+//! proves.
 
 use std::time::{Duration, Instant};
 
@@ -107,6 +111,16 @@ pub async fn prove(
 pub async fn indexed(state: &AppState, block: u64) -> Result<bool, ApiError> {
     let wait = state.chain.as_ref().map_or(Duration::ZERO, |chain| chain.index_wait);
     let deadline = Instant::now() + wait;
+    let checkpoint = animoca_store::indexing::checkpoint(&state.pool, state.auth.chain_id).await?;
+    if checkpoint.is_some_and(|c| c.block_number >= block) {
+        return Ok(true);
+    }
+    // Ingest now: wake the indexer rather than wait for its next poll.
+    sqlx::query("SELECT pg_notify($1, $2)")
+        .bind(animoca_store::indexing::WAKE_CHANNEL)
+        .bind(block.to_string())
+        .execute(&state.pool)
+        .await?;
     loop {
         let checkpoint = animoca_store::indexing::checkpoint(&state.pool, state.auth.chain_id).await?;
         if checkpoint.is_some_and(|c| c.block_number >= block) {

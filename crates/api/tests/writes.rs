@@ -682,3 +682,31 @@ async fn arbitrary_bodies_queries_and_paths_never_fail_the_server() {
         .unwrap();
     stop.cancel();
 }
+
+/// A write wakes an idle indexer: with a one-minute poll and no head
+/// subscription, the registration is still answered from the indexed tables.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_write_wakes_the_indexer() {
+    let chain = TestChain::start().await;
+    let db = TestDb::migrated().await;
+    let mut config = IndexerConfig::new(31_337, chain.deployment.start_block, 0);
+    config.poll_interval = Duration::from_secs(60);
+    let indexer = Indexer::new(db.pool.clone(), chain.provider.clone(), chain.deployment, config).await.unwrap();
+    let stop = CancellationToken::new();
+    spawn_indexer(&db, indexer, stop.clone());
+    let head = chain.block_number().await;
+    while animoca_store::indexing::checkpoint(&db.pool, 31_337).await.unwrap().is_none_or(|c| c.block_number < head) {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await; // the indexer is asleep now
+    let alice = chain.account(1);
+    let spec = MarketSpec::new(MarketType::Credential, "wake");
+    let (_, created) = chain.create_market(&spec, alice).await;
+    let api = Api::new(&db, &chain, Duration::from_secs(8));
+    let started = std::time::Instant::now();
+    let (status, body) = api.post("/api/credentials", alice, json!({ "txHash": hash(&created) })).await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    assert_eq!(body["data"]["indexed"], true);
+    assert!(started.elapsed() < Duration::from_secs(5), "answered in {:?}", started.elapsed());
+    stop.cancel();
+}

@@ -99,6 +99,12 @@ impl From<sqlx::Error> for IndexError {
     }
 }
 
+async fn wake_listener(pool: &PgPool) -> Option<sqlx::postgres::PgListener> {
+    let mut listener = sqlx::postgres::PgListener::connect_with(pool).await.ok()?;
+    listener.listen(animoca_store::indexing::WAKE_CHANNEL).await.ok()?;
+    Some(listener)
+}
+
 /// Indexer settings.
 #[derive(Debug, Clone)]
 pub struct IndexerConfig {
@@ -340,6 +346,7 @@ impl Indexer {
     /// contradict the stored state stop the indexer.
     pub async fn run(&mut self, leader: &mut crate::Leader, shutdown: CancellationToken) -> Result<(), IndexError> {
         let mut failures = 0u32;
+        let mut wake = wake_listener(&self.pool).await;
         loop {
             if !leader.is_held().await {
                 return Err(IndexError::LostLeadership);
@@ -372,10 +379,26 @@ impl Indexer {
                     None => std::future::pending().await,
                 }
             };
+            // The API asks for a transaction it is proving to be ingested now.
+            let asked = async {
+                match wake.as_mut() {
+                    Some(listener) => {
+                        if listener.recv().await.is_err() {
+                            // Lost: polling goes on; listen again on the next round.
+                            wake = None;
+                        }
+                    }
+                    None => std::future::pending().await,
+                }
+            };
             tokio::select! {
                 () = new_head => {}
+                () = asked => {}
                 () = tokio::time::sleep(self.config.poll_interval) => {}
                 () = shutdown.cancelled() => return Ok(()),
+            }
+            if wake.is_none() {
+                wake = wake_listener(&self.pool).await;
             }
         }
     }

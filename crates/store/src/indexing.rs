@@ -913,6 +913,10 @@ async fn write_candles(conn: &mut PgConnection, batch: &Batch) -> Result<(), Sto
     Ok(())
 }
 
+/// The channel a write `NOTIFY`s to have the indexer look for new blocks at
+/// once instead of at its next poll (the payload, the block wanted, is informational).
+pub const WAKE_CHANNEL: &str = "animoca_indexer_wake";
+
 /// The channel `NOTIFY`d when change-feed rows are committed.
 pub const CHANGES_CHANNEL: &str = "animoca_changes";
 

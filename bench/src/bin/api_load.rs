@@ -375,7 +375,7 @@ async fn main() -> anyhow::Result<()> {
                     .with_gas_limit(90_000 * 2 * per_block as u64 + 1_000_000)
                     .with_max_fee_per_gas(1_000_000_000)
                     .with_max_priority_fee_per_gas(0);
-                fire.send_transaction(request).await?;
+                let _pending = fire.send_transaction(request).await?;
                 nonce += 1;
                 n += 1;
                 live_blocks.fetch_add(1, Ordering::Relaxed);

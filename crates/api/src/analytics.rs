@@ -12,7 +12,7 @@ use serde_json::{Value, json};
 use sqlx::Row;
 
 use crate::{
-    AppState,
+    Shared,
     error::ApiError,
     format,
     markets::{MARKET_COLUMNS, MARKET_JOINS, market_json},
@@ -23,7 +23,7 @@ use crate::{
 /// `GET /api/analytics/overview`: markets (by type), TVL (Σ pool USDC reserves),
 /// 24h volume, trades and distinct traders, total stake.
 #[utoipa::path(get, operation_id = "analytics_overview", path = "/api/analytics/overview", tag = "analytics", responses((status = 200, description = "OK", body = crate::openapi::OverviewReply), (status = "4XX", description = "Bad input (a 400 names the field), not signed in, forbidden, not found, conflict, chain proof failed (422), rate limited (429 with Retry-After)", body = crate::openapi::ErrorReply), (status = "5XX", description = "A dependency is down (503) or a bug (500)", body = crate::openapi::ErrorReply)))]
-pub async fn overview(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
+pub async fn overview(State(state): State<Shared>) -> Result<Json<Value>, ApiError> {
     let mut tx = crate::read_tx(&state.pool).await?;
     let row = sqlx::query(
         "SELECT (SELECT count(*) FROM derived.markets),
@@ -59,7 +59,7 @@ pub async fn overview(State(state): State<AppState>) -> Result<Json<Value>, ApiE
 /// traded first (then by volume); `type=credential|persona`, `status` (default
 /// verified, as the market lists), `limit`, `offset`.
 #[utoipa::path(get, operation_id = "analytics_trending", path = "/api/analytics/trending", tag = "analytics", params(("type" = Option<String>, Query, description = "credential or persona"), ("status" = Option<String>, Query, description = "pending, verified, rejected or all (default verified)"), ("limit" = Option<i64>, Query, description = "1-100, default 50"), ("offset" = Option<i64>, Query, description = "Items to skip")), responses((status = 200, description = "Markets traded in the last 24 h, most traded first", body = crate::openapi::MarketList), (status = "4XX", description = "Bad input (a 400 names the field), not signed in, forbidden, not found, conflict, chain proof failed (422), rate limited (429 with Retry-After)", body = crate::openapi::ErrorReply), (status = "5XX", description = "A dependency is down (503) or a bug (500)", body = crate::openapi::ErrorReply)))]
-pub async fn trending(State(state): State<AppState>, RawQuery(query): RawQuery) -> Result<Json<Value>, ApiError> {
+pub async fn trending(State(state): State<Shared>, RawQuery(query): RawQuery) -> Result<Json<Value>, ApiError> {
     let params = Params::parse(query.as_deref());
     let limit = params.limit(50, 100)?;
     let offset = params.offset()?;
@@ -102,7 +102,7 @@ pub async fn trending(State(state): State<AppState>, RawQuery(query): RawQuery) 
 /// (default: realized PnL over every market, USDC) or `by=reputation`; `limit`,
 /// `offset`. AMMs are not traders.
 #[utoipa::path(get, operation_id = "analytics_leaderboard", path = "/api/analytics/leaderboard", tag = "analytics", params(("by" = Option<String>, Query, description = "realized_pnl (default) or reputation"), ("limit" = Option<i64>, Query, description = "1-100, default 50"), ("offset" = Option<i64>, Query, description = "Items to skip")), responses((status = 200, description = "OK", body = crate::openapi::LeaderboardList), (status = "4XX", description = "Bad input (a 400 names the field), not signed in, forbidden, not found, conflict, chain proof failed (422), rate limited (429 with Retry-After)", body = crate::openapi::ErrorReply), (status = "5XX", description = "A dependency is down (503) or a bug (500)", body = crate::openapi::ErrorReply)))]
-pub async fn leaderboard(State(state): State<AppState>, RawQuery(query): RawQuery) -> Result<Json<Value>, ApiError> {
+pub async fn leaderboard(State(state): State<Shared>, RawQuery(query): RawQuery) -> Result<Json<Value>, ApiError> {
     let params = Params::parse(query.as_deref());
     let limit = params.limit(50, 100)?;
     let offset = params.offset()?;

@@ -17,7 +17,7 @@ use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
-use crate::{AppState, error::ApiError, reply};
+use crate::{Shared, error::ApiError, reply};
 
 /// How sign-in is checked and tokens are made.
 #[derive(Clone)]
@@ -51,7 +51,7 @@ const NONCE_TTL_SECS: i64 = 600;
 
 /// `POST /api/auth/nonce`: a fresh single-use nonce.
 #[utoipa::path(post, operation_id = "auth_nonce", path = "/api/auth/nonce", tag = "auth", responses((status = 200, description = "A single-use nonce, valid 10 minutes", body = crate::openapi::NonceReply), (status = "4XX", description = "Bad input (a 400 names the field), not signed in, forbidden, not found, conflict, chain proof failed (422), rate limited (429 with Retry-After)", body = crate::openapi::ErrorReply), (status = "5XX", description = "A dependency is down (503) or a bug (500)", body = crate::openapi::ErrorReply)))]
-pub async fn nonce(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
+pub async fn nonce(State(state): State<Shared>) -> Result<Json<Value>, ApiError> {
     let nonce = uuid::Uuid::new_v4().simple().to_string();
     // Spent and expired nonces are kept a day (to answer "used" rather than "unknown"), then dropped.
     sqlx::query("DELETE FROM app.auth_nonces WHERE expires_at < now() - interval '1 day'").execute(&state.pool).await?;
@@ -87,7 +87,7 @@ struct Claims {
 /// `POST /api/auth/verify`: a JWT for the address that signed the message.
 #[utoipa::path(post, operation_id = "auth_verify", path = "/api/auth/verify", tag = "auth", request_body = crate::auth::VerifyBody, responses((status = 200, description = "Signed in", body = crate::openapi::SessionReply), (status = "4XX", description = "Bad input (a 400 names the field), not signed in, forbidden, not found, conflict, chain proof failed (422), rate limited (429 with Retry-After)", body = crate::openapi::ErrorReply), (status = "5XX", description = "A dependency is down (503) or a bug (500)", body = crate::openapi::ErrorReply)))]
 pub async fn verify(
-    State(state): State<AppState>,
+    State(state): State<Shared>,
     crate::params::RawBody(body): crate::params::RawBody,
 ) -> Result<Json<Value>, ApiError> {
     let body: VerifyBody = crate::params::json_body(&body)?;
@@ -170,10 +170,10 @@ pub fn issue_token(auth: &AuthConfig, address: Address) -> Result<(String, i64),
 /// The signed-in address of a request (`Authorization: Bearer <JWT>`); 401 otherwise.
 pub struct SignedIn(pub Address);
 
-impl FromRequestParts<AppState> for SignedIn {
+impl FromRequestParts<Shared> for SignedIn {
     type Rejection = ApiError;
 
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+    async fn from_request_parts(parts: &mut Parts, state: &Shared) -> Result<Self, ApiError> {
         let header = parts
             .headers
             .get(header::AUTHORIZATION)
@@ -271,7 +271,7 @@ impl SiweMessage {
 /// per-minute quota (429 with `Retry-After` once spent), whatever the route and
 /// the IP. Requests without a valid token pass (routes that need one refuse them).
 pub async fn limit_per_address(
-    State(state): State<AppState>,
+    State(state): State<Shared>,
     request: axum::extract::Request,
     next: axum::middleware::Next,
 ) -> axum::response::Response {

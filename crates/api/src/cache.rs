@@ -17,7 +17,8 @@
 //!
 //! Only anonymous `GET`s under `/api/` are cached (never a request with an
 //! `Authorization` header, never notifications). Concurrent misses of one key
-//! are computed once. Redis is optional: with it down, reads go to Postgres
+//! are computed once; meanwhile other readers get the previous version's entry
+//! (under a second old, marked `stale`) rather than queue behind the database. Redis is optional: with it down, reads go to Postgres
 //! (each Redis call is bounded by a short timeout and a failing Redis is
 //! skipped for a second at a time).
 
@@ -66,12 +67,21 @@ pub struct Cached {
     body: Bytes,
 }
 
-/// The cache of one process (cheap to clone: shared state behind `Arc`s).
+/// The cache of one process (cloning shares it: one `Arc`).
 #[derive(Clone)]
-pub struct Cache {
+pub struct Cache(Arc<Layers>);
+
+/// The layers behind a [`Cache`].
+struct Layers {
     /// Newest change version heard of; -1: unknown, bypass.
     version: Arc<AtomicI64>,
+    /// Entries by `version|path`.
     local: moka::future::Cache<String, Arc<Cached>>,
+    /// The newest entry computed for each path, and when (served while the
+    /// current version's entry is being computed, for at most [`STALE_FOR`]).
+    latest: moka::future::Cache<String, (Arc<Cached>, Instant)>,
+    /// Keys being computed right now.
+    refreshing: Arc<std::sync::Mutex<std::collections::HashSet<String>>>,
     redis: Option<Arc<RedisLink>>,
 }
 
@@ -85,7 +95,7 @@ impl Cache {
         if let Some(link) = &redis {
             tokio::spawn(link.clone().keep_connected(shutdown.clone()));
         }
-        let cache = Cache {
+        let cache = Cache(Arc::new(Layers {
             version: Arc::new(AtomicI64::new(-1)),
             local: moka::future::Cache::builder()
                 .weigher(|key: &String, value: &Arc<Cached>| {
@@ -94,31 +104,39 @@ impl Cache {
                 .max_capacity(256 << 20)
                 .time_to_live(Duration::from_secs(10))
                 .build(),
+            latest: moka::future::Cache::builder()
+                .weigher(|key: &String, value: &(Arc<Cached>, Instant)| {
+                    u32::try_from(key.len() + value.0.body.len()).unwrap_or(u32::MAX)
+                })
+                .max_capacity(64 << 20)
+                .time_to_live(STALE_FOR)
+                .build(),
+            refreshing: Arc::default(),
             redis,
-        };
-        tokio::spawn(follow_changes(pool, cache.version.clone(), shutdown));
+        }));
+        tokio::spawn(follow_changes(pool, cache.0.version.clone(), shutdown));
         Ok(cache)
     }
 
     /// The change version the cache is at (`None`: unknown, bypassing).
     pub fn version(&self) -> Option<i64> {
-        Some(self.version.load(Ordering::Acquire)).filter(|v| *v >= 0)
+        Some(self.0.version.load(Ordering::Acquire)).filter(|v| *v >= 0)
     }
 
     /// Moves the version forward to `id` (a change this process just committed:
     /// read-your-writes without waiting for the notification).
     pub fn saw(&self, id: i64) {
-        self.version.fetch_max(id, Ordering::AcqRel);
+        self.0.version.fetch_max(id, Ordering::AcqRel);
     }
 
     /// Whether Redis answered its last call (`None`: not configured).
     pub fn redis_up(&self) -> Option<bool> {
-        self.redis.as_ref().map(|link| link.is_up())
+        self.0.redis.as_ref().map(|link| link.is_up())
     }
 
     /// Pings Redis (`None`: not configured).
     pub async fn ping_redis(&self) -> Option<bool> {
-        let link = self.redis.as_ref()?;
+        let link = self.0.redis.as_ref()?;
         Some(link.ping().await)
     }
 }
@@ -129,14 +147,29 @@ pub async fn cached(State(cache): State<Cache>, request: Request, next: Next) ->
     if !cacheable(&request) {
         return next.run(request).await;
     }
-    let path = request.uri().path_and_query().map_or("", |p| p.as_str());
+    let path = request.uri().path_and_query().map_or("", |p| p.as_str()).to_owned();
     let key = format!("{version}|{path}");
+    let layers = &cache.0;
+    if let Some(hit) = layers.local.get(&key).await {
+        return respond(&hit, "hit");
+    }
+    // Another request is recomputing this entry for the new version: answer with
+    // the previous version's, if it is younger than STALE_FOR (a change does not
+    // make every reader wait on one recompute).
+    if layers.refreshing.lock().is_ok_and(|keys| keys.contains(&key))
+        && let Some((previous, at)) = layers.latest.get(&path).await
+        && at.elapsed() < STALE_FOR
+    {
+        return respond(&previous, "stale");
+    }
     let source = Arc::new(AtomicU64::new(0)); // 0 hit, 1 redis, 2 computed
     let filled = source.clone();
-    let redis = cache.redis.clone();
-    let result = cache
+    let redis = layers.redis.clone();
+    let refreshing = layers.refreshing.clone();
+    let result = layers
         .local
         .try_get_with(key.clone(), async move {
+            let _marker = Refreshing::start(refreshing, key.clone());
             if let Some(redis) = &redis
                 && let Some(body) = redis.get(&key).await
             {
@@ -161,10 +194,43 @@ pub async fn cached(State(cache): State<Cache>, request: Request, next: Next) ->
             Ok(Arc::new(Cached { status, body }))
         })
         .await;
-    let (cached, label) = match &result {
-        Ok(cached) => (cached.as_ref(), ["hit", "redis", "miss"][source.load(Ordering::Relaxed).min(2) as usize]),
-        Err(error) => (error.as_ref(), "miss"),
-    };
+    match &result {
+        Ok(cached) => {
+            layers.latest.insert(path, (cached.clone(), Instant::now())).await;
+            respond(cached, ["hit", "redis", "miss"][source.load(Ordering::Relaxed).min(2) as usize])
+        }
+        Err(error) => respond(error, "miss"),
+    }
+}
+
+/// How long after its computation a previous version's entry may answer while
+/// the current version's is being computed.
+const STALE_FOR: Duration = Duration::from_secs(1);
+
+/// Marks a key as being recomputed until dropped.
+struct Refreshing {
+    keys: Arc<std::sync::Mutex<std::collections::HashSet<String>>>,
+    key: String,
+}
+
+impl Refreshing {
+    fn start(keys: Arc<std::sync::Mutex<std::collections::HashSet<String>>>, key: String) -> Self {
+        if let Ok(mut set) = keys.lock() {
+            set.insert(key.clone());
+        }
+        Refreshing { keys, key }
+    }
+}
+
+impl Drop for Refreshing {
+    fn drop(&mut self) {
+        if let Ok(mut set) = self.keys.lock() {
+            set.remove(&self.key);
+        }
+    }
+}
+
+fn respond(cached: &Cached, label: &'static str) -> Response {
     metrics::counter!("animoca_api_cache_total", "result" => label).increment(1);
     let mut response = (cached.status, Body::from(cached.body.clone())).into_response();
     let headers = response.headers_mut();

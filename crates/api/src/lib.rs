@@ -31,6 +31,10 @@ use axum::{
 };
 use sqlx::PgPool;
 
+/// The state handlers receive: one allocation shared by every request (cloning
+/// the whole [`AppState`] per request showed up in profiles).
+pub type Shared = std::sync::Arc<AppState>;
+
 /// What every handler shares.
 #[derive(Clone)]
 pub struct AppState {
@@ -146,11 +150,14 @@ pub fn router(mut state: AppState) -> Router {
         .route("/docs", get(openapi::docs_page))
         .fallback(error::not_found)
         .method_not_allowed_fallback(error::method_not_allowed)
-        .with_state(state.clone());
+        .with_state(Shared::new(state.clone()));
+    // Innermost: a handler runs to its end even if the client goes away or the
+    // timeout answers first (a dropped handler could leave its connection mid-transaction).
+    let routes = routes.layer(axum::middleware::from_fn(protection::run_to_completion));
     let routes = match state.cache.clone() {
         Some(cache) => routes.layer(axum::middleware::from_fn_with_state(cache, cache::cached)),
         None => routes,
     };
-    let routes = routes.layer(axum::middleware::from_fn_with_state(state, auth::limit_per_address));
+    let routes = routes.layer(axum::middleware::from_fn_with_state(Shared::new(state), auth::limit_per_address));
     protection::protect(routes, &limits)
 }

@@ -13,7 +13,7 @@ use serde_json::{Map, Value, json};
 use sqlx::{PgConnection, Row, postgres::PgRow};
 
 use crate::{
-    AppState,
+    Shared,
     error::ApiError,
     format,
     params::{MarketPath, Params, Segments, market_kind},
@@ -40,7 +40,7 @@ pub(crate) const MARKET_JOINS: &str = "
 /// `GET /api/{credentials|personas}`: `sortBy`, `search`, `status`, `type`, `limit`, `offset`.
 #[utoipa::path(get, operation_id = "markets_list", path = "/api/{kind}", tag = "markets", params(("kind" = crate::openapi::MarketKind, Path, description = "credentials or personas"), ("sortBy" = Option<String>, Query, description = "volume, holders, created, price or change (descending; default volume)"), ("search" = Option<String>, Query, description = "Substring of name or symbol"), ("status" = Option<String>, Query, description = "pending, verified, rejected or all (default verified)"), ("type" = Option<String>, Query, description = "Category"), ("limit" = Option<i64>, Query, description = "1-100, default 50"), ("offset" = Option<i64>, Query, description = "Items to skip")), responses((status = 200, description = "OK", body = crate::openapi::MarketList), (status = "4XX", description = "Bad input (a 400 names the field), not signed in, forbidden, not found, conflict, chain proof failed (422), rate limited (429 with Retry-After)", body = crate::openapi::ErrorReply), (status = "5XX", description = "A dependency is down (503) or a bug (500)", body = crate::openapi::ErrorReply)))]
 pub async fn list(
-    State(state): State<AppState>,
+    State(state): State<Shared>,
     Segments(kind): Segments<String>,
     RawQuery(query): RawQuery,
 ) -> Result<Json<Value>, ApiError> {
@@ -99,7 +99,7 @@ pub async fn list(
 /// also with its linked credentials and social links.
 #[utoipa::path(get, operation_id = "markets_detail", path = "/api/{kind}/{id}", tag = "markets", params(("kind" = crate::openapi::MarketKind, Path, description = "credentials or personas"), ("id" = String, Path, description = "The market id, 0x + 64 hex digits")), responses((status = 200, description = "The market with its pool; personas add linked credentials and social links", body = crate::openapi::MarketReply), (status = "4XX", description = "Bad input (a 400 names the field), not signed in, forbidden, not found, conflict, chain proof failed (422), rate limited (429 with Retry-After)", body = crate::openapi::ErrorReply), (status = "5XX", description = "A dependency is down (503) or a bug (500)", body = crate::openapi::ErrorReply)))]
 pub async fn detail(
-    State(state): State<AppState>,
+    State(state): State<Shared>,
     MarketPath { market_type, id }: MarketPath,
 ) -> Result<Json<Value>, ApiError> {
     // One transaction: every table read from the same generation (a `rederive`
@@ -128,7 +128,7 @@ pub(crate) async fn detail_json(conn: &mut PgConnection, market_type: MarketType
 /// `GET /api/{kind}/{id}/pool`.
 #[utoipa::path(get, operation_id = "markets_pool", path = "/api/{kind}/{id}/pool", tag = "markets", params(("kind" = crate::openapi::MarketKind, Path, description = "credentials or personas"), ("id" = String, Path, description = "The market id, 0x + 64 hex digits")), responses((status = 200, description = "OK", body = crate::openapi::PoolReply), (status = "4XX", description = "Bad input (a 400 names the field), not signed in, forbidden, not found, conflict, chain proof failed (422), rate limited (429 with Retry-After)", body = crate::openapi::ErrorReply), (status = "5XX", description = "A dependency is down (503) or a bug (500)", body = crate::openapi::ErrorReply)))]
 pub async fn pool(
-    State(state): State<AppState>,
+    State(state): State<Shared>,
     MarketPath { market_type, id }: MarketPath,
 ) -> Result<Json<Value>, ApiError> {
     let mut tx = crate::read_tx(&state.pool).await?;
@@ -141,7 +141,7 @@ pub async fn pool(
 /// previous page's `next_cursor`).
 #[utoipa::path(get, operation_id = "markets_trades", path = "/api/{kind}/{id}/trades", tag = "markets", params(("kind" = crate::openapi::MarketKind, Path, description = "credentials or personas"), ("id" = String, Path, description = "The market id, 0x + 64 hex digits"), ("limit" = Option<i64>, Query, description = "1-100, default 50"), ("cursor" = Option<String>, Query, description = "The previous page's next_cursor")), responses((status = 200, description = "OK", body = crate::openapi::TradeList), (status = "4XX", description = "Bad input (a 400 names the field), not signed in, forbidden, not found, conflict, chain proof failed (422), rate limited (429 with Retry-After)", body = crate::openapi::ErrorReply), (status = "5XX", description = "A dependency is down (503) or a bug (500)", body = crate::openapi::ErrorReply)))]
 pub async fn trades(
-    State(state): State<AppState>,
+    State(state): State<Shared>,
     MarketPath { market_type, id }: MarketPath,
     RawQuery(query): RawQuery,
 ) -> Result<Json<Value>, ApiError> {
@@ -212,7 +212,7 @@ pub async fn trades(
 /// `GET /api/{kind}/{id}/holders`: balance > 0, not the AMM, largest first; `limit`, `offset`.
 #[utoipa::path(get, operation_id = "markets_holders", path = "/api/{kind}/{id}/holders", tag = "markets", params(("kind" = crate::openapi::MarketKind, Path, description = "credentials or personas"), ("id" = String, Path, description = "The market id, 0x + 64 hex digits"), ("limit" = Option<i64>, Query, description = "1-100, default 50"), ("offset" = Option<i64>, Query, description = "Items to skip")), responses((status = 200, description = "OK", body = crate::openapi::HolderList), (status = "4XX", description = "Bad input (a 400 names the field), not signed in, forbidden, not found, conflict, chain proof failed (422), rate limited (429 with Retry-After)", body = crate::openapi::ErrorReply), (status = "5XX", description = "A dependency is down (503) or a bug (500)", body = crate::openapi::ErrorReply)))]
 pub async fn holders(
-    State(state): State<AppState>,
+    State(state): State<Shared>,
     MarketPath { market_type, id }: MarketPath,
     RawQuery(query): RawQuery,
 ) -> Result<Json<Value>, ApiError> {
@@ -254,7 +254,7 @@ pub async fn holders(
 /// price impact (execution price against the spot price, fee excluded, percent).
 #[utoipa::path(get, operation_id = "markets_quote", path = "/api/{kind}/{id}/quote", tag = "markets", params(("kind" = crate::openapi::MarketKind, Path, description = "credentials or personas"), ("id" = String, Path, description = "The market id, 0x + 64 hex digits"), ("side" = String, Query, description = "buy or sell"), ("amount" = String, Query, description = "USDC in for a buy (fee included), tokens in for a sell")), responses((status = 200, description = "OK", body = crate::openapi::QuoteReply), (status = "4XX", description = "Bad input (a 400 names the field), not signed in, forbidden, not found, conflict, chain proof failed (422), rate limited (429 with Retry-After)", body = crate::openapi::ErrorReply), (status = "5XX", description = "A dependency is down (503) or a bug (500)", body = crate::openapi::ErrorReply)))]
 pub async fn quote(
-    State(state): State<AppState>,
+    State(state): State<Shared>,
     MarketPath { market_type, id }: MarketPath,
     RawQuery(query): RawQuery,
 ) -> Result<Json<Value>, ApiError> {
@@ -315,7 +315,7 @@ pub async fn quote(
 /// 100), `from`, `to` (ISO-8601 or Unix seconds), `fill` (gap filling), per SPEC §5.
 #[utoipa::path(get, operation_id = "markets_chart", path = "/api/{kind}/{id}/chart", tag = "markets", params(("kind" = crate::openapi::MarketKind, Path, description = "credentials or personas"), ("id" = String, Path, description = "The market id, 0x + 64 hex digits"), ("timeFrame" = Option<String>, Query, description = "1m, 5m, 15m, 1h, 4h, 1d or 1w (default 1h)"), ("limit" = Option<i64>, Query, description = "1-1000, default 100"), ("from" = Option<String>, Query, description = "ISO-8601 or Unix seconds"), ("to" = Option<String>, Query, description = "ISO-8601 or Unix seconds (default: the newest indexed block)"), ("fill" = Option<String>, Query, description = "true: empty buckets carry the previous close")), responses((status = 200, description = "OK", body = crate::openapi::CandleList), (status = "4XX", description = "Bad input (a 400 names the field), not signed in, forbidden, not found, conflict, chain proof failed (422), rate limited (429 with Retry-After)", body = crate::openapi::ErrorReply), (status = "5XX", description = "A dependency is down (503) or a bug (500)", body = crate::openapi::ErrorReply)))]
 pub async fn chart(
-    State(state): State<AppState>,
+    State(state): State<Shared>,
     MarketPath { market_type, id }: MarketPath,
     RawQuery(query): RawQuery,
 ) -> Result<Json<Value>, ApiError> {

@@ -13,7 +13,7 @@ use serde_json::{Value, json};
 use sqlx::Row;
 
 use crate::{
-    AppState,
+    Shared,
     auth::SignedIn,
     error::ApiError,
     format,
@@ -34,7 +34,7 @@ fn own(path: &str, me: Address) -> Result<Address, ApiError> {
 /// `pagination.unread` counts every unread notification.
 #[utoipa::path(get, operation_id = "notifications_list", path = "/api/users/{address}/notifications", tag = "users", params(("address" = String, Path, description = "0x + 40 hex digits"), ("unread" = Option<String>, Query, description = "true: unread only"), ("limit" = Option<i64>, Query, description = "1-100, default 50"), ("cursor" = Option<String>, Query, description = "The previous page's next_cursor")), security(("bearer" = [])), responses((status = 200, description = "OK", body = crate::openapi::NotificationList), (status = "4XX", description = "Bad input (a 400 names the field), not signed in, forbidden, not found, conflict, chain proof failed (422), rate limited (429 with Retry-After)", body = crate::openapi::ErrorReply), (status = "5XX", description = "A dependency is down (503) or a bug (500)", body = crate::openapi::ErrorReply)))]
 pub async fn list(
-    State(state): State<AppState>,
+    State(state): State<Shared>,
     Segments(address): Segments<String>,
     SignedIn(me): SignedIn,
     RawQuery(query): RawQuery,
@@ -96,7 +96,7 @@ pub struct MarkRead {
 /// notifications (or all) read; answers how many changed.
 #[utoipa::path(post, operation_id = "notifications_mark_read", path = "/api/users/{address}/notifications/read", tag = "users", params(("address" = String, Path, description = "0x + 40 hex digits")), request_body = crate::notifications::MarkRead, security(("bearer" = [])), responses((status = 200, description = "OK", body = crate::openapi::UpdatedReply), (status = "4XX", description = "Bad input (a 400 names the field), not signed in, forbidden, not found, conflict, chain proof failed (422), rate limited (429 with Retry-After)", body = crate::openapi::ErrorReply), (status = "5XX", description = "A dependency is down (503) or a bug (500)", body = crate::openapi::ErrorReply)))]
 pub async fn mark_read(
-    State(state): State<AppState>,
+    State(state): State<Shared>,
     Segments(address): Segments<String>,
     SignedIn(me): SignedIn,
     crate::params::RawBody(body): crate::params::RawBody,

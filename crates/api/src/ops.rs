@@ -5,7 +5,7 @@
 use axum::{Json, extract::State, http::StatusCode};
 use serde_json::{Value, json};
 
-use crate::AppState;
+use crate::{AppState, Shared};
 
 /// `GET /health`: 200 while the process runs.
 #[utoipa::path(get, operation_id = "ops_health", path = "/health", tag = "ops", responses((status = 200, description = "The process runs", body = crate::openapi::ChecksReply), (status = "4XX", description = "Bad input (a 400 names the field), not signed in, forbidden, not found, conflict, chain proof failed (422), rate limited (429 with Retry-After)", body = crate::openapi::ErrorReply), (status = "5XX", description = "A dependency is down (503) or a bug (500)", body = crate::openapi::ErrorReply)))]
@@ -16,7 +16,7 @@ pub async fn health() -> Json<Value> {
 /// `GET /ready`: 200 when the database answers and the newest indexed block is
 /// recent enough, else 503 saying which check failed.
 #[utoipa::path(get, operation_id = "ops_ready", path = "/ready", tag = "ops", responses((status = 200, description = "Ready (Redis is reported, never fatal)", body = crate::openapi::ChecksReply), (status = "4XX", description = "Bad input (a 400 names the field), not signed in, forbidden, not found, conflict, chain proof failed (422), rate limited (429 with Retry-After)", body = crate::openapi::ErrorReply), (status = "5XX", description = "A dependency is down (503) or a bug (500)", body = crate::openapi::ErrorReply)))]
-pub async fn ready(State(state): State<AppState>) -> (StatusCode, Json<Value>) {
+pub async fn ready(State(state): State<Shared>) -> (StatusCode, Json<Value>) {
     let (database, lag_seconds, lag_blocks, measured) = indexer_lag(&state).await;
     let indexer_ok = lag_seconds.is_some_and(|lag| lag <= state.max_lag.as_secs_f64());
     let redis = match &state.cache {

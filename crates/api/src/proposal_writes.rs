@@ -12,7 +12,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use crate::{
-    AppState,
+    AppState, Shared,
     auth::SignedIn,
     error::ApiError,
     format,
@@ -53,7 +53,7 @@ pub struct CreateProposal {
 /// 202 when the indexer has not reached the transaction yet.
 #[utoipa::path(post, operation_id = "proposal_writes_create", path = "/api/proposals", tag = "governance", request_body = crate::proposal_writes::CreateProposal, security(("bearer" = [])), responses((status = 201, description = "Described (indexed)", body = crate::openapi::ProposalReply), (status = 200, description = "Described again by the proposer", body = crate::openapi::ProposalReply), (status = 202, description = "Stored; not indexed yet", body = crate::openapi::PendingGovernanceReply), (status = "4XX", description = "Bad input (a 400 names the field), not signed in, forbidden, not found, conflict, chain proof failed (422), rate limited (429 with Retry-After)", body = crate::openapi::ErrorReply), (status = "5XX", description = "A dependency is down (503) or a bug (500)", body = crate::openapi::ErrorReply)))]
 pub async fn create(
-    State(state): State<AppState>,
+    State(state): State<Shared>,
     SignedIn(me): SignedIn,
     crate::params::RawBody(body): crate::params::RawBody,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
@@ -184,7 +184,7 @@ pub struct ProvenAction {
 /// as indexed (200), or as the receipt proves it (202) while the indexer catches up.
 #[utoipa::path(post, operation_id = "proposal_writes_vote", path = "/api/proposals/{id}/vote", tag = "governance", params(("id" = String, Path, description = "The proposal id, a decimal number")), request_body = crate::proposal_writes::ProvenAction, security(("bearer" = [])), responses((status = 200, description = "The indexed vote", body = crate::openapi::VoteReply), (status = 202, description = "Proven; not indexed yet", body = crate::openapi::PendingGovernanceReply), (status = "4XX", description = "Bad input (a 400 names the field), not signed in, forbidden, not found, conflict, chain proof failed (422), rate limited (429 with Retry-After)", body = crate::openapi::ErrorReply), (status = "5XX", description = "A dependency is down (503) or a bug (500)", body = crate::openapi::ErrorReply)))]
 pub async fn vote(
-    State(state): State<AppState>,
+    State(state): State<Shared>,
     Segments(id): Segments<String>,
     SignedIn(me): SignedIn,
     crate::params::RawBody(body): crate::params::RawBody,
@@ -247,7 +247,7 @@ pub async fn vote(
 /// the executed proposal as indexed (200), or as the receipt proves it (202).
 #[utoipa::path(post, operation_id = "proposal_writes_execute", path = "/api/proposals/{id}/execute", tag = "governance", params(("id" = String, Path, description = "The proposal id, a decimal number")), request_body = crate::proposal_writes::ProvenAction, security(("bearer" = [])), responses((status = 200, description = "The executed proposal", body = crate::openapi::ProposalReply), (status = 202, description = "Proven; not indexed yet", body = crate::openapi::PendingGovernanceReply), (status = "4XX", description = "Bad input (a 400 names the field), not signed in, forbidden, not found, conflict, chain proof failed (422), rate limited (429 with Retry-After)", body = crate::openapi::ErrorReply), (status = "5XX", description = "A dependency is down (503) or a bug (500)", body = crate::openapi::ErrorReply)))]
 pub async fn execute(
-    State(state): State<AppState>,
+    State(state): State<Shared>,
     Segments(id): Segments<String>,
     SignedIn(me): SignedIn,
     crate::params::RawBody(body): crate::params::RawBody,

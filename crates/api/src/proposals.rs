@@ -13,7 +13,7 @@ use serde_json::{Map, Value, json};
 use sqlx::{PgConnection, Row, postgres::PgRow};
 
 use crate::{
-    AppState,
+    Shared,
     error::ApiError,
     format,
     params::{Params, Segments, bytes32},
@@ -35,7 +35,7 @@ const PROPOSAL_COLUMNS: &str = "p.proposal_id::text AS proposal_id, p.market_typ
 
 /// `GET /api/proposals`: `status`, `marketType`, `marketId`, `limit`, `offset`; newest first.
 #[utoipa::path(get, operation_id = "proposals_list", path = "/api/proposals", tag = "governance", params(("status" = Option<String>, Query, description = "active, succeeded, defeated, executed or canceled"), ("marketType" = Option<String>, Query, description = "credential or persona"), ("marketId" = Option<String>, Query, description = "0x + 64 hex digits"), ("limit" = Option<i64>, Query, description = "1-100, default 50"), ("offset" = Option<i64>, Query, description = "Items to skip")), responses((status = 200, description = "OK", body = crate::openapi::ProposalList), (status = "4XX", description = "Bad input (a 400 names the field), not signed in, forbidden, not found, conflict, chain proof failed (422), rate limited (429 with Retry-After)", body = crate::openapi::ErrorReply), (status = "5XX", description = "A dependency is down (503) or a bug (500)", body = crate::openapi::ErrorReply)))]
-pub async fn list(State(state): State<AppState>, RawQuery(query): RawQuery) -> Result<Json<Value>, ApiError> {
+pub async fn list(State(state): State<Shared>, RawQuery(query): RawQuery) -> Result<Json<Value>, ApiError> {
     let params = Params::parse(query.as_deref());
     let limit = params.limit(50, 100)?;
     let offset = params.offset()?;
@@ -80,7 +80,7 @@ pub async fn list(State(state): State<AppState>, RawQuery(query): RawQuery) -> R
 
 /// `GET /api/proposals/{id}`: the proposal, its newest votes and its `vote_breakdown`.
 #[utoipa::path(get, operation_id = "proposals_detail", path = "/api/proposals/{id}", tag = "governance", params(("id" = String, Path, description = "The proposal id, a decimal number")), responses((status = 200, description = "With votes and vote_breakdown", body = crate::openapi::ProposalReply), (status = "4XX", description = "Bad input (a 400 names the field), not signed in, forbidden, not found, conflict, chain proof failed (422), rate limited (429 with Retry-After)", body = crate::openapi::ErrorReply), (status = "5XX", description = "A dependency is down (503) or a bug (500)", body = crate::openapi::ErrorReply)))]
-pub async fn detail(State(state): State<AppState>, Segments(id): Segments<String>) -> Result<Json<Value>, ApiError> {
+pub async fn detail(State(state): State<Shared>, Segments(id): Segments<String>) -> Result<Json<Value>, ApiError> {
     let id = proposal_id(&id)?;
     let mut tx = crate::read_tx(&state.pool).await?;
     let proposal = detail_json(&mut tx, id).await?;
@@ -124,7 +124,7 @@ pub(crate) async fn detail_json(conn: &mut PgConnection, id: U256) -> Result<Val
 /// `GET /api/proposals/{id}/votes`: newest first; `limit`, `offset`.
 #[utoipa::path(get, operation_id = "proposals_votes", path = "/api/proposals/{id}/votes", tag = "governance", params(("id" = String, Path, description = "The proposal id, a decimal number"), ("limit" = Option<i64>, Query, description = "1-100, default 50"), ("offset" = Option<i64>, Query, description = "Items to skip")), responses((status = 200, description = "OK", body = crate::openapi::VoteList), (status = "4XX", description = "Bad input (a 400 names the field), not signed in, forbidden, not found, conflict, chain proof failed (422), rate limited (429 with Retry-After)", body = crate::openapi::ErrorReply), (status = "5XX", description = "A dependency is down (503) or a bug (500)", body = crate::openapi::ErrorReply)))]
 pub async fn votes(
-    State(state): State<AppState>,
+    State(state): State<Shared>,
     Segments(id): Segments<String>,
     RawQuery(query): RawQuery,
 ) -> Result<Json<Value>, ApiError> {

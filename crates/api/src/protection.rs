@@ -167,3 +167,13 @@ async fn bounded(State(limits): State<Arc<Limits>>, request: Request, next: Next
         Err(_) => ApiError::Unavailable("the request timed out".to_owned()).into_response(),
     }
 }
+
+/// Runs the rest of the request in a task of its own, so that a client that
+/// disconnects (or the timeout) drops only the wait, never a handler halfway
+/// through a database transaction or a write. A panic is a 500 in the envelope.
+pub async fn run_to_completion(request: Request, next: Next) -> Response {
+    match tokio::spawn(next.run(request)).await {
+        Ok(response) => response,
+        Err(error) => ApiError::Internal(format!("request task failed: {error}")).into_response(),
+    }
+}

@@ -15,7 +15,7 @@ use serde_json::{Value, json};
 use sqlx::PgConnection;
 
 use crate::{
-    AppState,
+    Shared,
     auth::SignedIn,
     error::ApiError,
     format, markets,
@@ -131,7 +131,7 @@ fn event_name(market_type: MarketType) -> &'static str {
 /// once indexed).
 #[utoipa::path(post, operation_id = "registration_register", path = "/api/{kind}", tag = "markets", params(("kind" = crate::openapi::MarketKind, Path, description = "credentials or personas")), request_body = crate::registration::RegisterMarket, security(("bearer" = [])), responses((status = 201, description = "Registered (indexed)", body = crate::openapi::MarketReply), (status = 200, description = "Registered again by the same creator", body = crate::openapi::MarketReply), (status = 202, description = "Stored; the indexer has not reached the transaction yet", body = crate::openapi::PendingMarketReply), (status = "4XX", description = "Bad input (a 400 names the field), not signed in, forbidden, not found, conflict, chain proof failed (422), rate limited (429 with Retry-After)", body = crate::openapi::ErrorReply), (status = "5XX", description = "A dependency is down (503) or a bug (500)", body = crate::openapi::ErrorReply)))]
 pub async fn register(
-    State(state): State<AppState>,
+    State(state): State<Shared>,
     Segments(kind): Segments<String>,
     SignedIn(me): SignedIn,
     crate::params::RawBody(body): crate::params::RawBody,
@@ -294,7 +294,7 @@ pub struct LinkCredentials {
 /// existing credential markets to the persona; answers the linked list.
 #[utoipa::path(post, operation_id = "registration_link", path = "/api/{kind}/{id}/credentials", tag = "markets", params(("kind" = crate::openapi::MarketKind, Path, description = "credentials or personas"), ("id" = String, Path, description = "The market id, 0x + 64 hex digits")), request_body = crate::registration::LinkCredentials, security(("bearer" = [])), responses((status = 200, description = "The persona's linked credentials", body = crate::openapi::LinkedCredentialList), (status = "4XX", description = "Bad input (a 400 names the field), not signed in, forbidden, not found, conflict, chain proof failed (422), rate limited (429 with Retry-After)", body = crate::openapi::ErrorReply), (status = "5XX", description = "A dependency is down (503) or a bug (500)", body = crate::openapi::ErrorReply)))]
 pub async fn link(
-    State(state): State<AppState>,
+    State(state): State<Shared>,
     MarketPath { market_type, id }: MarketPath,
     SignedIn(me): SignedIn,
     crate::params::RawBody(body): crate::params::RawBody,

@@ -13,7 +13,7 @@ use axum::{
 };
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 
-use crate::{AppState, error::ApiError};
+use crate::{Shared, error::ApiError};
 
 /// Installs the process-wide Prometheus recorder once and returns its handle
 /// (`None` if another recorder was installed first).
@@ -30,7 +30,7 @@ pub fn install_recorder() -> Option<PrometheusHandle> {
 
 /// `GET /metrics`.
 #[utoipa::path(get, operation_id = "telemetry_render", path = "/metrics", tag = "ops", responses((status = 200, description = "Prometheus text", content_type = "text/plain"), (status = 404, description = "No recorder installed")))]
-pub async fn render(State(state): State<AppState>) -> Response {
+pub async fn render(State(state): State<Shared>) -> Response {
     match &state.metrics {
         Some(handle) => ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], handle.render()).into_response(),
         None => ApiError::NotFound("metrics (no recorder installed)".to_owned()).into_response(),

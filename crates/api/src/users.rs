@@ -7,16 +7,13 @@ use axum::{Json, extract::State};
 use serde_json::{Value, json};
 use sqlx::Row;
 
-use crate::{AppState, error::ApiError, format, params::Segments, reply};
+use crate::{Shared, error::ApiError, format, params::Segments, reply};
 
 /// `GET /api/users/{address}/portfolio`: the markets the address holds (a
 /// balance above 0) with value at the spot price, cost basis and PnL; totals
 /// over every market it ever held (realized PnL of closed positions included).
 #[utoipa::path(get, operation_id = "users_portfolio", path = "/api/users/{address}/portfolio", tag = "users", params(("address" = String, Path, description = "0x + 40 hex digits")), responses((status = 200, description = "OK", body = crate::openapi::PortfolioReply), (status = "4XX", description = "Bad input (a 400 names the field), not signed in, forbidden, not found, conflict, chain proof failed (422), rate limited (429 with Retry-After)", body = crate::openapi::ErrorReply), (status = "5XX", description = "A dependency is down (503) or a bug (500)", body = crate::openapi::ErrorReply)))]
-pub async fn portfolio(
-    State(state): State<AppState>,
-    Segments(who): Segments<String>,
-) -> Result<Json<Value>, ApiError> {
+pub async fn portfolio(State(state): State<Shared>, Segments(who): Segments<String>) -> Result<Json<Value>, ApiError> {
     let who = crate::params::address("address", &who)?;
     let mut tx = crate::read_tx(&state.pool).await?;
     let rows = sqlx::query(
@@ -104,7 +101,7 @@ fn signed(value: U256) -> I256 {
 /// verification per provider, and on-chain activity counts. 404 for an address
 /// the platform has never seen.
 #[utoipa::path(get, operation_id = "users_profile", path = "/api/users/{address}", tag = "users", params(("address" = String, Path, description = "0x + 40 hex digits")), responses((status = 200, description = "OK", body = crate::openapi::ProfileReply), (status = "4XX", description = "Bad input (a 400 names the field), not signed in, forbidden, not found, conflict, chain proof failed (422), rate limited (429 with Retry-After)", body = crate::openapi::ErrorReply), (status = "5XX", description = "A dependency is down (503) or a bug (500)", body = crate::openapi::ErrorReply)))]
-pub async fn profile(State(state): State<AppState>, Segments(who): Segments<String>) -> Result<Json<Value>, ApiError> {
+pub async fn profile(State(state): State<Shared>, Segments(who): Segments<String>) -> Result<Json<Value>, ApiError> {
     let who = crate::params::address("address", &who)?;
     let mut tx = crate::read_tx(&state.pool).await?;
     let row = sqlx::query(
@@ -167,7 +164,7 @@ pub async fn profile(State(state): State<AppState>, Segments(who): Segments<Stri
 /// of the address, newest first; `limit`, `offset`.
 #[utoipa::path(get, operation_id = "users_activity", path = "/api/users/{address}/activity", tag = "users", params(("address" = String, Path, description = "0x + 40 hex digits"), ("limit" = Option<i64>, Query, description = "1-100, default 50"), ("offset" = Option<i64>, Query, description = "Items to skip")), responses((status = 200, description = "OK", body = crate::openapi::ActivityList), (status = "4XX", description = "Bad input (a 400 names the field), not signed in, forbidden, not found, conflict, chain proof failed (422), rate limited (429 with Retry-After)", body = crate::openapi::ErrorReply), (status = "5XX", description = "A dependency is down (503) or a bug (500)", body = crate::openapi::ErrorReply)))]
 pub async fn activity(
-    State(state): State<AppState>,
+    State(state): State<Shared>,
     Segments(who): Segments<String>,
     axum::extract::RawQuery(query): axum::extract::RawQuery,
 ) -> Result<Json<Value>, ApiError> {
@@ -258,7 +255,7 @@ mod serde_with_null {
 /// `PATCH /api/users/me` (signed in): updates the caller's profile.
 #[utoipa::path(patch, operation_id = "users_update_me", path = "/api/users/me", tag = "users", request_body = crate::users::ProfilePatch, security(("bearer" = [])), responses((status = 200, description = "OK", body = crate::openapi::ProfileUpdateReply), (status = "4XX", description = "Bad input (a 400 names the field), not signed in, forbidden, not found, conflict, chain proof failed (422), rate limited (429 with Retry-After)", body = crate::openapi::ErrorReply), (status = "5XX", description = "A dependency is down (503) or a bug (500)", body = crate::openapi::ErrorReply)))]
 pub async fn update_me(
-    State(state): State<AppState>,
+    State(state): State<Shared>,
     crate::auth::SignedIn(me): crate::auth::SignedIn,
     crate::params::RawBody(body): crate::params::RawBody,
 ) -> Result<Json<Value>, ApiError> {

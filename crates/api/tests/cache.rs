@@ -92,6 +92,7 @@ async fn cached_reads_follow_the_change_feed_and_survive_redis_outages() {
     assert_eq!(get(&other, &uri, None).await.1.as_deref(), Some("hit"), "then from its own memory");
 
     // A trade: once the indexer committed it, no node answers the old price.
+    let version_before = state.cache.as_ref().unwrap().version();
     let receipt = chain.buy(chain.account(2), MarketType::Credential, spec.id, usdc(500), U256::ZERO).await.unwrap();
     let block = receipt.block_number.unwrap();
     let deadline = Instant::now() + Duration::from_secs(10);
@@ -101,6 +102,28 @@ async fn cached_reads_follow_the_change_feed_and_survive_redis_outages() {
     }
     let pool = chain.amm(MarketType::Credential).pools(spec.id).call().await.unwrap();
     let expected = Price::spot(pool.usdcReserves, pool.tokenReserves).to_decimal_string();
+    // (This node has heard of the commit: the version moved past the one before the trade.)
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while state.cache.as_ref().unwrap().version() <= version_before {
+        assert!(Instant::now() < deadline, "the change notification arrived");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    // Concurrent readers right after the change: each sees the new price, or, while
+    // one of them recomputes the entry, the previous one marked `stale`.
+    let readers: Vec<_> = (0..32)
+        .map(|_| {
+            let (app, uri) = (app.clone(), uri.clone());
+            tokio::spawn(async move { get(&app, &uri, None).await })
+        })
+        .collect();
+    for reader in readers {
+        let (status, source, body) = reader.await.unwrap();
+        assert_eq!(status, StatusCode::OK);
+        if body["data"]["price"] != expected {
+            assert_eq!(source.as_deref(), Some("stale"), "an old price is only ever served marked stale: {body}");
+            assert_eq!(body["data"]["price"], first["data"]["price"]);
+        }
+    }
     for app in [&app, &other] {
         // The notification arrives within milliseconds of the commit.
         let started = Instant::now();

@@ -253,7 +253,17 @@ async fn main() -> anyhow::Result<()> {
         ("GOVERNANCE_SLASHING", deployment.governance.to_string()),
     ];
     let options = PgConnectOptions::from_str(&args.database_url)?;
-    if args.fresh || !database_exists(&options).await? {
+    // The chain restarts from the cached state on every run, so a database that
+    // followed an earlier run's live blocks is ahead of it: index anew.
+    let mut fresh = args.fresh || !database_exists(&options).await?;
+    if !fresh {
+        let pool = animoca_store::connect(options.clone(), 1).await?;
+        let stored = animoca_store::indexing::checkpoint(&pool, CHAIN_ID).await.ok().flatten();
+        fresh = stored.is_none_or(|c| c.block_number != head);
+        pool.close().await;
+    }
+    if fresh {
+        println!("indexing the chain into a new database");
         animoca_store::recreate_database(&options).await?;
     }
     let pool = animoca_store::connect(options.clone(), 2).await?;

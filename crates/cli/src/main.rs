@@ -1,10 +1,5 @@
 //! `animoca-trade`: one binary, one subcommand per process role (SPEC §3).
 
-/// mimalloc: glibc malloc kept about twice the live memory resident under the
-/// indexer's allocation pattern (per-thread arenas); the benchmarks use it too.
-#[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 mod commands;
 mod config;
 mod shutdown;

@@ -203,6 +203,22 @@ pub async fn cached(State(cache): State<Cache>, request: Request, next: Next) ->
     }
 }
 
+/// The `animoca_api_cache_total{result}` counters, registered once (building a
+/// labelled key per request showed in profiles).
+fn counter(label: &'static str) -> &'static metrics::Counter {
+    static COUNTERS: std::sync::OnceLock<[metrics::Counter; 4]> = std::sync::OnceLock::new();
+    let counters = COUNTERS.get_or_init(|| {
+        ["hit", "redis", "miss", "stale"].map(|result| metrics::counter!("animoca_api_cache_total", "result" => result))
+    });
+    let index = match label {
+        "hit" => 0,
+        "redis" => 1,
+        "miss" => 2,
+        _ => 3,
+    };
+    &counters[index]
+}
+
 /// How long after its computation a previous version's entry may answer while
 /// the current version's is being computed.
 const STALE_FOR: Duration = Duration::from_secs(1);
@@ -231,7 +247,7 @@ impl Drop for Refreshing {
 }
 
 fn respond(cached: &Cached, label: &'static str) -> Response {
-    metrics::counter!("animoca_api_cache_total", "result" => label).increment(1);
+    counter(label).increment(1);
     let mut response = (cached.status, Body::from(cached.body.clone())).into_response();
     let headers = response.headers_mut();
     headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));

@@ -22,7 +22,7 @@ use axum::{
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter, clock::Clock};
 use tower_http::{
     cors::{AllowOrigin, CorsLayer},
-    request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer},
+    request_id::{MakeRequestId, PropagateRequestIdLayer, RequestId, SetRequestIdLayer},
     trace::TraceLayer,
 };
 
@@ -78,7 +78,7 @@ pub fn protect(router: Router, limits: &Limits) -> Router {
             let id = request.headers().get(&REQUEST_ID).and_then(|v| v.to_str().ok()).unwrap_or("-");
             tracing::info_span!("request", method = %request.method(), uri = %request.uri(), request_id = %id)
         }))
-        .layer(SetRequestIdLayer::new(REQUEST_ID.clone(), MakeRequestUuid))
+        .layer(SetRequestIdLayer::new(REQUEST_ID.clone(), SequentialIds::new()))
 }
 
 fn cors(origins: &[String]) -> CorsLayer {
@@ -175,5 +175,27 @@ pub async fn run_to_completion(request: Request, next: Next) -> Response {
     match tokio::spawn(next.run(request)).await {
         Ok(response) => response,
         Err(error) => ApiError::Internal(format!("request task failed: {error}")).into_response(),
+    }
+}
+
+/// Request ids: a random per-process prefix and a counter (`3f9c…-1a2b`), unique
+/// without a random draw per request (a UUID v4 cost a `getrandom` syscall each).
+#[derive(Clone)]
+struct SequentialIds {
+    prefix: Arc<str>,
+    next: Arc<std::sync::atomic::AtomicU64>,
+}
+
+impl SequentialIds {
+    fn new() -> Self {
+        let prefix = uuid::Uuid::new_v4().simple().to_string();
+        Self { prefix: prefix.into(), next: Arc::new(std::sync::atomic::AtomicU64::new(1)) }
+    }
+}
+
+impl MakeRequestId for SequentialIds {
+    fn make_request_id<B>(&mut self, _request: &axum::http::Request<B>) -> Option<RequestId> {
+        let n = self.next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        HeaderValue::from_str(&format!("{}-{n:x}", self.prefix)).ok().map(RequestId::new)
     }
 }

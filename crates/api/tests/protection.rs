@@ -25,7 +25,7 @@ async fn send(app: &axum::Router, request: Request<Body>) -> (StatusCode, axum::
 async fn limits_cors_and_request_ids() {
     let db = TestDb::migrated().await;
     let mut state = AppState::new(db.pool.clone());
-    state.limits.per_ip_per_minute = NonZeroU32::new(3).unwrap();
+    state.limits.per_ip_per_minute = NonZeroU32::new(4).unwrap();
     state.limits.cors_origins = vec!["https://app.example.com".to_owned()];
     let app = router(state);
 
@@ -33,7 +33,9 @@ async fn limits_cors_and_request_ids() {
     let (status, headers, _) = send(&app, Request::get("/health").body(Body::empty()).unwrap()).await;
     assert_eq!(status, StatusCode::OK);
     let generated = headers.get("x-request-id").unwrap().to_str().unwrap().to_owned();
-    assert_eq!(generated.len(), 36, "a UUID: {generated}");
+    let (_, again, _) = send(&app, Request::get("/health").body(Body::empty()).unwrap()).await;
+    let second = again.get("x-request-id").unwrap().to_str().unwrap().to_owned();
+    assert!(generated.len() > 32 && generated != second, "unique ids: {generated}, {second}");
     let (_, headers, _) =
         send(&app, Request::get("/health").header("x-request-id", "client-42").body(Body::empty()).unwrap()).await;
     assert_eq!(headers.get("x-request-id").unwrap(), "client-42");
@@ -51,7 +53,7 @@ async fn limits_cors_and_request_ids() {
     let (_, headers, _) = send(&app, preflight("https://evil.example.com")).await;
     assert!(headers.get(header::ACCESS_CONTROL_ALLOW_ORIGIN).is_none());
 
-    // Preflights are answered before the limiter; the third request passes, the fourth is refused.
+    // Preflights are answered before the limiter; the fourth request passes, the fifth is refused.
     let (status, _, _) = send(&app, Request::get("/health").body(Body::empty()).unwrap()).await;
     assert_eq!(status, StatusCode::OK);
     // Another client IP has its own quota.
@@ -60,7 +62,7 @@ async fn limits_cors_and_request_ids() {
         request.extensions_mut().insert(ConnectInfo(SocketAddr::from((ip, 40_000))));
         request
     };
-    for _ in 0..3 {
+    for _ in 0..4 {
         assert_eq!(send(&app, from([10, 0, 0, 2])).await.0, StatusCode::OK, "a second IP");
     }
     assert_eq!(send(&app, from([10, 0, 0, 2])).await.0, StatusCode::TOO_MANY_REQUESTS, "its own quota, spent");

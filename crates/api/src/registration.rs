@@ -169,6 +169,10 @@ pub async fn register(
     for (i, credential) in linked.iter().enumerate() {
         ensure_credential(&mut db, &format!("credential_ids[{i}]"), *credential).await?;
     }
+    // A registration by another address stands, unless the indexed market says
+    // the caller created it (that registration came from a creation the chain
+    // has since reorganised away).
+    let creator_on_chain = indexed_creator(&mut db, market_type, market.id).await? == Some(me);
     let inserted: Option<bool> = sqlx::query_scalar(
         "INSERT INTO app.market_metadata AS md
                 (market_type, market_id, display_name, category, description, image_url, website_url,
@@ -180,8 +184,10 @@ pub async fn register(
                 description = coalesce(EXCLUDED.description, md.description),
                 image_url = coalesce(EXCLUDED.image_url, md.image_url),
                 website_url = coalesce(EXCLUDED.website_url, md.website_url),
+                registered_by = EXCLUDED.registered_by,
+                registered_tx_hash = EXCLUDED.registered_tx_hash,
                 updated_at = now()
-          WHERE md.registered_by = EXCLUDED.registered_by
+          WHERE md.registered_by = EXCLUDED.registered_by OR $10
          RETURNING (xmax = 0)",
     )
     .bind(i16::from(market_type.as_u8()))
@@ -193,35 +199,11 @@ pub async fn register(
     .bind(&body.website_url)
     .bind(me.as_slice())
     .bind(tx.hash.as_slice())
+    .bind(creator_on_chain)
     .fetch_optional(&mut *db)
     .await?;
-    let inserted = match inserted {
-        Some(inserted) => inserted,
-        // Registered by another address: only possible if that registration
-        // came from a creation the chain has since reorganised away. The
-        // indexed creator decides; anyone else is refused.
-        None if indexed_creator(&mut db, market_type, market.id).await? == Some(me) => {
-            sqlx::query(
-                "UPDATE app.market_metadata SET display_name = $3, category = $4, description = $5, image_url = $6,
-                        website_url = $7, registered_by = $8, registered_tx_hash = $9, updated_at = now()
-                  WHERE market_type = $1 AND market_id = $2",
-            )
-            .bind(i16::from(market_type.as_u8()))
-            .bind(market.id.as_slice())
-            .bind(&body.display_name)
-            .bind(&body.category)
-            .bind(&body.description)
-            .bind(&body.image_url)
-            .bind(&body.website_url)
-            .bind(me.as_slice())
-            .bind(tx.hash.as_slice())
-            .execute(&mut *db)
-            .await?;
-            true
-        }
-        None => {
-            return Err(ApiError::Forbidden(format!("market {:#x} is registered by another address", market.id)));
-        }
+    let Some(inserted) = inserted else {
+        return Err(ApiError::Forbidden(format!("market {:#x} is registered by another address", market.id)));
     };
     if let Some(links) = &body.social_links {
         sqlx::query("DELETE FROM app.social_links WHERE persona_id = $1")

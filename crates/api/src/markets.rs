@@ -65,32 +65,49 @@ pub async fn list(
         format!("%{escaped}%")
     });
     let category = params.text("type", 64)?;
-    // The ORDER BY is one of the constants above, never input.
-    let sql = format!(
-        "SELECT {MARKET_COLUMNS}, count(*) OVER () AS total {MARKET_JOINS}
-          WHERE m.market_type = $1
+    // The page's ids first (sorting needs only the stats), then every column for
+    // those rows alone: numeric-to-text conversions and the other joins for one
+    // page, not for every market of the type. The ORDER BY is one of the
+    // constants above, never input.
+    let filters = "m.market_type = $1
             AND ($2::text IS NULL OR coalesce(md.verification_status, 'pending') = $2)
             AND ($3::text IS NULL OR (lower(m.token_name) || ' ' || lower(m.token_symbol)) LIKE $3 ESCAPE '\\')
-            AND ($4::text IS NULL OR md.category = $4)
-          ORDER BY {order} LIMIT $5 OFFSET $6"
+            AND ($4::text IS NULL OR md.category = $4)";
+    let sql = format!(
+        "WITH page AS (
+            SELECT m.market_type, m.market_id
+              FROM derived.markets m
+              LEFT JOIN derived.market_stats s USING (market_type, market_id)
+              LEFT JOIN derived.pools p USING (market_type, market_id)
+              LEFT JOIN app.market_metadata md USING (market_type, market_id)
+             WHERE {filters}
+             ORDER BY {order} LIMIT $5 OFFSET $6)
+         SELECT {MARKET_COLUMNS} {MARKET_JOINS} JOIN page USING (market_type, market_id) ORDER BY {order}"
+    );
+    let count = format!(
+        "SELECT count(*) FROM derived.markets m LEFT JOIN app.market_metadata md USING (market_type, market_id)
+          WHERE {filters}"
     );
     let mut tx = crate::read_tx(&state.pool).await?;
     let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
         .bind(i16::from(market_type.as_u8()))
         .bind(status)
-        .bind(search)
+        .bind(&search)
         .bind(category)
         .bind(limit)
         .bind(offset)
         .fetch_all(&mut *tx)
         .await?;
+    let total: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(count))
+        .bind(i16::from(market_type.as_u8()))
+        .bind(status)
+        .bind(&search)
+        .bind(category)
+        .fetch_one(&mut *tx)
+        .await?;
     tx.commit().await?;
-    // The count rides on the rows; a page past the end has none (`total` unknown, null).
-    let total: Option<i64> = match rows.first() {
-        Some(row) => Some(row.try_get("total")?),
-        None if offset == 0 => Some(0),
-        None => None,
-    };
+    // Past the last page `total` is unknown to the page itself: null, as before.
+    let total = (offset == 0 || !rows.is_empty()).then_some(total);
     let data = rows.iter().map(|row| market_json(market_type, row)).collect::<Result<Vec<_>, _>>()?;
     Ok(reply::page(data, json!({ "limit": limit, "offset": offset, "total": total })))
 }

@@ -129,11 +129,6 @@ impl Cache {
         self.0.version.fetch_max(id, Ordering::AcqRel);
     }
 
-    /// Whether Redis answered its last call (`None`: not configured).
-    pub fn redis_up(&self) -> Option<bool> {
-        self.0.redis.as_ref().map(|link| link.is_up())
-    }
-
     /// Pings Redis (`None`: not configured).
     pub async fn ping_redis(&self) -> Option<bool> {
         let link = self.0.redis.as_ref()?;
@@ -330,10 +325,6 @@ impl RedisLink {
             connection: RwLock::new(None),
             failed_at: Default::default(),
         })
-    }
-
-    fn is_up(&self) -> bool {
-        self.failed_at.lock().map(|f| f.is_none()).unwrap_or(false)
     }
 
     fn mark(&self, ok: bool) {

@@ -182,15 +182,18 @@ impl FromRequestParts<Shared> for SignedIn {
         let token = header
             .strip_prefix("Bearer ")
             .ok_or_else(|| ApiError::Unauthorized("the Authorization header must be `Bearer <token>`".to_owned()))?;
-        let mut validation = Validation::new(Algorithm::HS256);
-        validation.set_required_spec_claims(&["exp", "sub"]);
-        let data =
-            jsonwebtoken::decode::<Claims>(token, &DecodingKey::from_secret(&state.auth.jwt_secret), &validation)
-                .map_err(|e| ApiError::Unauthorized(format!("invalid token: {e}")))?;
-        let address =
-            data.claims.sub.parse().map_err(|_| ApiError::Unauthorized("invalid token subject".to_owned()))?;
-        Ok(SignedIn(address))
+        Ok(SignedIn(address_of_token(&state.auth, token)?))
     }
+}
+
+/// The address a sign-in token (JWT, HS256, unexpired) was issued to; 401 otherwise.
+/// The REST API and the Socket.IO handshake (`auth.token`) check tokens with it.
+pub fn address_of_token(auth: &AuthConfig, token: &str) -> Result<Address, ApiError> {
+    let mut validation = Validation::new(Algorithm::HS256);
+    validation.set_required_spec_claims(&["exp", "sub"]);
+    let data = jsonwebtoken::decode::<Claims>(token, &DecodingKey::from_secret(&auth.jwt_secret), &validation)
+        .map_err(|e| ApiError::Unauthorized(format!("invalid token: {e}")))?;
+    data.claims.sub.parse().map_err(|_| ApiError::Unauthorized("invalid token subject".to_owned()))
 }
 
 /// The fields of an EIP-4361 message this API checks.
@@ -281,16 +284,11 @@ pub async fn limit_per_address(
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "));
-    if let Some(token) = token {
-        let mut validation = Validation::new(Algorithm::HS256);
-        validation.set_required_spec_claims(&["exp", "sub"]);
-        let claims =
-            jsonwebtoken::decode::<Claims>(token, &DecodingKey::from_secret(&state.auth.jwt_secret), &validation);
-        if let Some(address) = claims.ok().and_then(|data| data.claims.sub.parse::<Address>().ok())
-            && let Err(limited) = crate::protection::check(&state.per_address, &address)
-        {
-            return limited.into_response();
-        }
+    if let Some(token) = token
+        && let Ok(address) = address_of_token(&state.auth, token)
+        && let Err(limited) = crate::protection::check(&state.per_address, &address)
+    {
+        return limited.into_response();
     }
     next.run(request).await
 }

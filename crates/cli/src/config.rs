@@ -260,6 +260,17 @@ pub struct ServeConfig {
     /// How long a write waits for the indexer to reach its transaction
     /// (`WRITE_INDEX_WAIT_MS`, default 5000) before answering 202.
     pub write_index_wait: std::time::Duration,
+    /// Price ticks per market per second on the Socket.IO `markets` channel
+    /// (`REALTIME_MARKETS_TICKS_PER_SECOND`, 0-100, default 4; 0: unthrottled).
+    pub markets_ticks_per_second: u32,
+}
+
+/// Parses the `markets` channel's rate: 0-100 ticks per market per second.
+pub fn ticks_per_second(value: &str) -> Result<u32, String> {
+    match value.parse::<u32>() {
+        Ok(ticks) if ticks <= 100 => Ok(ticks),
+        _ => Err(format!("{value:?} is not a number of ticks per second from 0 (unthrottled) to 100")),
+    }
 }
 
 /// Parses a JWT secret: at least 32 bytes.
@@ -338,7 +349,8 @@ pub fn write_wait(value: &str) -> Result<std::time::Duration, String> {
 
 impl ServeConfig {
     /// Reads `DATABASE_URL`, `PORT`, `READY_MAX_LAG_SECS`, `CORS_ORIGINS`, `RATE_LIMIT_PER_MINUTE`,
-    /// `RATE_LIMIT_PER_ADDRESS_PER_MINUTE`, `JWT_SECRET`, `SIWE_DOMAIN`, `SIWE_URI`, `CHAIN_ID`, `RPC_URL`, `REDIS_URL`, `API_CACHE`, `TRUST_PROXY`, `WRITE_INDEX_WAIT_MS`.
+    /// `RATE_LIMIT_PER_ADDRESS_PER_MINUTE`, `JWT_SECRET`, `SIWE_DOMAIN`, `SIWE_URI`, `CHAIN_ID`, `RPC_URL`, `REDIS_URL`, `API_CACHE`, `TRUST_PROXY`, `WRITE_INDEX_WAIT_MS`,
+    /// `REALTIME_MARKETS_TICKS_PER_SECOND`.
     pub fn read(env: &mut Env<'_>) -> Option<Self> {
         let database = env.required("DATABASE_URL", postgres_url);
         let port = env.optional("PORT", port).unwrap_or(3000);
@@ -360,6 +372,7 @@ impl ServeConfig {
         let trust_proxy = env.optional("TRUST_PROXY", on_off).unwrap_or(false);
         let write_index_wait =
             env.optional("WRITE_INDEX_WAIT_MS", write_wait).unwrap_or(std::time::Duration::from_secs(5));
+        let markets_ticks_per_second = env.optional("REALTIME_MARKETS_TICKS_PER_SECOND", ticks_per_second).unwrap_or(4);
         Some(ServeConfig {
             database: database?,
             port,
@@ -376,6 +389,7 @@ impl ServeConfig {
             api_cache,
             trust_proxy,
             write_index_wait,
+            markets_ticks_per_second,
         })
     }
 }

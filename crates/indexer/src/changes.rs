@@ -3,7 +3,8 @@
 //! `app.change_feed`; a `NOTIFY` wakes the relays after commit.
 //!
 //! Amounts are exact decimal strings in token units (USDC 6 decimals, tokens and
-//! prices 18), ids `0x` hex, times Unix seconds.
+//! prices 18), ids and addresses lowercase `0x` hex (as the REST API serves them),
+//! times Unix seconds.
 
 use std::collections::BTreeMap;
 
@@ -55,7 +56,7 @@ fn events_of(batch: &Batch) -> Vec<ChangeRow> {
                     "log_index": swap.position.log_index,
                     "block_number": swap.position.block_number,
                     "block_timestamp": swap.position.block_timestamp,
-                    "trader_address": swap.trader.to_string(),
+                    "trader_address": format!("{:#x}", swap.trader),
                     "swap_type": if swap.is_buy { "buy" } else { "sell" },
                     "token_amount": format_units(swap.token_amount, TOKEN_DECIMALS),
                     "usdc_amount": format_units(swap.usdc_amount, USDC_DECIMALS),
@@ -120,7 +121,7 @@ fn events_of(batch: &Batch) -> Vec<ChangeRow> {
         };
         row(
             "vote",
-            json!({ "proposal_id": vote.proposal_id.to_string(), "voter_address": vote.voter.to_string(),
+            json!({ "proposal_id": vote.proposal_id.to_string(), "voter_address": format!("{:#x}", vote.voter),
                     "vote_type": vote_type, "voting_power": format_units(vote.weight, TOKEN_DECIMALS),
                     "tx_hash": vote.position.tx_hash.to_string(), "block_number": vote.position.block_number }),
         );

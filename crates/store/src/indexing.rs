@@ -920,10 +920,11 @@ pub const WAKE_CHANNEL: &str = "animoca_indexer_wake";
 /// The channel `NOTIFY`d when change-feed rows are committed.
 pub const CHANGES_CHANNEL: &str = "animoca_changes";
 
-/// Appends change-feed rows, bumps the change version (`app.change_version`)
-/// and notifies listeners with it (delivered on commit); returns the new version
-/// (`None` when there were no rows). The bump locks the version row until the
-/// transaction ends, so versions are assigned in commit order: call this last.
+/// Bumps the change version (`app.change_version`), appends change-feed rows
+/// stamped with it and notifies listeners with it (delivered on commit); returns
+/// the new version (`None` when there were no rows). The bump locks the version
+/// row until the transaction ends, so versions are assigned in commit order:
+/// call this last.
 pub async fn write_changes(
     conn: &mut PgConnection,
     changes: &[crate::batch::ChangeRow],
@@ -931,19 +932,19 @@ pub async fn write_changes(
     if changes.is_empty() {
         return Ok(None);
     }
-    sqlx::query(
-        "INSERT INTO app.change_feed (kind, payload)
-         SELECT kind, payload FROM unnest($1::text[], $2::jsonb[]) WITH ORDINALITY AS c(kind, payload, n)
-          ORDER BY n",
+    // Bump first (the row lock then orders writers until commit), stamp the
+    // rows with the new version, notify: one statement, one round trip.
+    let version: i64 = sqlx::query_scalar(
+        "WITH bumped AS (UPDATE app.change_version SET version = version + 1 RETURNING version),
+              written AS (
+                INSERT INTO app.change_feed (version, kind, payload)
+                SELECT bumped.version, c.kind, c.payload
+                  FROM bumped, unnest($1::text[], $2::jsonb[]) WITH ORDINALITY AS c(kind, payload, n)
+                 ORDER BY n)
+         SELECT version FROM bumped, LATERAL (SELECT pg_notify($3, version::text)) notified",
     )
     .bind(changes.iter().map(|c| c.kind.clone()).collect::<Vec<_>>())
     .bind(changes.iter().map(|c| c.payload.clone()).collect::<Vec<_>>())
-    .execute(&mut *conn)
-    .await?;
-    let version: i64 = sqlx::query_scalar(
-        "WITH bumped AS (UPDATE app.change_version SET version = version + 1 RETURNING version)
-         SELECT version FROM bumped, LATERAL (SELECT pg_notify($1, version::text)) notified",
-    )
     .bind(CHANGES_CHANNEL)
     .fetch_one(&mut *conn)
     .await?;
@@ -953,6 +954,37 @@ pub async fn write_changes(
 /// The change version (0 before any change).
 pub async fn change_version(conn: &mut PgConnection) -> Result<i64, StoreError> {
     Ok(sqlx::query_scalar("SELECT version FROM app.change_version").fetch_one(&mut *conn).await?)
+}
+
+/// One committed change-feed row, as the realtime relay reads it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StoredChange {
+    /// The change version of the transaction that wrote it.
+    pub version: i64,
+    /// Its order within the feed (within one version, the order written).
+    pub id: i64,
+    /// `trade`, `price`, `candle`, `proposal`, `vote`, `reorg`, `notification`, …
+    pub kind: String,
+    /// What changed (JSON, exact decimal strings).
+    pub payload: serde_json::Value,
+}
+
+/// Change-feed rows of versions above `after`, oldest first: whole versions,
+/// up to the one holding the `limit`-th row (a version is never split, so a
+/// cursor set to the last version read skips nothing).
+pub async fn changes_after(conn: &mut PgConnection, after: i64, limit: i64) -> Result<Vec<StoredChange>, StoreError> {
+    let rows: Vec<(i64, i64, String, serde_json::Value)> = sqlx::query_as(
+        "SELECT version, id, kind, payload FROM app.change_feed
+          WHERE version > $1
+            AND version <= coalesce((SELECT version FROM app.change_feed WHERE version > $1
+                                      ORDER BY version, id OFFSET $2 - 1 LIMIT 1), 9223372036854775807)
+          ORDER BY version, id",
+    )
+    .bind(after)
+    .bind(limit.max(1))
+    .fetch_all(&mut *conn)
+    .await?;
+    Ok(rows.into_iter().map(|(version, id, kind, payload)| StoredChange { version, id, kind, payload }).collect())
 }
 
 // ---- conversions between chain integers and Postgres types -------------------

@@ -47,3 +47,38 @@ async fn versions_follow_commit_order_and_are_notified() {
     aborted.rollback().await.unwrap();
     assert_eq!(indexing::change_version(&mut conn).await.unwrap(), 2);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_feed_reads_by_version_so_a_late_commit_is_never_skipped() {
+    let db = TestDb::migrated().await;
+    let mut conn = db.pool.acquire().await.unwrap();
+    // Writer A inserts first (lower feed id) but commits after writer B started:
+    // with the version stamped in commit order, A's rows come before B's.
+    let mut a = db.pool.begin().await.unwrap();
+    indexing::write_changes(
+        &mut a,
+        &[ChangeRow { kind: "a1".into(), payload: json!({}) }, ChangeRow { kind: "a2".into(), payload: json!({}) }],
+    )
+    .await
+    .unwrap();
+    let pool = db.pool.clone();
+    let b = tokio::spawn(async move {
+        let mut tx = pool.begin().await.unwrap();
+        indexing::write_changes(&mut tx, &change("b")).await.unwrap();
+        tx.commit().await.unwrap();
+    });
+    assert!(indexing::changes_after(&mut conn, 0, 10).await.unwrap().is_empty(), "nothing before a commit");
+    a.commit().await.unwrap();
+    b.await.unwrap();
+    let all = indexing::changes_after(&mut conn, 0, 10).await.unwrap();
+    let seen: Vec<(i64, &str)> = all.iter().map(|c| (c.version, c.kind.as_str())).collect();
+    assert_eq!(seen, [(1, "a1"), (1, "a2"), (2, "b")]);
+    assert_eq!(indexing::changes_after(&mut conn, 1, 10).await.unwrap().len(), 1);
+
+    // A limit never splits a version: the version holding the limit-th row is
+    // read whole, later ones wait for the next read.
+    let cut = indexing::changes_after(&mut conn, 0, 1).await.unwrap();
+    assert_eq!(cut.iter().map(|c| c.version).collect::<Vec<_>>(), [1, 1]);
+    let cut = indexing::changes_after(&mut conn, 0, 3).await.unwrap();
+    assert_eq!(cut.len(), 3);
+}

@@ -9,6 +9,7 @@ pub mod chain;
 pub mod db;
 pub mod faulty_rpc;
 pub mod process;
+pub mod socketio;
 
 pub use chain::{MarketSpec, TestChain, tokens, usdc};
 pub use db::TestDb;

@@ -125,13 +125,31 @@ pub async fn run(
         state.chain =
             Some(animoca_api::proof::ChainAccess { provider: provider.clone(), index_wait: Duration::from_secs(5) });
         state.cache = Some(animoca_api::cache::Cache::start(pool.clone(), None, shutdown.clone()).await?);
-        let app = animoca_api::router(state).into_make_service_with_connect_info::<std::net::SocketAddr>();
+        let auth = state.auth.clone();
+        let app = animoca_api::router(state);
+        // Socket.IO on the same port, one node (no Redis).
+        let (app, realtime) = animoca_realtime::attach(
+            app,
+            pool.clone(),
+            auth,
+            animoca_realtime::RealtimeConfig::default(),
+            shutdown.clone(),
+        )
+        .await
+        .context("start Socket.IO")?;
+        let app = app.into_make_service_with_connect_info::<std::net::SocketAddr>();
+        let stop = shutdown.clone();
+        tokio::spawn(async move {
+            stop.cancelled().await;
+            realtime.close().await;
+        });
         let stop = shutdown.clone();
         tokio::spawn(async move { axum::serve(listener, app).with_graceful_shutdown(stop.cancelled_owned()).await })
     };
 
     println!("\nAnimoca Trade devnet is running (Ctrl-C stops it)\n");
     println!("  API        http://{api_addr}/api  (e.g. http://{api_addr}/api/credentials?status=all)");
+    println!("  Socket.IO  http://{api_addr}  (path /socket.io; subscribe to markets, market:<id>, proposals, …)");
     println!("  JSON-RPC   {}  (chain id {})", anvil.endpoint(), anvil.chain_id());
     println!("  markets    {} credential, {} persona", args.markets, args.markets);
     println!(

@@ -1,4 +1,4 @@
-//! `animoca-trade serve`: the REST API on `PORT`.
+//! `animoca-trade serve`: the REST API and Socket.IO on `PORT`.
 
 use anyhow::Context;
 use tokio_util::sync::CancellationToken;
@@ -51,14 +51,30 @@ pub async fn run(config: ServeConfig, shutdown: CancellationToken) -> anyhow::Re
     } else {
         tracing::warn!("API_CACHE=off: every read goes to Postgres");
     }
+    let auth = state.auth.clone();
     let app = animoca_api::router(state);
+    let realtime_config = animoca_realtime::RealtimeConfig {
+        redis_url: config.redis_url.clone(),
+        markets_ticks_per_second: config.markets_ticks_per_second,
+        ..animoca_realtime::RealtimeConfig::default()
+    };
+    let (app, realtime) = animoca_realtime::attach(app, pool.clone(), auth, realtime_config, shutdown.clone())
+        .await
+        .context("start Socket.IO")?;
     let listener = tokio::net::TcpListener::bind(("0.0.0.0", config.port))
         .await
         .with_context(|| format!("listen on PORT {}", config.port))?;
     let addr = listener.local_addr()?;
     tracing::info!(%addr, "API listening on http://{addr}/api");
     println!("API: http://{addr}/api");
+    println!("Socket.IO: http://{addr} (path /socket.io)");
     let app = app.into_make_service_with_connect_info::<std::net::SocketAddr>();
+    let closing = shutdown.clone();
+    // Socket.IO connections are closed first: graceful shutdown waits for open connections.
+    tokio::spawn(async move {
+        closing.cancelled().await;
+        realtime.close().await;
+    });
     axum::serve(listener, app).with_graceful_shutdown(async move { shutdown.cancelled().await }).await?;
     pool.close().await;
     Ok(())

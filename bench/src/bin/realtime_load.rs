@@ -1,0 +1,379 @@
+//! Socket.IO fan-out benchmark (issue 5, "Benchmark"): anvil with 101 markets,
+//! `animoca-trade index` following it, and a Socket.IO server under test —
+//! `animoca-trade serve` (ours) or `bench/node/server.mjs` (Node + socket.io 4
+//! fed by the same change feed: the seed's stack). N clients (1k, 5k, 10k)
+//! connect over WebSocket and subscribe either all to one hot market or spread
+//! over 100 markets; trades are mined on anvil one block each. For every
+//! (client, trade) it measures block mined (the bench's `newHeads`
+//! subscription) → `trade` received, and prints p50/p99/max, deliveries, and
+//! the server's RSS per idle connection.
+//!
+//! ```text
+//! ./scripts/install-tools   # anvil, socket.io + pg for the Node server
+//! cargo build --release -p animoca-bench -p animoca-trade
+//! $CARGO_TARGET_DIR/release/realtime_load --clients 1000,5000,10000
+//! ```
+//!
+//! The clients speak Engine.IO 4 / Socket.IO 5 over a raw WebSocket (what
+//! `socket.io-client` sends after its upgrade), so one process can hold 10,000
+//! of them. Not a test: it prints numbers (see docs/benchmarks.md).
+
+use std::{
+    collections::HashMap,
+    path::PathBuf,
+    process::Stdio,
+    sync::{Arc, Mutex},
+    time::{Duration, Instant},
+};
+
+use alloy::{
+    network::EthereumWallet,
+    primitives::{B256, U256},
+    providers::{Provider, ProviderBuilder},
+    signers::local::PrivateKeySigner,
+};
+use animoca_bench::chain::{AnvilProcess, CHAIN_ID, DEV_KEY};
+use animoca_chain::{DeployParams, bindings::MarketAMM};
+use animoca_devnet::{Driver, MarketSpec, usdc};
+use animoca_domain::MarketType;
+use anyhow::{Context, bail, ensure};
+use clap::Parser;
+use futures_util::{SinkExt, StreamExt, future::join_all};
+use tokio::process::{Child, Command};
+use tokio_tungstenite::tungstenite::{Message, protocol::WebSocketConfig};
+use tokio_util::sync::CancellationToken;
+
+#[derive(Debug, Parser)]
+#[command(about = "Socket.IO fan-out benchmark: block mined -> trade received, ours vs Node socket.io")]
+struct Args {
+    /// Client counts to run.
+    #[arg(long, value_delimiter = ',', default_value = "1000,5000,10000")]
+    clients: Vec<usize>,
+    /// Servers to run: rust (serve, one node), rust-redis (serve with the Redis adapter), node.
+    #[arg(long, value_delimiter = ',', default_value = "rust,node")]
+    servers: Vec<String>,
+    /// Trades on the hot market per run.
+    #[arg(long, default_value_t = 40)]
+    hot_trades: usize,
+    /// Trades spread over the 100 markets per run.
+    #[arg(long, default_value_t = 200)]
+    spread_trades: usize,
+    /// Milliseconds between trades.
+    #[arg(long, default_value_t = 100)]
+    trade_ms: u64,
+    /// The database (recreated).
+    #[arg(
+        long,
+        env = "DATABASE_URL",
+        default_value = "postgres://postgres@127.0.0.1:5432/animoca_bench_realtime?sslmode=disable"
+    )]
+    database_url: String,
+    /// Redis for `rust-redis`.
+    #[arg(long, default_value = "redis://127.0.0.1:6379")]
+    redis_url: String,
+}
+
+/// A spawned server or indexer, killed on drop.
+struct Service {
+    _child: Child,
+    pid: u32,
+}
+
+impl Service {
+    fn spawn(mut command: Command, env: &[(&str, String)]) -> anyhow::Result<Service> {
+        command
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("RUST_LOG", "warn")
+            .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .kill_on_drop(true);
+        let child = command.spawn().context("start a bench service")?;
+        let pid = child.id().context("no pid")?;
+        Ok(Service { _child: child, pid })
+    }
+
+    /// Resident memory in KiB.
+    fn rss_kib(&self) -> f64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid)).unwrap_or_default();
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .and_then(|rest| rest.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
+            .unwrap_or(0.0)
+    }
+}
+
+/// What one client saw: (block number of a `trade`, when it arrived).
+type Seen = Arc<Mutex<Vec<(u64, Instant)>>>;
+
+/// A raw Engine.IO 4 / Socket.IO 5 client over WebSocket: connect, join
+/// `channel`, answer pings, record `trade` arrivals until `stop`.
+async fn client(port: u16, channel: String, seen: Seen, ready: tokio::sync::mpsc::Sender<()>, stop: CancellationToken) {
+    let url = format!("ws://127.0.0.1:{port}/socket.io/?EIO=4&transport=websocket");
+    let config = WebSocketConfig::default().read_buffer_size(4096).write_buffer_size(0);
+    let Ok((mut socket, _)) = tokio_tungstenite::connect_async_with_config(url, Some(config), true).await else {
+        eprintln!("a client could not connect");
+        return;
+    };
+    // Engine.IO open packet, then the Socket.IO namespace connect.
+    let _ = socket.next().await;
+    if socket.send(Message::text("40")).await.is_err() {
+        return;
+    }
+    let mut subscribed = false;
+    loop {
+        let frame = tokio::select! {
+            () = stop.cancelled() => break,
+            frame = socket.next() => frame,
+        };
+        let Some(Ok(Message::Text(text))) = frame else {
+            if matches!(frame, None | Some(Err(_))) {
+                break;
+            }
+            continue;
+        };
+        let text = text.as_str();
+        if text == "2" {
+            let _ = socket.send(Message::text("3")).await;
+        } else if text.starts_with("40") && !subscribed {
+            subscribed = true;
+            let _ = socket.send(Message::text(format!("421[\"subscribe\",\"{channel}\"]"))).await;
+        } else if text.starts_with("431") {
+            let _ = ready.send(()).await;
+        } else if let Some(rest) = text.strip_prefix("42[\"trade\"") {
+            let at = Instant::now();
+            if let Some(block) = number_after(rest, "\"block_number\":")
+                && let Ok(mut seen) = seen.lock()
+            {
+                seen.push((block, at));
+            }
+        }
+    }
+    let _ = socket.close(None).await;
+}
+
+fn number_after(text: &str, key: &str) -> Option<u64> {
+    let start = text.find(key)? + key.len();
+    let digits: String = text[start..].chars().take_while(char::is_ascii_digit).collect();
+    digits.parse().ok()
+}
+
+fn percentile(sorted: &[f64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    let rank = ((p / 100.0) * (sorted.len() - 1) as f64).round() as usize;
+    sorted[rank.min(sorted.len() - 1)]
+}
+
+struct Bench {
+    args: Args,
+    driver: Driver,
+    hot: B256,
+    spread: Vec<B256>,
+    heads: Arc<Mutex<HashMap<u64, Instant>>>,
+}
+
+impl Bench {
+    /// One run: `clients` subscribed per `layout`, trades sent, latencies printed.
+    async fn run(&self, server: &str, port: u16, service: &Service, clients: usize, hot: bool) -> anyhow::Result<()> {
+        let stop = CancellationToken::new();
+        let rss_before = service.rss_kib();
+        let (ready_tx, mut ready_rx) = tokio::sync::mpsc::channel(clients);
+        let mut seen_by = Vec::with_capacity(clients);
+        let mut tasks = Vec::with_capacity(clients);
+        let started = Instant::now();
+        for chunk in (0..clients).collect::<Vec<_>>().chunks(250) {
+            let mut connecting = Vec::new();
+            for &i in chunk {
+                let market = if hot { self.hot } else { self.spread[i % self.spread.len()] };
+                let seen: Seen = Arc::default();
+                seen_by.push((market, seen.clone()));
+                let task =
+                    tokio::spawn(client(port, format!("market:{market:#x}"), seen, ready_tx.clone(), stop.clone()));
+                connecting.push(task);
+            }
+            tasks.extend(connecting);
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        let mut acked = 0;
+        while acked < clients {
+            match tokio::time::timeout(Duration::from_secs(60), ready_rx.recv()).await {
+                Ok(Some(())) => acked += 1,
+                _ => bail!("{server}: only {acked} of {clients} clients subscribed within 60 s"),
+            }
+        }
+        let connect_secs = started.elapsed().as_secs_f64();
+        tokio::time::sleep(Duration::from_secs(3)).await;
+        let rss_idle = service.rss_kib();
+        let per_connection = (rss_idle - rss_before) / clients as f64;
+
+        // Trades: one block each.
+        let trades = if hot { self.args.hot_trades } else { self.args.spread_trades };
+        let mut traded: HashMap<B256, usize> = HashMap::new();
+        let mut ticker = tokio::time::interval(Duration::from_millis(self.args.trade_ms));
+        for n in 0..trades {
+            ticker.tick().await;
+            let market = if hot { self.hot } else { self.spread[n % self.spread.len()] };
+            let amm = MarketAMM::new(self.driver.deployment.amm(MarketType::Credential), &self.driver.provider);
+            let pending = amm.buy(market, usdc(1 + (n as u64 % 7)), U256::ZERO).send().await?;
+            pending.get_receipt().await?;
+            *traded.entry(market).or_default() += 1;
+        }
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        stop.cancel();
+        join_all(tasks).await;
+
+        let heads = self.heads.lock().map_err(|_| anyhow::anyhow!("heads lock"))?.clone();
+        let mut latencies = Vec::new();
+        let mut expected = 0usize;
+        for (market, seen) in &seen_by {
+            expected += traded.get(market).copied().unwrap_or(0);
+            let seen = seen.lock().map_err(|_| anyhow::anyhow!("seen lock"))?;
+            for (block, at) in seen.iter() {
+                if let Some(mined) = heads.get(block) {
+                    latencies.push(at.saturating_duration_since(*mined).as_secs_f64() * 1e3);
+                }
+            }
+        }
+        latencies.sort_by(f64::total_cmp);
+        println!(
+            "{server:<10} {:<6} {clients:>6} clients  p50 {:>7.1} ms  p99 {:>7.1} ms  max {:>7.1} ms  delivered {}/{}  \
+             RSS {:.0} MiB idle, {:.1} KiB/conn  (connect+subscribe {:.1} s)",
+            if hot { "hot" } else { "spread" },
+            percentile(&latencies, 50.0),
+            percentile(&latencies, 99.0),
+            latencies.last().copied().unwrap_or(f64::NAN),
+            latencies.len(),
+            expected,
+            rss_idle / 1024.0,
+            per_connection,
+            connect_secs,
+        );
+        // Let the server notice the disconnections before the next run.
+        tokio::time::sleep(Duration::from_secs(3)).await;
+        Ok(())
+    }
+}
+
+async fn wait_port(port: u16) -> anyhow::Result<()> {
+    let started = Instant::now();
+    while tokio::net::TcpStream::connect(("127.0.0.1", port)).await.is_err() {
+        ensure!(started.elapsed() < Duration::from_secs(30), "nothing listens on port {port}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    Ok(())
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    animoca_bench::init_tracing();
+    let args = Args::parse();
+    let binary = std::env::current_exe()?.with_file_name("animoca-trade");
+    ensure!(binary.exists(), "{} is missing: cargo build --release -p animoca-trade", binary.display());
+    let node_server = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("node/server.mjs");
+
+    println!("== setup");
+    let anvil = AnvilProcess::spawn(&[]).await?;
+    let signer: PrivateKeySigner = DEV_KEY.parse()?;
+    let me = signer.address();
+    let provider =
+        ProviderBuilder::new().wallet(EthereumWallet::from(signer)).connect_http(anvil.url.parse()?).erased();
+    let deployment = animoca_chain::deploy(&provider, me, &DeployParams::devnet(me)).await?;
+    let driver = Driver { provider: provider.clone(), deployment };
+    let mut ids = Vec::new();
+    for n in 0..101 {
+        let spec = MarketSpec::new(MarketType::Credential, &format!("realtime-{n}"));
+        driver.create_market(&spec, me).await?;
+        ids.push(spec.id);
+    }
+    // One trader with plenty of approved USDC: every trade is one transaction, one block.
+    let amm = deployment.amm(MarketType::Credential);
+    driver.mint_usdc(me, usdc(1_000_000_000)).await?;
+    driver.approve_usdc(me, amm, U256::MAX).await?;
+    println!("anvil: 101 credential markets at block {}", provider.get_block_number().await?);
+
+    let options: sqlx::postgres::PgConnectOptions = args.database_url.parse()?;
+    animoca_store::recreate_database(&options).await?;
+    let pool = animoca_store::connect(options.clone(), 2).await?;
+    animoca_store::migrate(&pool).await?;
+    let mut chain_env = vec![
+        ("DATABASE_URL", args.database_url.clone()),
+        ("RPC_URL", anvil.url.clone()),
+        ("RPC_WS_URL", anvil.url.replacen("http", "ws", 1)),
+        ("CONFIRMATIONS", "0".to_owned()),
+    ];
+    for line in deployment.env_lines().lines() {
+        if let Some((name, value)) = line.split_once('=') {
+            let name: &'static str = Box::leak(name.to_owned().into_boxed_str());
+            chain_env.push((name, value.to_owned()));
+        }
+    }
+    let mut index = Command::new(&binary);
+    index.arg("index");
+    let _indexer = Service::spawn(index, &chain_env)?;
+    let head = provider.get_block_number().await?;
+    let started = Instant::now();
+    while animoca_store::indexing::checkpoint(&pool, CHAIN_ID).await?.is_none_or(|c| c.block_number < head) {
+        ensure!(started.elapsed() < Duration::from_secs(120), "the indexer did not reach block {head}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    println!("indexer caught up with block {head}");
+
+    // Block mined: when the bench's newHeads subscription hears of it.
+    let heads: Arc<Mutex<HashMap<u64, Instant>>> = Arc::default();
+    let ws = ProviderBuilder::new().connect(&anvil.url.replacen("http", "ws", 1)).await?;
+    let mut blocks = ws.subscribe_blocks().await?.into_stream();
+    let recorded = heads.clone();
+    tokio::spawn(async move {
+        while let Some(header) = blocks.next().await {
+            if let Ok(mut heads) = recorded.lock() {
+                heads.insert(header.number, Instant::now());
+            }
+        }
+    });
+
+    let bench = Bench { args, driver, hot: ids[0], spread: ids[1..].to_vec(), heads };
+    for server in bench.args.servers.clone() {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
+        let service = match server.as_str() {
+            "rust" | "rust-redis" => {
+                let mut env = vec![
+                    ("DATABASE_URL", bench.args.database_url.clone()),
+                    ("PORT", port.to_string()),
+                    ("CHAIN_ID", CHAIN_ID.to_string()),
+                    ("JWT_SECRET", "bench-secret-bench-secret-bench-secret".to_owned()),
+                    ("API_CACHE", "off".to_owned()),
+                    // Every tick: the same messages the Node server sends.
+                    ("REALTIME_MARKETS_TICKS_PER_SECOND", "0".to_owned()),
+                ];
+                if server == "rust-redis" {
+                    env.push(("REDIS_URL", bench.args.redis_url.clone()));
+                }
+                let mut serve = Command::new(&binary);
+                serve.arg("serve");
+                Service::spawn(serve, &env)?
+            }
+            "node" => {
+                let mut node = Command::new("node");
+                node.arg(&node_server);
+                Service::spawn(node, &[("DATABASE_URL", bench.args.database_url.clone()), ("PORT", port.to_string())])?
+            }
+            other => bail!("unknown server {other:?} (rust, rust-redis, node)"),
+        };
+        wait_port(port).await?;
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        println!("== {server} (pid {}, {:.0} MiB at start)", service.pid, service.rss_kib() / 1024.0);
+        for &clients in &bench.args.clients {
+            for hot in [true, false] {
+                bench.run(&server, port, &service, clients, hot).await?;
+            }
+        }
+    }
+    pool.close().await;
+    anvil.stop().await;
+    Ok(())
+}

@@ -1,0 +1,147 @@
+//! Socket.IO for `animoca-trade serve` (SPEC §7), on the API's port at
+//! `/socket.io`: the official `socket.io-client` v4 connects, signs in through
+//! the handshake's `auth.token`, subscribes to channels ([`channels`]) and
+//! receives the changes the indexer and the API commit ([`relay`]).
+//!
+//! With `REDIS_URL` the Redis adapter (`socketioxide-redis`) joins every node
+//! of a deployment; without it each node serves its own clients alone.
+
+pub mod channels;
+pub mod relay;
+pub mod session;
+pub mod throttle;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use animoca_api::auth::AuthConfig;
+use socketioxide::{SocketIo, adapter::Adapter, extract::SocketRef, handler::ConnectHandler, layer::SocketIoLayer};
+use socketioxide_core::adapter::DefinedAdapter;
+use socketioxide_redis::{RedisAdapter, RedisAdapterConfig, RedisAdapterCtr};
+use sqlx::PgPool;
+use tokio_util::sync::CancellationToken;
+
+use crate::session::SessionContext;
+
+/// How the realtime server runs.
+#[derive(Debug, Clone)]
+pub struct RealtimeConfig {
+    /// `REDIS_URL`: join the other nodes through the Redis adapter.
+    pub redis_url: Option<String>,
+    /// `REALTIME_MARKETS_TICKS_PER_SECOND`: `markets` ticks per market per second.
+    pub markets_ticks_per_second: u32,
+    /// Channels one connection may hold.
+    pub max_channels: usize,
+    /// Packets queued per connection; a client that falls this far behind is
+    /// skipped (never waited for) until it catches up.
+    pub max_buffer: usize,
+}
+
+impl Default for RealtimeConfig {
+    fn default() -> Self {
+        Self { redis_url: None, markets_ticks_per_second: 4, max_channels: 100, max_buffer: 256 }
+    }
+}
+
+/// Why the realtime server cannot start.
+#[derive(Debug, thiserror::Error)]
+pub enum RealtimeError {
+    /// `REDIS_URL` is unusable or Redis does not answer.
+    #[error("Socket.IO Redis adapter: {0}")]
+    Redis(#[from] redis::RedisError),
+    /// The namespace could not join the adapter.
+    #[error("Socket.IO adapter initialisation: {0}")]
+    Adapter(String),
+}
+
+/// A running realtime server: closes every connection on [`Realtime::close`].
+#[derive(Clone)]
+pub struct Realtime {
+    close: Arc<dyn Fn() -> futures_core::BoxFuture + Send + Sync>,
+}
+
+mod futures_core {
+    /// A boxed future (what closing the server returns).
+    pub type BoxFuture = std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>;
+}
+
+impl Realtime {
+    /// Disconnects every client (they reconnect to another node, or to this one when it is back).
+    pub async fn close(&self) {
+        (self.close)().await;
+    }
+}
+
+/// Adds Socket.IO to `router` and starts the relay (stops with `shutdown`).
+pub async fn attach(
+    router: axum::Router,
+    pool: PgPool,
+    auth: AuthConfig,
+    config: RealtimeConfig,
+    shutdown: CancellationToken,
+) -> Result<(axum::Router, Realtime), RealtimeError> {
+    let context = Arc::new(SessionContext { pool: pool.clone(), auth, max_channels: config.max_channels });
+    let builder = SocketIo::builder()
+        .max_buffer_size(config.max_buffer)
+        // Clients send only small subscribe messages.
+        .ws_max_message_size(64 * 1024)
+        .ws_max_frame_size(64 * 1024)
+        .max_payload(64 * 1024)
+        .connect_timeout(Duration::from_secs(10));
+    let relay = |elected| relay::RelayConfig { markets_ticks_per_second: config.markets_ticks_per_second, elected };
+    match &config.redis_url {
+        Some(url) => {
+            let client = redis::Client::open(resp3(url))?;
+            // One deployment's nodes share a database: its name keeps deployments
+            // that share a Redis apart.
+            let database = pool.connect_options().get_database().unwrap_or("postgres").to_owned();
+            let adapter_config = RedisAdapterConfig::new().with_prefix(format!("animoca:{database}:socket.io"));
+            let adapter = RedisAdapterCtr::new_with_redis_config(&client, adapter_config).await?;
+            let (layer, io) = builder.with_adapter::<RedisAdapter<_>>(adapter).build_layer();
+            register(&io, context).await.map_err(|e| RealtimeError::Adapter(e.to_string()))?;
+            Ok(start(io, layer, router, pool, relay(true), shutdown))
+        }
+        None => {
+            let (layer, io) = builder.build_layer();
+            register(&io, context);
+            Ok(start(io, layer, router, pool, relay(false), shutdown))
+        }
+    }
+}
+
+/// Registers the default namespace: the handshake check, then the session's handlers.
+fn register<A: Adapter + DefinedAdapter>(io: &SocketIo<A>, context: Arc<SessionContext>) -> A::InitRes {
+    let connect_context = context.clone();
+    let on_connect = async move |socket: SocketRef<A>| session::on_connect(connect_context, &socket);
+    let check = async move |socket: SocketRef<A>, auth| session::authenticate(context, socket, auth).await;
+    io.ns("/", on_connect.with(check))
+}
+
+fn start<A: Adapter>(
+    io: SocketIo<A>,
+    layer: SocketIoLayer<A>,
+    router: axum::Router,
+    pool: PgPool,
+    relay_config: relay::RelayConfig,
+    shutdown: CancellationToken,
+) -> (axum::Router, Realtime) {
+    tokio::spawn(relay::run(io.clone(), pool, relay_config, shutdown));
+    let realtime = Realtime {
+        close: Arc::new(move || {
+            let io = io.clone();
+            Box::pin(async move { io.close().await })
+        }),
+    };
+    (router.layer(layer), realtime)
+}
+
+/// The Redis adapter speaks RESP3 (Redis ≥ 7): ask for it in the URL.
+fn resp3(url: &str) -> String {
+    if url.contains("protocol=") {
+        url.to_owned()
+    } else if url.contains('?') {
+        format!("{url}&protocol=resp3")
+    } else {
+        format!("{url}?protocol=resp3")
+    }
+}

@@ -1,0 +1,251 @@
+//! One client's session: the handshake's sign-in check, then `subscribe` and
+//! `unsubscribe` with acknowledgements.
+//!
+//! Acks use the REST envelope: `{"success": true, "data": {"channels": [...],
+//! "version": N}}`, or `{"success": false, "error": {"code", "message"}}`
+//! naming the offending channel. `version` is the change version the server
+//! had reached: events carry theirs, so a client that refetches from the API
+//! after subscribing can drop events it has already seen.
+
+use std::sync::Arc;
+
+use alloy_primitives::Address;
+use animoca_api::auth::{AuthConfig, address_of_token};
+use serde_json::{Value, json};
+use socketioxide::{
+    adapter::Adapter,
+    extract::{AckSender, SocketRef, TryData},
+};
+use sqlx::PgPool;
+
+use crate::channels::{Channel, ChannelError};
+
+/// What every session shares.
+#[derive(Clone)]
+pub struct SessionContext {
+    /// Existence checks of markets and proposals.
+    pub pool: PgPool,
+    /// Checks handshake tokens.
+    pub auth: AuthConfig,
+    /// Channels one connection may hold at once.
+    pub max_channels: usize,
+}
+
+/// The signed-in address of a connection (`None`: anonymous), stored in the
+/// socket's extensions by the handshake check.
+#[derive(Debug, Clone, Copy)]
+pub struct Viewer(pub Option<Address>);
+
+/// Why the handshake is refused (the client's `connect_error` carries the message).
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct Refused(String);
+
+/// Why a subscription is refused.
+#[derive(Debug, thiserror::Error)]
+enum SubscribeError {
+    #[error("{0}")]
+    BadRequest(String),
+    #[error("{0}")]
+    Channel(#[from] ChannelError),
+    #[error("{0}")]
+    NotFound(String),
+    #[error("{0}")]
+    Unauthorized(String),
+    #[error("{0}")]
+    Forbidden(String),
+    #[error("at most {0} channels per connection")]
+    TooMany(usize),
+    #[error("service unavailable: {0}")]
+    Unavailable(String),
+}
+
+impl SubscribeError {
+    fn code(&self) -> &'static str {
+        match self {
+            SubscribeError::BadRequest(_) | SubscribeError::Channel(_) => "BAD_REQUEST",
+            SubscribeError::NotFound(_) => "NOT_FOUND",
+            SubscribeError::Unauthorized(_) => "UNAUTHORIZED",
+            SubscribeError::Forbidden(_) => "FORBIDDEN",
+            SubscribeError::TooMany(_) => "TOO_MANY_CHANNELS",
+            SubscribeError::Unavailable(_) => "SERVICE_UNAVAILABLE",
+        }
+    }
+
+    fn ack(&self) -> Value {
+        json!({ "success": false, "error": { "code": self.code(), "message": self.to_string() } })
+    }
+}
+
+/// Handshake middleware: `auth.token`, when present, must be a valid sign-in
+/// token (else the connection is refused); no token connects anonymously.
+pub async fn authenticate<A: Adapter>(
+    context: Arc<SessionContext>,
+    socket: SocketRef<A>,
+    auth: TryData<Value>,
+) -> Result<(), Refused> {
+    let token = match &auth.0 {
+        Ok(Value::Object(fields)) => match fields.get("token") {
+            None | Some(Value::Null) => None,
+            Some(Value::String(token)) => Some(token.as_str()),
+            Some(_) => return Err(Refused("auth.token must be a string (the JWT from /api/auth/verify)".into())),
+        },
+        // No auth object at all (`io(url)`): anonymous.
+        Ok(Value::Null) | Err(_) => None,
+        Ok(_) => return Err(Refused("auth must be an object: { token }".into())),
+    };
+    let viewer = match token {
+        None => None,
+        Some(token) => Some(address_of_token(&context.auth, token).map_err(|e| Refused(e.to_string()))?),
+    };
+    socket.extensions.insert(Viewer(viewer));
+    Ok(())
+}
+
+/// A connected client: registers its `subscribe` / `unsubscribe` handlers.
+pub fn on_connect<A: Adapter>(context: Arc<SessionContext>, socket: &SocketRef<A>) {
+    metrics::gauge!("realtime_connections").increment(1);
+    socket.on_disconnect(async |_: SocketRef<A>| metrics::gauge!("realtime_connections").decrement(1));
+    let subscribe_context = context.clone();
+    socket.on("subscribe", async move |socket: SocketRef<A>, TryData::<Value>(data), ack: AckSender<A>| {
+        let reply = match subscribe(&subscribe_context, &socket, data.ok()).await {
+            Ok(reply) => reply,
+            Err(error) => error.ack(),
+        };
+        // A client without an ack callback gets nothing back; that is its choice.
+        let _ = ack.send(&reply);
+    });
+    socket.on("unsubscribe", async move |socket: SocketRef<A>, TryData::<Value>(data), ack: AckSender<A>| {
+        let reply = match channels_of(data.ok(), context.max_channels) {
+            Ok(channels) => {
+                let rooms: Vec<String> = channels.iter().map(Channel::room).collect();
+                socket.leave(rooms.clone());
+                json!({ "success": true, "data": { "channels": rooms } })
+            }
+            Err(error) => error.ack(),
+        };
+        let _ = ack.send(&reply);
+    });
+}
+
+async fn subscribe<A: Adapter>(
+    context: &SessionContext,
+    socket: &SocketRef<A>,
+    data: Option<Value>,
+) -> Result<Value, SubscribeError> {
+    let channels = channels_of(data, context.max_channels)?;
+    let viewer = socket.extensions.get::<Viewer>().and_then(|viewer| viewer.0);
+    for channel in &channels {
+        if let Channel::User(address) = channel {
+            match viewer {
+                None => {
+                    return Err(SubscribeError::Unauthorized(format!(
+                        "{channel}: connect with auth.token (the JWT from /api/auth/verify) to join a user channel"
+                    )));
+                }
+                Some(me) if me != *address => {
+                    return Err(SubscribeError::Forbidden(format!(
+                        "{channel}: only {me:#x}'s own channel can be joined"
+                    )));
+                }
+                Some(_) => {}
+            }
+        }
+    }
+    let joined = socket.rooms();
+    let rooms: Vec<String> = channels.iter().map(Channel::room).collect();
+    let total = joined
+        .iter()
+        .map(|room| room.as_ref())
+        .chain(rooms.iter().map(String::as_str))
+        .collect::<std::collections::HashSet<_>>()
+        .len();
+    if total > context.max_channels {
+        return Err(SubscribeError::TooMany(context.max_channels));
+    }
+    let version = check_exist(&context.pool, &channels).await?;
+    socket.join(rooms.clone());
+    Ok(json!({ "success": true, "data": { "channels": rooms, "version": version } }))
+}
+
+/// The channels of a `subscribe`/`unsubscribe` payload: one name or a list.
+fn channels_of(data: Option<Value>, max: usize) -> Result<Vec<Channel>, SubscribeError> {
+    let names = match data {
+        Some(Value::String(name)) => vec![name],
+        Some(Value::Array(items)) if items.is_empty() => {
+            return Err(SubscribeError::BadRequest("the channel list is empty".into()));
+        }
+        Some(Value::Array(items)) if items.len() > max => return Err(SubscribeError::TooMany(max)),
+        Some(Value::Array(items)) => items
+            .into_iter()
+            .map(|item| match item {
+                Value::String(name) => Ok(name),
+                other => Err(SubscribeError::BadRequest(format!("channel names are strings, not {other}"))),
+            })
+            .collect::<Result<_, _>>()?,
+        _ => return Err(SubscribeError::BadRequest("send a channel name or a list of them".into())),
+    };
+    let mut channels = Vec::with_capacity(names.len());
+    for name in &names {
+        let channel = Channel::parse(name)?;
+        if !channels.contains(&channel) {
+            channels.push(channel);
+        }
+    }
+    Ok(channels)
+}
+
+/// Every market and proposal named exists; returns the current change version.
+async fn check_exist(pool: &PgPool, channels: &[Channel]) -> Result<i64, SubscribeError> {
+    let markets: Vec<Vec<u8>> =
+        channels.iter().filter_map(|c| if let Channel::Market(id) = c { Some(id.to_vec()) } else { None }).collect();
+    let proposals: Vec<String> = channels
+        .iter()
+        .filter_map(|c| if let Channel::Proposal(id) = c { Some(id.to_string()) } else { None })
+        .collect();
+    let unavailable = |e: sqlx::Error| SubscribeError::Unavailable(e.to_string());
+    let (missing_market, missing_proposal, version): (Option<Vec<u8>>, Option<String>, i64) = sqlx::query_as(
+        "SELECT (SELECT id FROM unnest($1::bytea[]) id
+                  WHERE NOT EXISTS (SELECT 1 FROM derived.markets m WHERE m.market_id = id) LIMIT 1),
+                (SELECT id FROM unnest($2::text[]) id
+                  WHERE NOT EXISTS (SELECT 1 FROM derived.proposals p WHERE p.proposal_id = id::numeric) LIMIT 1),
+                (SELECT version FROM app.change_version)",
+    )
+    .bind(&markets)
+    .bind(&proposals)
+    .fetch_one(pool)
+    .await
+    .map_err(unavailable)?;
+    if let Some(id) = missing_market {
+        return Err(SubscribeError::NotFound(format!("market:0x{} does not exist", hex(&id))));
+    }
+    if let Some(id) = missing_proposal {
+        return Err(SubscribeError::NotFound(format!("proposal:{id} does not exist")));
+    }
+    Ok(version)
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn payloads_are_one_name_or_a_list_of_names() {
+        assert_eq!(channels_of(Some(json!("markets")), 10).unwrap(), [Channel::Markets]);
+        assert_eq!(channels_of(Some(json!(["markets", "proposals", "markets"])), 10).unwrap().len(), 2);
+        for (bad, code) in [
+            (None, "BAD_REQUEST"),
+            (Some(json!(7)), "BAD_REQUEST"),
+            (Some(json!([])), "BAD_REQUEST"),
+            (Some(json!(["markets", 1])), "BAD_REQUEST"),
+            (Some(json!("nope")), "BAD_REQUEST"),
+            (Some(json!(vec!["markets"; 11])), "TOO_MANY_CHANNELS"),
+        ] {
+            assert_eq!(channels_of(bad.clone(), 10).unwrap_err().code(), code, "{bad:?}");
+        }
+    }
+}

@@ -32,14 +32,17 @@ pub struct RealtimeConfig {
     pub markets_ticks_per_second: u32,
     /// Channels one connection may hold.
     pub max_channels: usize,
-    /// Packets queued per connection; a client that falls this far behind is
-    /// skipped (never waited for) until it catches up.
+    /// Packets queued per connection (memory is taken only while packets wait;
+    /// a broadcast packet is encoded once and shared). A client that falls this
+    /// far behind misses packets (counted in `realtime_emit_errors_total`)
+    /// rather than holding anyone up; one that stops reading altogether stops
+    /// answering the heartbeat and is disconnected.
     pub max_buffer: usize,
 }
 
 impl Default for RealtimeConfig {
     fn default() -> Self {
-        Self { redis_url: None, markets_ticks_per_second: 4, max_channels: 100, max_buffer: 256 }
+        Self { redis_url: None, markets_ticks_per_second: 4, max_channels: 100, max_buffer: 4096 }
     }
 }
 
@@ -111,8 +114,8 @@ pub async fn attach(
 
 /// Registers the default namespace: the handshake check, then the session's handlers.
 fn register<A: Adapter + DefinedAdapter>(io: &SocketIo<A>, context: Arc<SessionContext>) -> A::InitRes {
-    let connect_context = context.clone();
-    let on_connect = async move |socket: SocketRef<A>| session::on_connect(connect_context, &socket);
+    // Everything happens in the handshake check (see `session::authenticate`).
+    let on_connect = async |_: SocketRef<A>| {};
     let check = async move |socket: SocketRef<A>, auth| session::authenticate(context, socket, auth).await;
     io.ns("/", on_connect.with(check))
 }

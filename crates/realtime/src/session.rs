@@ -79,6 +79,8 @@ impl SubscribeError {
 
 /// Handshake middleware: `auth.token`, when present, must be a valid sign-in
 /// token (else the connection is refused); no token connects anonymously.
+/// An accepted client's event handlers are registered here, before the server
+/// answers the connect.
 pub async fn authenticate<A: Adapter>(
     context: Arc<SessionContext>,
     socket: SocketRef<A>,
@@ -99,11 +101,14 @@ pub async fn authenticate<A: Adapter>(
         Some(token) => Some(address_of_token(&context.auth, token).map_err(|e| Refused(e.to_string()))?),
     };
     socket.extensions.insert(Viewer(viewer));
+    // Here, not in the connect handler: that one is spawned after the server
+    // has answered the connect, so a client's first `subscribe` could beat it.
+    register_handlers(context, &socket);
     Ok(())
 }
 
-/// A connected client: registers its `subscribe` / `unsubscribe` handlers.
-pub fn on_connect<A: Adapter>(context: Arc<SessionContext>, socket: &SocketRef<A>) {
+/// An accepted client: its `subscribe` / `unsubscribe` handlers and the connection gauge.
+fn register_handlers<A: Adapter>(context: Arc<SessionContext>, socket: &SocketRef<A>) {
     metrics::gauge!("realtime_connections").increment(1);
     socket.on_disconnect(async |_: SocketRef<A>| metrics::gauge!("realtime_connections").decrement(1));
     let subscribe_context = context.clone();

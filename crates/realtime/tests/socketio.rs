@@ -213,3 +213,74 @@ async fn trades_mined_on_anvil_reach_their_market_room_exactly() {
     );
     stop.cancel();
 }
+
+/// A raw WebSocket client that subscribes and then never reads again. It
+/// subscribes the instant the server accepts it: the handlers must already be
+/// there (a spawned connect handler lost that race).
+async fn stuck_client(url: &str, channel: &str) -> impl Sized + use<> {
+    use futures_util::{SinkExt, StreamExt};
+    use tokio_tungstenite::tungstenite::Message;
+    let url = format!("{}/socket.io/?EIO=4&transport=websocket", url.replacen("http", "ws", 1));
+    let (mut socket, _) = tokio_tungstenite::connect_async(url).await.unwrap();
+    // The next text frame starting with `prefix`, answering pings meanwhile.
+    async fn next_starting<S>(socket: &mut S, prefix: &str) -> String
+    where
+        S: futures_util::Stream<Item = Result<Message, tokio_tungstenite::tungstenite::Error>>
+            + futures_util::Sink<Message>
+            + Unpin,
+    {
+        loop {
+            let frame = tokio::time::timeout(Duration::from_secs(10), socket.next()).await;
+            let text =
+                frame.expect("the server answers within 10 s").unwrap().unwrap().into_text().unwrap().to_string();
+            if text == "2" {
+                let _ = socket.send(Message::text("3")).await;
+            } else if text.starts_with(prefix) {
+                return text;
+            }
+        }
+    }
+    next_starting(&mut socket, "0").await; // Engine.IO open
+    socket.send(Message::text("40")).await.unwrap();
+    next_starting(&mut socket, "40").await;
+    socket.send(Message::text(format!("421[\"subscribe\",\"{channel}\"]"))).await.unwrap();
+    let ack = next_starting(&mut socket, "431").await;
+    assert!(ack.contains("\"success\":true"), "{ack}");
+    socket
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stuck_client_never_delays_the_others() {
+    let db = TestDb::migrated().await;
+    let config = RealtimeConfig { markets_ticks_per_second: 0, ..RealtimeConfig::default() };
+    let server = Server::start(&db.pool, config).await;
+    let _stuck = stuck_client(&server.url(), "markets").await;
+    let mut healthy = Client::connect(&server.url(), None).await;
+    healthy.subscribe(json!("markets")).await;
+    // 300 ticks of 32 KB: ~10 MB, far more than the stuck client's socket
+    // buffers hold; the rest waits in its queue (shared, reference-counted
+    // packets) without holding anyone up.
+    let blob = "x".repeat(32 * 1024);
+    let changes: Vec<(&str, Value)> = (0..300u32)
+        .map(|n| {
+            let id = format!("0x{:064x}", n + 1);
+            ("price", json!({ "market": { "market_type": "credential", "market_id": id }, "n": n, "blob": blob }))
+        })
+        .collect();
+    let started = std::time::Instant::now();
+    publish(&db.pool, &changes).await;
+    let mut received = 0;
+    while received < 300 {
+        let tick = healthy.event("price").await;
+        assert_eq!(tick["n"], received, "in order, none lost");
+        received += 1;
+    }
+    let elapsed = started.elapsed();
+    assert!(elapsed < Duration::from_secs(8), "the healthy client got everything in {elapsed:?}");
+    // The server still serves newcomers and later changes at once.
+    let mut newcomer = Client::connect(&server.url(), None).await;
+    newcomer.subscribe(json!("markets")).await;
+    publish(&db.pool, &[("reorg", json!({ "from_block": 1 }))]).await;
+    assert_eq!(newcomer.event("reorg").await["from_block"], 1);
+    assert_eq!(healthy.event("reorg").await["from_block"], 1);
+}

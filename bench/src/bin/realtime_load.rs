@@ -253,9 +253,47 @@ impl Bench {
             per_connection,
             connect_secs,
         );
-        // Let the server notice the disconnections before the next run.
-        tokio::time::sleep(Duration::from_secs(3)).await;
         Ok(())
+    }
+}
+
+impl Bench {
+    /// Starts the server under test on a free port and waits until it listens and settles.
+    async fn start_server(
+        &self,
+        binary: &PathBuf,
+        node_server: &PathBuf,
+        server: &str,
+    ) -> anyhow::Result<(Service, u16)> {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
+        let service = match server {
+            "rust" | "rust-redis" => {
+                let mut env = vec![
+                    ("DATABASE_URL", self.args.database_url.clone()),
+                    ("PORT", port.to_string()),
+                    ("CHAIN_ID", CHAIN_ID.to_string()),
+                    ("JWT_SECRET", "bench-secret-bench-secret-bench-secret".to_owned()),
+                    ("API_CACHE", "off".to_owned()),
+                    // Every tick: the same messages the Node server sends.
+                    ("REALTIME_MARKETS_TICKS_PER_SECOND", "0".to_owned()),
+                ];
+                if server == "rust-redis" {
+                    env.push(("REDIS_URL", self.args.redis_url.clone()));
+                }
+                let mut serve = Command::new(binary);
+                serve.arg("serve");
+                Service::spawn(serve, &env)?
+            }
+            "node" => {
+                let mut node = Command::new("node");
+                node.arg(node_server);
+                Service::spawn(node, &[("DATABASE_URL", self.args.database_url.clone()), ("PORT", port.to_string())])?
+            }
+            other => bail!("unknown server {other:?} (rust, rust-redis, node)"),
+        };
+        wait_port(port).await?;
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        Ok((service, port))
     }
 }
 
@@ -338,37 +376,11 @@ async fn main() -> anyhow::Result<()> {
 
     let bench = Bench { args, driver, hot: ids[0], spread: ids[1..].to_vec(), heads };
     for server in bench.args.servers.clone() {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
-        let service = match server.as_str() {
-            "rust" | "rust-redis" => {
-                let mut env = vec![
-                    ("DATABASE_URL", bench.args.database_url.clone()),
-                    ("PORT", port.to_string()),
-                    ("CHAIN_ID", CHAIN_ID.to_string()),
-                    ("JWT_SECRET", "bench-secret-bench-secret-bench-secret".to_owned()),
-                    ("API_CACHE", "off".to_owned()),
-                    // Every tick: the same messages the Node server sends.
-                    ("REALTIME_MARKETS_TICKS_PER_SECOND", "0".to_owned()),
-                ];
-                if server == "rust-redis" {
-                    env.push(("REDIS_URL", bench.args.redis_url.clone()));
-                }
-                let mut serve = Command::new(&binary);
-                serve.arg("serve");
-                Service::spawn(serve, &env)?
-            }
-            "node" => {
-                let mut node = Command::new("node");
-                node.arg(&node_server);
-                Service::spawn(node, &[("DATABASE_URL", bench.args.database_url.clone()), ("PORT", port.to_string())])?
-            }
-            other => bail!("unknown server {other:?} (rust, rust-redis, node)"),
-        };
-        wait_port(port).await?;
-        tokio::time::sleep(Duration::from_secs(1)).await;
-        println!("== {server} (pid {}, {:.0} MiB at start)", service.pid, service.rss_kib() / 1024.0);
+        println!("== {server}");
         for &clients in &bench.args.clients {
             for hot in [true, false] {
+                // A fresh server per run: its RSS growth is what these clients cost.
+                let (service, port) = bench.start_server(&binary, &node_server, &server).await?;
                 bench.run(&server, port, &service, clients, hot).await?;
             }
         }

@@ -47,12 +47,32 @@ async function relay() {
         "SELECT version, kind, payload FROM app.change_feed WHERE version > $1 ORDER BY version, id",
         [cursor],
       );
+      // The same messages as ours: trade, price, and one candle event per
+      // market and version listing every timeframe.
+      let open = null;
       for (const row of rows) {
         cursor = Math.max(cursor, Number(row.version));
-        const room = row.payload?.market?.market_id ? `market:${row.payload.market.market_id.toLowerCase()}` : null;
-        if (!room || !["trade", "price", "candle"].includes(row.kind)) continue;
-        io.to(room).emit(row.kind, { ...row.payload, version: Number(row.version) });
+        const marketId = row.payload?.market?.market_id;
+        if (!marketId || !["trade", "price", "candle"].includes(row.kind)) continue;
+        const room = `market:${marketId.toLowerCase()}`;
+        const version = Number(row.version);
+        if (row.kind === "candle") {
+          const { market, ...candle } = row.payload;
+          if (open && open.version === version && open.room === room) {
+            open.payload.candles.push(candle);
+          } else {
+            if (open) io.to(open.room).emit("candle", open.payload);
+            open = { version, room, payload: { market, candles: [candle], version } };
+          }
+          continue;
+        }
+        if (open) {
+          io.to(open.room).emit("candle", open.payload);
+          open = null;
+        }
+        io.to(room).emit(row.kind, { ...row.payload, version });
       }
+      if (open) io.to(open.room).emit("candle", open.payload);
     } while (again);
   } finally {
     reading = false;

@@ -52,6 +52,9 @@ struct Args {
     /// Servers to run: rust (serve, one node), rust-redis (serve with the Redis adapter), node.
     #[arg(long, value_delimiter = ',', default_value = "rust,node")]
     servers: Vec<String>,
+    /// Layouts to run: hot (every client on one market), spread (clients over 100 markets).
+    #[arg(long, value_delimiter = ',', default_value = "hot,spread")]
+    layouts: Vec<String>,
     /// Trades on the hot market per run.
     #[arg(long, default_value_t = 40)]
     hot_trades: usize,
@@ -68,6 +71,9 @@ struct Args {
         default_value = "postgres://postgres@127.0.0.1:5432/animoca_bench_realtime?sslmode=disable"
     )]
     database_url: String,
+    /// Run `serve` under this command (e.g. `heaptrack -o /tmp/serve`), space-separated.
+    #[arg(long)]
+    serve_prefix: Option<String>,
     /// Redis for `rust-redis`.
     #[arg(long, default_value = "redis://127.0.0.1:6379")]
     redis_url: String,
@@ -280,7 +286,15 @@ impl Bench {
                 if server == "rust-redis" {
                     env.push(("REDIS_URL", self.args.redis_url.clone()));
                 }
-                let mut serve = Command::new(binary);
+                let mut serve = match &self.args.serve_prefix {
+                    Some(prefix) => {
+                        let mut words = prefix.split_whitespace();
+                        let mut command = Command::new(words.next().context("empty --serve-prefix")?);
+                        command.args(words).arg(binary);
+                        command
+                    }
+                    None => Command::new(binary),
+                };
                 serve.arg("serve");
                 Service::spawn(serve, &env)?
             }
@@ -378,7 +392,12 @@ async fn main() -> anyhow::Result<()> {
     for server in bench.args.servers.clone() {
         println!("== {server}");
         for &clients in &bench.args.clients {
-            for hot in [true, false] {
+            for layout in bench.args.layouts.clone() {
+                let hot = match layout.as_str() {
+                    "hot" => true,
+                    "spread" => false,
+                    other => bail!("unknown layout {other:?} (hot, spread)"),
+                };
                 // A fresh server per run: its RSS growth is what these clients cost.
                 let (service, port) = bench.start_server(&binary, &node_server, &server).await?;
                 bench.run(&server, port, &service, clients, hot).await?;

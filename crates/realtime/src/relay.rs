@@ -12,7 +12,7 @@
 //! |---------------|------------|---------------------------------------------------|
 //! | `trade`       | `trade`    | `market:<id>`                                     |
 //! | `price`       | `price`    | `market:<id>`; `markets` (throttled per market)   |
-//! | `candle`      | `candle`   | `market:<id>`                                     |
+//! | `candle`      | `candle`   | `market:<id>` (one event per market and version, every timeframe in `candles`) |
 //! | `proposal`    | `proposal` | `proposals`, `proposal:<id>`, `market:<id>`       |
 //! | `vote`        | `vote`     | `proposals`, `proposal:<id>`                      |
 //! | `notification`| `notification` | `user:<recipient>`                            |
@@ -55,7 +55,44 @@ pub struct Emission {
     pub markets_tick: Option<String>,
 }
 
-/// What a change emits (nothing for changes clients need not see, like `block`).
+/// What a run of changes emits, in order. The candle rows of one market and
+/// version (one per timeframe) become one `candle` event listing them in
+/// `candles`: a chart picks its timeframe, and a block costs each subscriber
+/// three packets (trade, price, candle) instead of eight.
+pub fn emissions_of_all(changes: &[StoredChange]) -> Vec<Emission> {
+    let mut emissions: Vec<Emission> = Vec::new();
+    let mut open_candles: Option<(i64, String)> = None;
+    for change in changes {
+        if change.kind == "candle"
+            && let Some(room) = market_room(&change.payload["market"])
+        {
+            let mut candle = change.payload.clone();
+            if let Value::Object(fields) = &mut candle {
+                fields.remove("market");
+            }
+            let key = (change.version, room.clone());
+            if open_candles.as_ref() == Some(&key)
+                && let Some(Value::Array(candles)) = emissions.last_mut().map(|e| &mut e.payload["candles"])
+            {
+                candles.push(candle);
+                continue;
+            }
+            emissions.push(Emission {
+                event: "candle",
+                audience: Audience::Rooms(vec![room]),
+                payload: serde_json::json!({ "market": change.payload["market"], "candles": [candle], "version": change.version }),
+                markets_tick: None,
+            });
+            open_candles = Some(key);
+            continue;
+        }
+        open_candles = None;
+        emissions.extend(emissions_of(change));
+    }
+    emissions
+}
+
+/// What one change emits (nothing for changes clients need not see, like `block`).
 pub fn emissions_of(change: &StoredChange) -> Vec<Emission> {
     let mut payload = change.payload.clone();
     if let Value::Object(fields) = &mut payload {
@@ -170,10 +207,8 @@ async fn relay_once<A: Adapter>(
         loop {
             let changes = indexing::changes_after(&mut lock_conn, cursor, READ_LIMIT).await?;
             let Some(last) = changes.last().map(|c| c.version) else { break };
-            for change in &changes {
-                for emission in emissions_of(change) {
-                    emit(io, &mut throttle, emission).await;
-                }
+            for emission in emissions_of_all(&changes) {
+                emit(io, &mut throttle, emission).await;
             }
             cursor = last;
             if config.elected {
@@ -293,5 +328,34 @@ mod tests {
         assert_eq!(emissions_of(&change("rederive", json!({})))[0].event, "refresh");
         assert!(emissions_of(&change("block", json!({ "block_number": 1 }))).is_empty());
         assert!(emissions_of(&change("trade", json!({}))).is_empty(), "a trade without a market goes nowhere");
+    }
+
+    #[test]
+    fn the_candles_of_one_market_and_version_are_one_event() {
+        let market = |id: &str| json!({ "market_type": "credential", "market_id": id });
+        let candle = |id: &str, timeframe: &str, version: i64| StoredChange {
+            version,
+            id: 0,
+            kind: "candle".into(),
+            payload: json!({ "market": market(id), "timeframe": timeframe, "close": "2" }),
+        };
+        let changes = vec![
+            StoredChange { version: 1, id: 0, kind: "trade".into(), payload: json!({ "market": market("0xa") }) },
+            candle("0xa", "1m", 1),
+            candle("0xa", "5m", 1),
+            candle("0xb", "1m", 1),
+            candle("0xb", "1m", 2),
+        ];
+        let emissions = emissions_of_all(&changes);
+        let events: Vec<&str> = emissions.iter().map(|e| e.event).collect();
+        assert_eq!(events, ["trade", "candle", "candle", "candle"]);
+        assert_eq!(
+            emissions[1].payload["candles"],
+            json!([{ "timeframe": "1m", "close": "2" }, { "timeframe": "5m", "close": "2" }])
+        );
+        assert_eq!(emissions[1].payload["market"]["market_id"], "0xa");
+        assert_eq!(emissions[1].payload["version"], 1);
+        assert_eq!(emissions[2].audience, Audience::Rooms(vec!["market:0xb".into()]));
+        assert_eq!(emissions[3].payload["version"], 2, "another version, another event");
     }
 }

@@ -9,6 +9,8 @@
 
 use std::sync::Arc;
 
+use crate::channels::{Channel, ChannelError};
+use crate::directory::{Directory, Missing};
 use alloy_primitives::Address;
 use animoca_api::auth::{AuthConfig, address_of_token};
 use serde_json::{Value, json};
@@ -16,15 +18,12 @@ use socketioxide::{
     adapter::Adapter,
     extract::{AckSender, SocketRef, TryData},
 };
-use sqlx::PgPool;
-
-use crate::channels::{Channel, ChannelError};
 
 /// What every session shares.
 #[derive(Clone)]
 pub struct SessionContext {
-    /// Existence checks of markets and proposals.
-    pub pool: PgPool,
+    /// Existence of markets and proposals; the committed change version.
+    pub directory: Directory,
     /// Checks handshake tokens.
     pub auth: AuthConfig,
     /// Channels one connection may hold at once.
@@ -168,7 +167,14 @@ async fn subscribe<A: Adapter>(
     if total > context.max_channels {
         return Err(SubscribeError::TooMany(context.max_channels));
     }
-    let version = check_exist(&context.pool, &channels).await?;
+    for channel in &channels {
+        // Boxed: the handler's future stays small while thousands wait to subscribe.
+        Box::pin(context.directory.check(channel)).await.map_err(|missing| match missing {
+            Missing::Absent => SubscribeError::NotFound(format!("{channel} does not exist")),
+            Missing::Unavailable(error) => SubscribeError::Unavailable(error),
+        })?;
+    }
+    let version = context.directory.version();
     socket.join(rooms.clone());
     Ok(json!({ "success": true, "data": { "channels": rooms, "version": version } }))
 }
@@ -198,40 +204,6 @@ fn channels_of(data: Option<Value>, max: usize) -> Result<Vec<Channel>, Subscrib
         }
     }
     Ok(channels)
-}
-
-/// Every market and proposal named exists; returns the current change version.
-async fn check_exist(pool: &PgPool, channels: &[Channel]) -> Result<i64, SubscribeError> {
-    let markets: Vec<Vec<u8>> =
-        channels.iter().filter_map(|c| if let Channel::Market(id) = c { Some(id.to_vec()) } else { None }).collect();
-    let proposals: Vec<String> = channels
-        .iter()
-        .filter_map(|c| if let Channel::Proposal(id) = c { Some(id.to_string()) } else { None })
-        .collect();
-    let unavailable = |e: sqlx::Error| SubscribeError::Unavailable(e.to_string());
-    let (missing_market, missing_proposal, version): (Option<Vec<u8>>, Option<String>, i64) = sqlx::query_as(
-        "SELECT (SELECT id FROM unnest($1::bytea[]) id
-                  WHERE NOT EXISTS (SELECT 1 FROM derived.markets m WHERE m.market_id = id) LIMIT 1),
-                (SELECT id FROM unnest($2::text[]) id
-                  WHERE NOT EXISTS (SELECT 1 FROM derived.proposals p WHERE p.proposal_id = id::numeric) LIMIT 1),
-                (SELECT version FROM app.change_version)",
-    )
-    .bind(&markets)
-    .bind(&proposals)
-    .fetch_one(pool)
-    .await
-    .map_err(unavailable)?;
-    if let Some(id) = missing_market {
-        return Err(SubscribeError::NotFound(format!("market:0x{} does not exist", hex(&id))));
-    }
-    if let Some(id) = missing_proposal {
-        return Err(SubscribeError::NotFound(format!("proposal:{id} does not exist")));
-    }
-    Ok(version)
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 #[cfg(test)]

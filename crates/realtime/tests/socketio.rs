@@ -202,8 +202,17 @@ async fn trades_mined_on_anvil_reach_their_market_room_exactly() {
     let price = watcher_a.event("price").await;
     assert_eq!(price["market"]["market_id"], format!("{:#x}", a.id));
     let candle = watcher_a.event("candle").await;
-    assert_eq!(candle["volume_usdc"], format_units(usdc_in, USDC_DECIMALS), "the market's first trade is its candle");
-    assert_eq!(candle["trade_count"], 1);
+    let candles = candle["candles"].as_array().unwrap();
+    let timeframes: Vec<&str> = candles.iter().map(|c| c["timeframe"].as_str().unwrap()).collect();
+    assert_eq!(timeframes.len(), animoca_domain::Timeframe::ALL.len(), "every timeframe in one event: {timeframes:?}");
+    for candle in candles {
+        assert_eq!(
+            candle["volume_usdc"],
+            format_units(usdc_in, USDC_DECIMALS),
+            "the market's first trade is its candle"
+        );
+        assert_eq!(candle["trade_count"], 1);
+    }
     // `markets` got the tick too (the first one is never held).
     let ticks = watcher_a.drain("price", Duration::from_millis(300)).await;
     assert!(!ticks.is_empty(), "the markets channel's tick");

@@ -14,6 +14,9 @@
 //! $CARGO_TARGET_DIR/release/realtime_load --clients 1000,5000,10000
 //! ```
 //!
+//! Hot: 20 trades, one a second (each a fan-out to every client). Spread: 200
+//! trades, ten a second, round-robin over the 100 markets.
+//!
 //! The clients speak Engine.IO 4 / Socket.IO 5 over a raw WebSocket (what
 //! `socket.io-client` sends after its upgrade), so one process can hold 10,000
 //! of them. Not a test: it prints numbers (see docs/benchmarks.md).
@@ -55,15 +58,23 @@ struct Args {
     /// Layouts to run: hot (every client on one market), spread (clients over 100 markets).
     #[arg(long, value_delimiter = ',', default_value = "hot,spread")]
     layouts: Vec<String>,
+    /// Trades sent first and left out of the figures (the first fan-out to new
+    /// connections grows their queues and write buffers).
+    #[arg(long, default_value_t = 3)]
+    warmup_trades: usize,
     /// Trades on the hot market per run.
-    #[arg(long, default_value_t = 40)]
+    #[arg(long, default_value_t = 20)]
     hot_trades: usize,
     /// Trades spread over the 100 markets per run.
     #[arg(long, default_value_t = 200)]
     spread_trades: usize,
-    /// Milliseconds between trades.
+    /// Milliseconds between trades on the hot market (one block each: every
+    /// client gets every trade, so this is one fan-out to all of them).
+    #[arg(long, default_value_t = 1_000)]
+    hot_trade_ms: u64,
+    /// Milliseconds between trades spread over the 100 markets.
     #[arg(long, default_value_t = 100)]
-    trade_ms: u64,
+    spread_trade_ms: u64,
     /// The database (recreated).
     #[arg(
         long,
@@ -220,11 +231,19 @@ impl Bench {
         // Trades: one block each.
         let trades = if hot { self.args.hot_trades } else { self.args.spread_trades };
         let mut traded: HashMap<B256, usize> = HashMap::new();
-        let mut ticker = tokio::time::interval(Duration::from_millis(self.args.trade_ms));
+        let mut warmup_blocks = std::collections::HashSet::new();
+        let amm = MarketAMM::new(self.driver.deployment.amm(MarketType::Credential), &self.driver.provider);
+        for n in 0..self.args.warmup_trades {
+            let market = if hot { self.hot } else { self.spread[n % self.spread.len()] };
+            let receipt = amm.buy(market, usdc(1), U256::ZERO).send().await?.get_receipt().await?;
+            warmup_blocks.insert(receipt.block_number.context("receipt without a block")?);
+            tokio::time::sleep(Duration::from_millis(self.args.hot_trade_ms.min(500))).await;
+        }
+        let pace = if hot { self.args.hot_trade_ms } else { self.args.spread_trade_ms };
+        let mut ticker = tokio::time::interval(Duration::from_millis(pace));
         for n in 0..trades {
             ticker.tick().await;
             let market = if hot { self.hot } else { self.spread[n % self.spread.len()] };
-            let amm = MarketAMM::new(self.driver.deployment.amm(MarketType::Credential), &self.driver.provider);
             let pending = amm.buy(market, usdc(1 + (n as u64 % 7)), U256::ZERO).send().await?;
             pending.get_receipt().await?;
             *traded.entry(market).or_default() += 1;
@@ -235,20 +254,32 @@ impl Bench {
 
         let heads = self.heads.lock().map_err(|_| anyhow::anyhow!("heads lock"))?.clone();
         let mut latencies = Vec::new();
+        let mut per_block: HashMap<u64, (f64, f64)> = HashMap::new();
         let mut expected = 0usize;
         for (market, seen) in &seen_by {
             expected += traded.get(market).copied().unwrap_or(0);
             let seen = seen.lock().map_err(|_| anyhow::anyhow!("seen lock"))?;
-            for (block, at) in seen.iter() {
+            for (block, at) in seen.iter().filter(|(block, _)| !warmup_blocks.contains(block)) {
                 if let Some(mined) = heads.get(block) {
-                    latencies.push(at.saturating_duration_since(*mined).as_secs_f64() * 1e3);
+                    let ms = at.saturating_duration_since(*mined).as_secs_f64() * 1e3;
+                    latencies.push(ms);
+                    let entry = per_block.entry(*block).or_insert((f64::MAX, 0.0));
+                    *entry = (entry.0.min(ms), entry.1.max(ms));
                 }
             }
         }
+        // First and last delivery of each block: a late first delivery is the
+        // pipeline (indexer, relay), a wide spread is the fan-out.
+        let mut blocks: Vec<(u64, (f64, f64))> = per_block.into_iter().collect();
+        blocks.sort_by(|a, b| b.1.1.total_cmp(&a.1.1));
+        let worst: Vec<String> =
+            blocks.iter().take(3).map(|(b, (first, last))| format!("#{b} {first:.0}-{last:.0} ms")).collect();
+        let mut firsts: Vec<f64> = blocks.iter().map(|(_, (first, _))| *first).collect();
+        firsts.sort_by(f64::total_cmp);
         latencies.sort_by(f64::total_cmp);
         println!(
             "{server:<10} {:<6} {clients:>6} clients  p50 {:>7.1} ms  p99 {:>7.1} ms  max {:>7.1} ms  delivered {}/{}  \
-             RSS {:.0} MiB idle, {:.1} KiB/conn  (connect+subscribe {:.1} s)",
+             RSS {:.0} MiB idle, {:.1} KiB/conn  (connect+subscribe {:.1} s)\n           first delivery per block p50 {:.1} ms, max {:.1} ms; slowest blocks (first-last delivery): {}",
             if hot { "hot" } else { "spread" },
             percentile(&latencies, 50.0),
             percentile(&latencies, 99.0),
@@ -258,6 +289,9 @@ impl Bench {
             rss_idle / 1024.0,
             per_connection,
             connect_secs,
+            percentile(&firsts, 50.0),
+            firsts.last().copied().unwrap_or(f64::NAN),
+            worst.join(", "),
         );
         Ok(())
     }

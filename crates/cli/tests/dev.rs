@@ -109,6 +109,15 @@ async fn dev_runs_a_devnet_with_markets_and_trades_until_interrupted() {
     let body: serde_json::Value = serde_json::from_str(&response.text().await.unwrap()).unwrap();
     assert_eq!(body["data"].as_array().map(Vec::len), Some(3), "{body}");
 
+    // Live updates on the same port: the simulator's trades reach a Socket.IO client.
+    let base = api.trim_end_matches("/api");
+    let mut client = animoca_test_support::socketio::SocketIoClient::connect(base, None).await;
+    let rooms: Vec<String> = pools.iter().map(|(_, id)| format!("market:{id:#x}")).collect();
+    client.subscribe(serde_json::json!(rooms)).await;
+    let trade = client.event("trade").await;
+    assert!(rooms.contains(&format!("market:{}", trade["market"]["market_id"].as_str().unwrap())), "{trade}");
+    client.close().await;
+
     let exit = child.interrupt(Duration::from_secs(30));
     let rest: Vec<String> = stdout.map_while(Result::ok).collect();
     assert!(exit.success(), "dev exits 0 on Ctrl-C: {exit:?}");

@@ -144,6 +144,9 @@ pub async fn run(
             realtime.close().await;
         });
         let stop = shutdown.clone();
+        let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
+            let _ = tcp.set_nodelay(true);
+        });
         tokio::spawn(async move { axum::serve(listener, app).with_graceful_shutdown(stop.cancelled_owned()).await })
     };
 

@@ -75,6 +75,12 @@ pub async fn run(config: ServeConfig, shutdown: CancellationToken) -> anyhow::Re
         closing.cancelled().await;
         realtime.close().await;
     });
+    // No Nagle delay: Socket.IO frames and API responses go out as soon as written.
+    let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
+        if let Err(error) = tcp.set_nodelay(true) {
+            tracing::debug!(%error, "TCP_NODELAY");
+        }
+    });
     axum::serve(listener, app).with_graceful_shutdown(async move { shutdown.cancelled().await }).await?;
     pool.close().await;
     Ok(())

@@ -3,7 +3,8 @@
 //! its rooms.
 //!
 //! With Redis, one `serve` node relays for all of them (a Postgres advisory
-//! lock elects it; another takes over within a second or two if it dies) and
+//! lock elects it; when its process dies another takes over within a second;
+//! when its host or network dies, once Postgres notices the dead connection) and
 //! the Redis adapter carries its broadcasts to every node; the relay cursor is
 //! kept in Postgres so a new leader resumes where the old one stopped. Without
 //! Redis each node relays to its own clients.
@@ -58,7 +59,7 @@ pub struct Emission {
 /// What a run of changes emits, in order. The candle rows of one market and
 /// version (one per timeframe) become one `candle` event listing them in
 /// `candles`: a chart picks its timeframe, and a block costs each subscriber
-/// three packets (trade, price, candle) instead of eight.
+/// three packets (trade, price, candle) instead of nine.
 pub fn emissions_of_all(changes: &[StoredChange]) -> Vec<Emission> {
     let mut emissions: Vec<Emission> = Vec::new();
     let mut open_candles: Option<(i64, String)> = None;
@@ -151,8 +152,11 @@ const READ_LIMIT: i64 = 2_000;
 
 /// Relays until `shutdown`; survives database outages (retries every second).
 pub async fn run<A: Adapter>(io: SocketIo<A>, pool: PgPool, config: RelayConfig, shutdown: CancellationToken) {
+    // Where this node got to: a restart after a database error resumes there
+    // (an elected relay resumes from the cluster's cursor instead).
+    let mut cursor = None;
     while !shutdown.is_cancelled() {
-        if let Err(error) = relay_once(&io, &pool, &config, &shutdown).await {
+        if let Err(error) = relay_once(&io, &pool, &config, &mut cursor, &shutdown).await {
             tracing::warn!(%error, "realtime relay interrupted; retrying in 1 s");
             tokio::select! {
                 () = shutdown.cancelled() => {}
@@ -166,6 +170,7 @@ async fn relay_once<A: Adapter>(
     io: &SocketIo<A>,
     pool: &PgPool,
     config: &RelayConfig,
+    resume: &mut Option<i64>,
     shutdown: &CancellationToken,
 ) -> Result<(), RelayError> {
     // The lock lives as long as this connection: a dead leader's is released by Postgres.
@@ -188,7 +193,11 @@ async fn relay_once<A: Adapter>(
     }
     let mut listener = PgListener::connect_with(pool).await?;
     listener.listen(CHANGES_CHANNEL).await?;
-    let mut cursor = start_cursor(&mut lock_conn, config.elected).await?;
+    let mut cursor = match *resume {
+        Some(cursor) if !config.elected => cursor,
+        _ => start_cursor(&mut lock_conn, config.elected).await?,
+    };
+    *resume = Some(cursor);
     let mut throttle = Throttle::new(config.markets_ticks_per_second);
     let mut heartbeat = tokio::time::interval(Duration::from_secs(1));
     loop {
@@ -211,6 +220,7 @@ async fn relay_once<A: Adapter>(
                 emit(io, &mut throttle, emission).await;
             }
             cursor = last;
+            *resume = Some(cursor);
             if config.elected {
                 sqlx::query("UPDATE app.realtime_relay SET version = $1, updated_at = now()")
                     .bind(cursor)
@@ -277,12 +287,24 @@ async fn emit<A: Adapter>(io: &SocketIo<A>, throttle: &mut Throttle, emission: E
 }
 
 async fn send<A: Adapter>(io: &SocketIo<A>, event: &'static str, audience: Audience, payload: &Value) {
-    let sent = match audience {
+    let sent = match &audience {
         Audience::Rooms(rooms) if rooms.is_empty() => return,
-        Audience::Rooms(rooms) => io.to(rooms).emit(event, payload).await,
+        Audience::Rooms(rooms) => io.to(rooms.clone()).emit(event, payload).await,
         Audience::Everyone => io.emit(event, payload).await,
     };
     metrics::counter!("realtime_events_total", "event" => event).increment(1);
+    // The Redis adapter gives up before its local delivery when it cannot
+    // publish: this node's own clients still get the event.
+    let sent = match sent {
+        Err(socketioxide::BroadcastError::Adapter(error)) => {
+            tracing::warn!(%error, event, "Redis adapter unreachable: delivering to this node's clients only");
+            match audience {
+                Audience::Rooms(rooms) => io.local().to(rooms).emit(event, payload).await,
+                Audience::Everyone => io.local().emit(event, payload).await,
+            }
+        }
+        other => other,
+    };
     if let Err(error) = sent {
         // Full buffers of slow clients (they are skipped, never waited for), or
         // Redis unreachable (other nodes miss this event; clients refetch on reconnect).

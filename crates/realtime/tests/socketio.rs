@@ -72,7 +72,7 @@ async fn the_handshake_checks_tokens_and_user_channels_are_private() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn subscriptions_are_acknowledged_or_refused_with_the_reason() {
     let db = TestDb::migrated().await;
-    let server = Server::start(&db.pool, RealtimeConfig { max_channels: 5, ..RealtimeConfig::default() }).await;
+    let server = Server::start(&db.pool, RealtimeConfig { max_channels: 2, ..RealtimeConfig::default() }).await;
     let mut client = Client::connect(&server.url(), None).await;
 
     let ack = client.subscribe(json!(["markets", "proposals"])).await;
@@ -94,11 +94,19 @@ async fn subscriptions_are_acknowledged_or_refused_with_the_reason() {
         assert_eq!(error_code(&ack), "BAD_REQUEST", "{bad}: {ack}");
     }
     // A refused list joins nothing: the valid part of it is not half-applied.
-    let ack = client.call("subscribe", json!(["markets", "proposal:99"])).await;
-    assert_eq!(error_code(&ack), "NOT_FOUND");
-    // At most 5 channels per connection (2 held).
-    let many: Vec<String> = (0..4).map(|n| format!("user:{:#x}", address(n))).collect();
-    assert_eq!(error_code(&client.call("subscribe", json!(many)).await), "UNAUTHORIZED");
+    let mut fresh = Client::connect(&server.url(), None).await;
+    assert_eq!(error_code(&fresh.call("subscribe", json!(["markets", "proposal:99"])).await), "NOT_FOUND");
+    publish(&db.pool, &[("backfill", json!({ "from_block": 1, "to_block": 2, "swaps": 600, "markets": [] }))]).await;
+    assert_eq!(client.event("backfill").await["swaps"], 600);
+    assert!(fresh.drain("backfill", Duration::from_millis(500)).await.is_empty(), "`markets` was not joined");
+
+    // At most 2 channels per connection here: a third is refused.
+    let mut signed_in = Client::connect(&server.url(), Some(json!({ "token": server.token(address(0xa1)) }))).await;
+    signed_in.subscribe(json!(["markets", "proposals"])).await;
+    let ack = signed_in.call("subscribe", json!(format!("user:{:#x}", address(0xa1)))).await;
+    assert_eq!(error_code(&ack), "TOO_MANY_CHANNELS", "{ack}");
+    // Joining again what is held does not count twice.
+    signed_in.subscribe(json!("markets")).await;
 
     // Unsubscribing stops the events.
     publish(&db.pool, &[("vote", json!({ "proposal_id": "1", "vote_type": "for" }))]).await;
@@ -292,4 +300,26 @@ async fn a_stuck_client_never_delays_the_others() {
     publish(&db.pool, &[("reorg", json!({ "from_block": 1 }))]).await;
     assert_eq!(newcomer.event("reorg").await["from_block"], 1);
     assert_eq!(healthy.event("reorg").await["from_block"], 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_relay_resumes_where_it_stopped_after_a_database_error() {
+    use sqlx::Connection;
+    let db = TestDb::migrated().await;
+    let server = Server::start(&db.pool, RealtimeConfig::default()).await;
+    let mut client = Client::connect(&server.url(), None).await;
+    client.subscribe(json!("proposals")).await;
+    // Every other connection to the database dies (the relay's, its listener's):
+    // a vote committed right then must still arrive once the relay is back.
+    let mut own = sqlx::PgConnection::connect_with(&db.options).await.unwrap();
+    sqlx::query("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()")
+        .execute(&mut own)
+        .await
+        .unwrap();
+    let mut tx = own.begin().await.unwrap();
+    let change =
+        animoca_store::batch::ChangeRow { kind: "vote".into(), payload: json!({ "proposal_id": "1", "n": 1 }) };
+    animoca_store::indexing::write_changes(&mut tx, &[change]).await.unwrap();
+    tx.commit().await.unwrap();
+    assert_eq!(client.event("vote").await["n"], 1, "delivered after the relay's restart");
 }

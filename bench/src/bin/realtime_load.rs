@@ -85,6 +85,9 @@ struct Args {
     /// Run `serve` under this command (e.g. `heaptrack -o /tmp/serve`), space-separated.
     #[arg(long)]
     serve_prefix: Option<String>,
+    /// Extra environment for `serve` (KEY=VALUE, repeatable), e.g. TOKIO_WORKER_THREADS=4.
+    #[arg(long)]
+    serve_env: Vec<String>,
     /// Redis for `rust-redis`.
     #[arg(long, default_value = "redis://127.0.0.1:6379")]
     redis_url: String,
@@ -319,6 +322,10 @@ impl Bench {
                 ];
                 if server == "rust-redis" {
                     env.push(("REDIS_URL", self.args.redis_url.clone()));
+                }
+                for pair in &self.args.serve_env {
+                    let (name, value) = pair.split_once('=').context("--serve-env takes KEY=VALUE")?;
+                    env.push((Box::leak(name.to_owned().into_boxed_str()), value.to_owned()));
                 }
                 let mut serve = match &self.args.serve_prefix {
                     Some(prefix) => {

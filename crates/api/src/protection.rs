@@ -81,7 +81,8 @@ pub fn protect(router: Router, limits: &Limits) -> Router {
         .layer(SetRequestIdLayer::new(REQUEST_ID.clone(), SequentialIds::new()))
 }
 
-fn cors(origins: &[String]) -> CorsLayer {
+/// The CORS policy of `CORS_ORIGINS` (`*`: any origin); Socket.IO uses it too.
+pub fn cors(origins: &[String]) -> CorsLayer {
     let allow = if origins.iter().any(|o| o == "*") {
         AllowOrigin::any()
     } else {

@@ -16,7 +16,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use animoca_api::auth::AuthConfig;
-use socketioxide::{SocketIo, adapter::Adapter, extract::SocketRef, handler::ConnectHandler, layer::SocketIoLayer};
+use engineioxide::service::NotFoundService;
+use socketioxide::{SocketIo, adapter::Adapter, extract::SocketRef, handler::ConnectHandler, service::SocketIoService};
 use socketioxide_core::adapter::DefinedAdapter;
 use socketioxide_redis::{RedisAdapter, RedisAdapterConfig, RedisAdapterCtr};
 use sqlx::PgPool;
@@ -33,6 +34,9 @@ pub struct RealtimeConfig {
     pub markets_ticks_per_second: u32,
     /// Channels one connection may hold.
     pub max_channels: usize,
+    /// `CORS_ORIGINS`: origins whose pages may use the long-polling transport
+    /// (the API's policy; `*` for any).
+    pub cors_origins: Vec<String>,
     /// Packets queued per connection (memory is taken only while packets wait;
     /// a broadcast packet is encoded once and shared). A client that falls this
     /// far behind misses packets (counted in `realtime_emit_errors_total`)
@@ -43,7 +47,13 @@ pub struct RealtimeConfig {
 
 impl Default for RealtimeConfig {
     fn default() -> Self {
-        Self { redis_url: None, markets_ticks_per_second: 4, max_channels: 100, max_buffer: 4096 }
+        Self {
+            redis_url: None,
+            markets_ticks_per_second: 4,
+            cors_origins: vec!["*".to_owned()],
+            max_channels: 100,
+            max_buffer: 4096,
+        }
     }
 }
 
@@ -105,14 +115,14 @@ pub async fn attach(
             let database = pool.connect_options().get_database().unwrap_or("postgres").to_owned();
             let adapter_config = RedisAdapterConfig::new().with_prefix(format!("animoca:{database}:socket.io"));
             let adapter = RedisAdapterCtr::new_with_redis_config(&client, adapter_config).await?;
-            let (layer, io) = builder.with_adapter::<RedisAdapter<_>>(adapter).build_layer();
+            let (service, io) = builder.with_adapter::<RedisAdapter<_>>(adapter).build_svc();
             register(&io, context).await.map_err(|e| RealtimeError::Adapter(e.to_string()))?;
-            Ok(start(io, layer, router, pool, relay(true), shutdown))
+            Ok(start(io, service, router, pool, relay(true), &config.cors_origins, shutdown))
         }
         None => {
-            let (layer, io) = builder.build_layer();
+            let (service, io) = builder.build_svc();
             register(&io, context);
-            Ok(start(io, layer, router, pool, relay(false), shutdown))
+            Ok(start(io, service, router, pool, relay(false), &config.cors_origins, shutdown))
         }
     }
 }
@@ -125,12 +135,16 @@ fn register<A: Adapter + DefinedAdapter>(io: &SocketIo<A>, context: Arc<SessionC
     io.ns("/", on_connect.with(check))
 }
 
+/// Routes `/socket.io/` to Socket.IO beside the API's routes (so not behind
+/// the API's request timeout: a long-polling request waits up to the ping
+/// interval), with the API's CORS policy; starts the relay.
 fn start<A: Adapter>(
     io: SocketIo<A>,
-    layer: SocketIoLayer<A>,
+    service: SocketIoService<NotFoundService, A>,
     router: axum::Router,
     pool: PgPool,
     relay_config: relay::RelayConfig,
+    cors_origins: &[String],
     shutdown: CancellationToken,
 ) -> (axum::Router, Realtime) {
     tokio::spawn(relay::run(io.clone(), pool, relay_config, shutdown));
@@ -140,7 +154,11 @@ fn start<A: Adapter>(
             Box::pin(async move { io.close().await })
         }),
     };
-    (router.layer(layer).layer(axum::middleware::map_request(detach_from_read_buffer)), realtime)
+    let service = tower::ServiceBuilder::new()
+        .layer(axum::middleware::map_request(detach_from_read_buffer))
+        .layer(animoca_api::protection::cors(cors_origins))
+        .service(service);
+    (router.route_service("/socket.io/", service.clone()).route_service("/socket.io", service), realtime)
 }
 
 /// Copies a Socket.IO request's URI and headers out of the HTTP read buffer.
@@ -151,9 +169,6 @@ fn start<A: Adapter>(
 /// resident per idle connection before, see docs/benchmarks.md).
 async fn detach_from_read_buffer(request: axum::extract::Request) -> axum::extract::Request {
     use axum::http::{HeaderMap, HeaderName, HeaderValue, Uri};
-    if !request.uri().path().starts_with("/socket.io") {
-        return request;
-    }
     let (mut parts, body) = request.into_parts();
     let mut headers = HeaderMap::with_capacity(parts.headers.len());
     for (name, value) in &parts.headers {

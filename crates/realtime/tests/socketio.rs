@@ -323,3 +323,28 @@ async fn the_relay_resumes_where_it_stopped_after_a_database_error() {
     tx.commit().await.unwrap();
     assert_eq!(client.event("vote").await["n"], 1, "delivered after the relay's restart");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn long_polling_from_another_origin_gets_the_api_cors_policy() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let db = TestDb::migrated().await;
+    let config = RealtimeConfig { cors_origins: vec!["https://app.example.com".into()], ..RealtimeConfig::default() };
+    let server = Server::start(&db.pool, config).await;
+    let request = |origin: &str| {
+        format!(
+            "GET /socket.io/?EIO=4&transport=polling HTTP/1.1\r\nHost: x\r\nOrigin: {origin}\r\nConnection: close\r\n\r\n"
+        )
+    };
+    let mut answers = Vec::new();
+    for origin in ["https://app.example.com", "https://evil.example.com"] {
+        let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", server.port)).await.unwrap();
+        stream.write_all(request(origin).as_bytes()).await.unwrap();
+        let mut response = String::new();
+        stream.read_to_string(&mut response).await.unwrap();
+        answers.push(response.to_lowercase());
+    }
+    assert!(answers[0].starts_with("http/1.1 200"), "{}", answers[0]);
+    assert!(answers[0].contains("access-control-allow-origin: https://app.example.com"), "{}", answers[0]);
+    assert!(answers[0].contains("\"sid\""), "the Engine.IO open packet: {}", answers[0]);
+    assert!(!answers[1].contains("access-control-allow-origin"), "{}", answers[1]);
+}

@@ -56,6 +56,7 @@ pub async fn run(config: ServeConfig, shutdown: CancellationToken) -> anyhow::Re
     let realtime_config = animoca_realtime::RealtimeConfig {
         redis_url: config.redis_url.clone(),
         markets_ticks_per_second: config.markets_ticks_per_second,
+        cors_origins: config.cors_origins.clone(),
         ..animoca_realtime::RealtimeConfig::default()
     };
     let (app, realtime) = animoca_realtime::attach(app, pool.clone(), auth, realtime_config, shutdown.clone())

@@ -2,6 +2,7 @@
 //! memory measurement.
 
 pub mod chain;
+pub mod service;
 
 /// Logs to stderr, filtered by `RUST_LOG` (default `warn`: numbers go to stdout).
 pub fn init_tracing() {

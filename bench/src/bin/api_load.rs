@@ -17,7 +17,6 @@
 
 use std::{
     path::PathBuf,
-    process::Stdio,
     str::FromStr,
     sync::{
         Arc,
@@ -35,11 +34,12 @@ use alloy::{
 use animoca_bench::chain::{
     AnvilProcess, BLOCK_SPACING_SECS, CHAIN_ID, ChainMeta, DEV_KEY, batcher::SwapBatcher, cache_files,
 };
+use animoca_bench::service::Service;
 use animoca_devnet::usdc;
 use anyhow::{Context, bail, ensure};
 use clap::Parser;
 use sqlx::postgres::PgConnectOptions;
-use tokio::process::{Child, Command};
+use tokio::process::Command;
 use tokio_util::sync::CancellationToken;
 
 #[derive(Debug, Parser)]
@@ -87,42 +87,16 @@ struct Args {
     only: Vec<String>,
 }
 
-/// A spawned `animoca-trade` process, killed on drop.
-struct Service {
-    _child: Child,
-    pid: u32,
+/// Starts `animoca-trade <command>` with `env`.
+fn spawn(binary: &PathBuf, command: &str, env: &[(&str, String)]) -> anyhow::Result<Service> {
+    let mut process = Command::new(binary);
+    process.arg(command);
+    Service::spawn(process, env).with_context(|| format!("start {} {command}", binary.display()))
 }
 
-impl Service {
-    fn spawn(binary: &PathBuf, command: &str, env: &[(&str, String)]) -> anyhow::Result<Service> {
-        let mut process = Command::new(binary);
-        process
-            .arg(command)
-            .env_clear()
-            .env("PATH", std::env::var("PATH").unwrap_or_default())
-            .env("RUST_LOG", "warn")
-            .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::inherit())
-            .kill_on_drop(true);
-        let child = process.spawn().with_context(|| format!("start {} {command}", binary.display()))?;
-        let pid = child.id().context("no pid")?;
-        Ok(Service { _child: child, pid })
-    }
-
-    fn rss_mb(&self) -> (f64, f64) {
-        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid)).unwrap_or_default();
-        let field = |name: &str| {
-            status
-                .lines()
-                .find_map(|l| l.strip_prefix(name))
-                .and_then(|rest| rest.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
-                .unwrap_or(0.0)
-                / 1024.0
-        };
-        (field("VmRSS:"), field("VmHWM:"))
-    }
+/// Resident and peak resident memory, MB.
+fn rss_mb(service: &Service) -> (f64, f64) {
+    (service.status_kib("VmRSS") / 1024.0, service.status_kib("VmHWM") / 1024.0)
 }
 
 /// One wrk run's numbers.
@@ -268,7 +242,7 @@ async fn main() -> anyhow::Result<()> {
     }
     let pool = animoca_store::connect(options.clone(), 2).await?;
     animoca_store::migrate(&pool).await?;
-    let indexer = Service::spawn(&binary, "index", &chain_env)?;
+    let indexer = spawn(&binary, "index", &chain_env)?;
     let started = Instant::now();
     loop {
         let checkpoint = animoca_store::indexing::checkpoint(&pool, CHAIN_ID).await?;
@@ -301,8 +275,8 @@ async fn main() -> anyhow::Result<()> {
         }
         env
     };
-    let cached = Service::spawn(&binary, "serve", &serve_env(cached_port, true))?;
-    let uncached = Service::spawn(&binary, "serve", &serve_env(uncached_port, false))?;
+    let cached = spawn(&binary, "serve", &serve_env(cached_port, true))?;
+    let uncached = spawn(&binary, "serve", &serve_env(uncached_port, false))?;
     wait_http(&format!("http://127.0.0.1:{cached_port}/health")).await?;
     wait_http(&format!("http://127.0.0.1:{uncached_port}/health")).await?;
 
@@ -428,7 +402,7 @@ async fn main() -> anyhow::Result<()> {
             let url = format!("{}{}", base(*port), path);
             let run = wrk(&args, connections, &url, *script).await?;
             let server = if *port == cached_port { &cached } else { &uncached };
-            let (rss, _) = server.rss_mb();
+            let (rss, _) = rss_mb(server);
             println!(
                 "{:<42} {:>5} {:>10.0} {:>9.2} {:>9.2} {:>9} {:>10.0}",
                 name,
@@ -456,10 +430,10 @@ async fn main() -> anyhow::Result<()> {
         checkpoint_after
     );
     for (name, server) in [("cached", &cached), ("uncached", &uncached)] {
-        let (rss, hwm) = server.rss_mb();
+        let (rss, hwm) = rss_mb(server);
         println!("serve ({name}) RSS {rss:.0} MB, peak {hwm:.0} MB");
     }
-    println!("index RSS {:.0} MB, peak {:.0} MB", indexer.rss_mb().0, indexer.rss_mb().1);
+    println!("index RSS {:.0} MB, peak {:.0} MB", rss_mb(&indexer).0, rss_mb(&indexer).1);
     drop((cached, uncached, indexer));
     anvil.stop().await;
     Ok(())

@@ -24,7 +24,6 @@
 use std::{
     collections::HashMap,
     path::PathBuf,
-    process::Stdio,
     sync::{Arc, Mutex},
     time::{Duration, Instant},
 };
@@ -35,14 +34,17 @@ use alloy::{
     providers::{Provider, ProviderBuilder},
     signers::local::PrivateKeySigner,
 };
-use animoca_bench::chain::{AnvilProcess, CHAIN_ID, DEV_KEY};
+use animoca_bench::{
+    chain::{AnvilProcess, CHAIN_ID, DEV_KEY},
+    service::Service,
+};
 use animoca_chain::{DeployParams, bindings::MarketAMM};
 use animoca_devnet::{Driver, MarketSpec, usdc};
 use animoca_domain::MarketType;
 use anyhow::{Context, bail, ensure};
 use clap::Parser;
 use futures_util::{SinkExt, StreamExt, future::join_all};
-use tokio::process::{Child, Command};
+use tokio::process::Command;
 use tokio_tungstenite::tungstenite::{Message, protocol::WebSocketConfig};
 use tokio_util::sync::CancellationToken;
 
@@ -91,39 +93,6 @@ struct Args {
     /// Redis for `rust-redis`.
     #[arg(long, default_value = "redis://127.0.0.1:6379")]
     redis_url: String,
-}
-
-/// A spawned server or indexer, killed on drop.
-struct Service {
-    _child: Child,
-    pid: u32,
-}
-
-impl Service {
-    fn spawn(mut command: Command, env: &[(&str, String)]) -> anyhow::Result<Service> {
-        command
-            .env_clear()
-            .env("PATH", std::env::var("PATH").unwrap_or_default())
-            .env("RUST_LOG", "warn")
-            .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::inherit())
-            .kill_on_drop(true);
-        let child = command.spawn().context("start a bench service")?;
-        let pid = child.id().context("no pid")?;
-        Ok(Service { _child: child, pid })
-    }
-
-    /// Resident memory in KiB.
-    fn rss_kib(&self) -> f64 {
-        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid)).unwrap_or_default();
-        status
-            .lines()
-            .find_map(|l| l.strip_prefix("VmRSS:"))
-            .and_then(|rest| rest.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
-            .unwrap_or(0.0)
-    }
 }
 
 /// What one client saw: (block number of a `trade`, when it arrived).
@@ -201,7 +170,7 @@ impl Bench {
     /// One run: `clients` subscribed per `layout`, trades sent, latencies printed.
     async fn run(&self, server: &str, port: u16, service: &Service, clients: usize, hot: bool) -> anyhow::Result<()> {
         let stop = CancellationToken::new();
-        let rss_before = service.rss_kib();
+        let rss_before = service.status_kib("VmRSS");
         let (ready_tx, mut ready_rx) = tokio::sync::mpsc::channel(clients);
         let mut seen_by = Vec::with_capacity(clients);
         let mut tasks = Vec::with_capacity(clients);
@@ -228,7 +197,7 @@ impl Bench {
         }
         let connect_secs = started.elapsed().as_secs_f64();
         tokio::time::sleep(Duration::from_secs(3)).await;
-        let rss_idle = service.rss_kib();
+        let rss_idle = service.status_kib("VmRSS");
         let per_connection = (rss_idle - rss_before) / clients as f64;
 
         // Trades: one block each.

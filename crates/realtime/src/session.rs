@@ -35,9 +35,11 @@ pub struct SessionContext {
 #[derive(Debug, Clone, Copy)]
 pub struct Viewer(pub Option<Address>);
 
-/// Serialises a connection's joins (see [`subscribe`]).
+/// One `subscribe` at a time per connection: its lookups, count and join run in
+/// turn, so a client can neither race the channel cap nor keep many database
+/// lookups in flight at once.
 #[derive(Debug, Clone, Default)]
-struct JoinLock(std::sync::Arc<std::sync::Mutex<()>>);
+struct SubscribeTurn(Arc<tokio::sync::Mutex<()>>);
 
 /// Why the handshake is refused (the client's `connect_error` carries the message).
 #[derive(Debug, thiserror::Error)]
@@ -104,7 +106,7 @@ pub async fn authenticate<A: Adapter>(
         Some(token) => Some(address_of_token(&context.auth, token).map_err(|e| Refused(e.to_string()))?),
     };
     socket.extensions.insert(Viewer(viewer));
-    socket.extensions.insert(JoinLock::default());
+    socket.extensions.insert(SubscribeTurn::default());
     // Here, not in the connect handler: that one is spawned after the server
     // has answered the connect, so a client's first `subscribe` could beat it.
     register_handlers(context, &socket);
@@ -161,6 +163,8 @@ async fn subscribe<A: Adapter>(
             }
         }
     }
+    let turn = socket.extensions.get::<SubscribeTurn>().unwrap_or_default();
+    let _turn = turn.0.lock().await;
     for channel in &channels {
         // Boxed: the handler's future stays small while thousands wait to subscribe.
         Box::pin(context.directory.check(channel)).await.map_err(|missing| match missing {
@@ -169,23 +173,17 @@ async fn subscribe<A: Adapter>(
         })?;
     }
     let rooms: Vec<String> = channels.iter().map(Channel::room).collect();
-    {
-        // Count and join under the connection's lock: two `subscribe`s handled
-        // at once on two threads cannot both slip under the cap.
-        let lock = socket.extensions.get::<JoinLock>().unwrap_or_default();
-        let _held = lock.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        let joined = socket.rooms();
-        let total = joined
-            .iter()
-            .map(|room| room.as_ref())
-            .chain(rooms.iter().map(String::as_str))
-            .collect::<std::collections::HashSet<_>>()
-            .len();
-        if total > context.max_channels {
-            return Err(SubscribeError::TooMany(context.max_channels));
-        }
-        socket.join(rooms.clone());
+    let joined = socket.rooms();
+    let total = joined
+        .iter()
+        .map(|room| room.as_ref())
+        .chain(rooms.iter().map(String::as_str))
+        .collect::<std::collections::HashSet<_>>()
+        .len();
+    if total > context.max_channels {
+        return Err(SubscribeError::TooMany(context.max_channels));
     }
+    socket.join(rooms.clone());
     let version = context.directory.version();
     Ok(json!({ "success": true, "data": { "channels": rooms, "version": version } }))
 }

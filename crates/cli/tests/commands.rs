@@ -175,11 +175,13 @@ fn serve_names_every_bad_variable_at_once() {
             ("SIWE_URI", "app.example.com"),
             ("WRITE_INDEX_WAIT_MS", "60000"),
             ("REDIS_URL", "http://cache"),
+            ("REALTIME_MARKETS_TICKS_PER_SECOND", "1000"),
         ],
     );
     assert_eq!(output.status.code(), Some(2));
     let err = stderr(&output);
     for name in [
+        "REALTIME_MARKETS_TICKS_PER_SECOND",
         "PORT",
         "CORS_ORIGINS",
         "RATE_LIMIT_PER_MINUTE",

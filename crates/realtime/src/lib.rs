@@ -68,32 +68,16 @@ pub enum RealtimeError {
     Adapter(String),
 }
 
-/// A running realtime server: closes every connection on [`Realtime::close`].
-#[derive(Clone)]
-pub struct Realtime {
-    close: Arc<dyn Fn() -> futures_core::BoxFuture + Send + Sync>,
-}
-
-mod futures_core {
-    /// A boxed future (what closing the server returns).
-    pub type BoxFuture = std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>;
-}
-
-impl Realtime {
-    /// Disconnects every client (they reconnect to another node, or to this one when it is back).
-    pub async fn close(&self) {
-        (self.close)().await;
-    }
-}
-
-/// Adds Socket.IO to `router` and starts the relay (stops with `shutdown`).
+/// Adds Socket.IO to `router` and starts the relay. On `shutdown` the relay
+/// stops and every connection is closed (clients reconnect to another node, or
+/// to this one when it is back); the HTTP server's graceful shutdown can then end.
 pub async fn attach(
     router: axum::Router,
     pool: PgPool,
     auth: AuthConfig,
     config: RealtimeConfig,
     shutdown: CancellationToken,
-) -> Result<(axum::Router, Realtime), RealtimeError> {
+) -> Result<axum::Router, RealtimeError> {
     let directory = directory::Directory::new(pool.clone());
     tokio::spawn(directory.clone().watch_version(shutdown.clone()));
     let context = Arc::new(SessionContext { directory, auth, max_channels: config.max_channels });
@@ -146,19 +130,17 @@ fn start<A: Adapter>(
     relay_config: relay::RelayConfig,
     cors_origins: &[String],
     shutdown: CancellationToken,
-) -> (axum::Router, Realtime) {
-    tokio::spawn(relay::run(io.clone(), pool, relay_config, shutdown));
-    let realtime = Realtime {
-        close: Arc::new(move || {
-            let io = io.clone();
-            Box::pin(async move { io.close().await })
-        }),
-    };
+) -> axum::Router {
+    tokio::spawn(relay::run(io.clone(), pool, relay_config, shutdown.clone()));
+    tokio::spawn(async move {
+        shutdown.cancelled().await;
+        io.close().await;
+    });
     let service = tower::ServiceBuilder::new()
         .layer(axum::middleware::map_request(detach_from_read_buffer))
         .layer(animoca_api::protection::cors(cors_origins))
         .service(service);
-    (router.route_service("/socket.io/", service.clone()).route_service("/socket.io", service), realtime)
+    router.route_service("/socket.io/", service.clone()).route_service("/socket.io", service)
 }
 
 /// Copies a Socket.IO request's URI and headers out of the HTTP read buffer.

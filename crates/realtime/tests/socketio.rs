@@ -269,23 +269,26 @@ async fn stuck_client(url: &str, channel: &str) -> impl Sized + use<> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stuck_client_never_delays_the_others() {
     let db = TestDb::migrated().await;
-    let config = RealtimeConfig { markets_ticks_per_second: 0, ..RealtimeConfig::default() };
+    // A 64-packet queue per connection: the stuck client's overflows, so the
+    // relay would stall here if it ever waited for a full queue.
+    let config = RealtimeConfig { markets_ticks_per_second: 0, max_buffer: 64, ..RealtimeConfig::default() };
     let server = Server::start(&db.pool, config).await;
     let _stuck = stuck_client(&server.url(), "markets").await;
     let mut healthy = Client::connect(&server.url(), None).await;
     healthy.subscribe(json!("markets")).await;
-    // 300 ticks of 32 KB: ~10 MB, far more than the stuck client's socket
-    // buffers hold; the rest waits in its queue (shared, reference-counted
-    // packets) without holding anyone up.
-    let blob = "x".repeat(32 * 1024);
-    let changes: Vec<(&str, Value)> = (0..300u32)
-        .map(|n| {
-            let id = format!("0x{:064x}", n + 1);
-            ("price", json!({ "market": { "market_type": "credential", "market_id": id }, "n": n, "blob": blob }))
-        })
-        .collect();
+    // 300 ticks of 48 KB (~14 MB, more than the stuck client's socket
+    // buffers and queue hold) in bursts of 30, below the healthy client's queue.
+    let blob = "x".repeat(48 * 1024);
+    let tick = |n: u32| {
+        let id = format!("0x{:064x}", n + 1);
+        ("price", json!({ "market": { "market_type": "credential", "market_id": id }, "n": n, "blob": blob }))
+    };
     let started = std::time::Instant::now();
-    publish(&db.pool, &changes).await;
+    for burst in 0..10u32 {
+        let changes: Vec<(&str, Value)> = (burst * 30..burst * 30 + 30).map(tick).collect();
+        publish(&db.pool, &changes).await;
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
     let mut received = 0;
     while received < 300 {
         let tick = healthy.event("price").await;

@@ -128,7 +128,7 @@ pub async fn run(
         let auth = state.auth.clone();
         let app = animoca_api::router(state);
         // Socket.IO on the same port, one node (no Redis).
-        let (app, realtime) = animoca_realtime::attach(
+        let app = animoca_realtime::attach(
             app,
             pool.clone(),
             auth,
@@ -138,11 +138,6 @@ pub async fn run(
         .await
         .context("start Socket.IO")?;
         let app = app.into_make_service_with_connect_info::<std::net::SocketAddr>();
-        let stop = shutdown.clone();
-        tokio::spawn(async move {
-            stop.cancelled().await;
-            realtime.close().await;
-        });
         let stop = shutdown.clone();
         let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
             let _ = tcp.set_nodelay(true);

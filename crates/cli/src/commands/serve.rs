@@ -59,7 +59,7 @@ pub async fn run(config: ServeConfig, shutdown: CancellationToken) -> anyhow::Re
         cors_origins: config.cors_origins.clone(),
         ..animoca_realtime::RealtimeConfig::default()
     };
-    let (app, realtime) = animoca_realtime::attach(app, pool.clone(), auth, realtime_config, shutdown.clone())
+    let app = animoca_realtime::attach(app, pool.clone(), auth, realtime_config, shutdown.clone())
         .await
         .context("start Socket.IO")?;
     let listener = tokio::net::TcpListener::bind(("0.0.0.0", config.port))
@@ -70,12 +70,6 @@ pub async fn run(config: ServeConfig, shutdown: CancellationToken) -> anyhow::Re
     println!("API: http://{addr}/api");
     println!("Socket.IO: http://{addr} (path /socket.io)");
     let app = app.into_make_service_with_connect_info::<std::net::SocketAddr>();
-    let closing = shutdown.clone();
-    // Socket.IO connections are closed first: graceful shutdown waits for open connections.
-    tokio::spawn(async move {
-        closing.cancelled().await;
-        realtime.close().await;
-    });
     // No Nagle delay: Socket.IO frames and API responses go out as soon as written.
     let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
         if let Err(error) = tcp.set_nodelay(true) {

@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use animoca_api::AppState;
-use animoca_realtime::{Realtime, RealtimeConfig, attach};
+use animoca_realtime::{RealtimeConfig, attach};
 use animoca_store::{batch::ChangeRow, indexing};
 pub use animoca_test_support::socketio::SocketIoClient as Client;
 use serde_json::Value;
@@ -16,7 +16,6 @@ use tokio_util::sync::CancellationToken;
 pub struct Server {
     pub port: u16,
     pub state: AppState,
-    pub realtime: Realtime,
     stop: CancellationToken,
 }
 
@@ -25,7 +24,7 @@ impl Server {
         let state = AppState::new(pool.clone());
         let stop = CancellationToken::new();
         let router = animoca_api::router(state.clone());
-        let (router, realtime) =
+        let router =
             attach(router, pool.clone(), state.auth.clone(), config, stop.clone()).await.expect("realtime starts");
         let listener = tokio::net::TcpListener::bind(("127.0.0.1", 0)).await.unwrap();
         let port = listener.local_addr().unwrap().port();
@@ -36,7 +35,7 @@ impl Server {
         });
         // The relay has read its start cursor once it listens; give it a moment.
         tokio::time::sleep(Duration::from_millis(300)).await;
-        Server { port, state, realtime, stop }
+        Server { port, state, stop }
     }
 
     pub fn url(&self) -> String {

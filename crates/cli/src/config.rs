@@ -394,6 +394,96 @@ impl ServeConfig {
     }
 }
 
+/// What `work` needs.
+#[derive(Debug, Clone)]
+pub struct WorkConfig {
+    /// The database.
+    pub database: PgConnectOptions,
+    /// The job settings (queue, Ethos, cron, retention).
+    pub jobs: animoca_jobs::JobsConfig,
+}
+
+impl WorkConfig {
+    /// Reads `DATABASE_URL`, `REDIS_URL`, `ETHOS_API_URL`, `ETHOS_MIN_SCORE`, `JOBS_CONCURRENCY`,
+    /// `JOBS_SHUTDOWN_GRACE_SECS`, `JOBS_RETENTION_HOURS`, `JOBS_MAINTENANCE_CRON`, `JOBS_RECHECK_CRON`.
+    pub fn read(env: &mut Env<'_>) -> Option<Self> {
+        let database = env.required("DATABASE_URL", postgres_url);
+        let redis_url = env.optional("REDIS_URL", redis_url);
+        let ethos_url = env.optional("ETHOS_API_URL", http_url);
+        let min_score = env.optional("ETHOS_MIN_SCORE", ethos_score);
+        let concurrency = env.optional("JOBS_CONCURRENCY", concurrency);
+        let grace = env.optional("JOBS_SHUTDOWN_GRACE_SECS", seconds);
+        let retention = env.optional("JOBS_RETENTION_HOURS", hours);
+        let maintenance_cron = env.optional("JOBS_MAINTENANCE_CRON", cron_expression);
+        let recheck_cron = env.optional("JOBS_RECHECK_CRON", cron_expression);
+        let database = database?;
+        let default_ethos = Url::parse(DEFAULT_ETHOS_API_URL).ok()?;
+        let mut jobs = animoca_jobs::JobsConfig::new(ethos_url.unwrap_or(default_ethos));
+        jobs.redis_prefix = format!("animoca:{}:jobs", database.get_database().unwrap_or("postgres"));
+        jobs.redis_url = redis_url;
+        if let Some(min_score) = min_score {
+            jobs.ethos.min_score = min_score;
+        }
+        if let Some(concurrency) = concurrency {
+            jobs.concurrency = concurrency;
+        }
+        if let Some(grace) = grace {
+            jobs.shutdown_grace = grace;
+        }
+        if let Some(retention) = retention {
+            jobs.retention = retention;
+        }
+        if let Some(cron) = maintenance_cron {
+            jobs.maintenance_cron = cron;
+        }
+        if let Some(cron) = recheck_cron {
+            jobs.recheck_cron = cron;
+        }
+        Some(WorkConfig { database, jobs })
+    }
+}
+
+/// The Ethos API the SPEC names.
+pub const DEFAULT_ETHOS_API_URL: &str = "https://api.ethos.network/api/v2";
+
+/// An `http(s)://` base URL.
+pub fn http_url(value: &str) -> Result<Url, String> {
+    let url = Url::parse(value).map_err(|error| format!("not a URL ({error})"))?;
+    if !matches!(url.scheme(), "http" | "https") || url.host().is_none() {
+        return Err("must be an http:// or https:// URL with a host".to_owned());
+    }
+    Ok(url)
+}
+
+/// An Ethos score threshold, 0-2800.
+pub fn ethos_score(value: &str) -> Result<u32, String> {
+    match value.trim().parse::<u32>() {
+        Ok(score) if score <= 2800 => Ok(score),
+        _ => Err("must be a whole number from 0 to 2800 (Ethos scores)".to_owned()),
+    }
+}
+
+/// Jobs at once per queue, 1-256.
+pub fn concurrency(value: &str) -> Result<usize, String> {
+    match value.trim().parse::<usize>() {
+        Ok(n) if (1..=256).contains(&n) => Ok(n),
+        _ => Err("must be a whole number from 1 to 256".to_owned()),
+    }
+}
+
+/// Whole hours, at least 1.
+pub fn hours(value: &str) -> Result<std::time::Duration, String> {
+    match value.trim().parse::<u64>() {
+        Ok(n) if (1..=24 * 3650).contains(&n) => Ok(std::time::Duration::from_secs(n * 3600)),
+        _ => Err("must be a whole number of hours from 1 to 87600".to_owned()),
+    }
+}
+
+/// A cron expression with seconds (`sec min hour day month weekday [year]`).
+pub fn cron_expression(value: &str) -> Result<String, String> {
+    animoca_jobs::check_cron(value.trim()).map(|()| value.trim().to_owned())
+}
+
 /// What `deploy` needs.
 #[derive(Debug, Clone)]
 pub struct DeployConfig {

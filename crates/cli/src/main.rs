@@ -30,6 +30,11 @@ enum Command {
     Index(commands::index::IndexArgs),
     /// Serve the REST API on PORT (reads what `index` writes).
     Serve,
+    /// Run the background jobs (issuer verification, maintenance) from the queue (REDIS_URL, else in process).
+    Work,
+    /// Queue statistics and dead-letter retries.
+    #[command(subcommand)]
+    Jobs(commands::work::JobsCommand),
     /// Rebuild every derived table from the stored logs (no RPC) and swap them in atomically; stop the indexer first.
     Rederive,
     /// Re-derive into scratch tables and compare with the live ones; exit code 1 naming each table that differs.
@@ -50,6 +55,8 @@ fn main() -> ExitCode {
         Command::Deploy(args) => config::DeployConfig::read(&mut env).map(|config| Prepared::Deploy(config, args)),
         Command::Index(args) => config::IndexConfig::read(&mut env).map(|c| Prepared::Index(Box::new(c), args)),
         Command::Serve => config::ServeConfig::read(&mut env).map(|c| Prepared::Serve(Box::new(c))),
+        Command::Work => config::WorkConfig::read(&mut env).map(|c| Prepared::Work(Box::new(c))),
+        Command::Jobs(command) => config::MigrateConfig::read(&mut env).map(|c| Prepared::Jobs(c, command)),
         Command::Rederive => config::RederiveConfig::read(&mut env).map(Prepared::Rederive),
         Command::Verify => config::RederiveConfig::read(&mut env).map(Prepared::Verify),
         Command::Dev(args) => {
@@ -80,6 +87,8 @@ fn main() -> ExitCode {
             Prepared::Deploy(config, args) => commands::deploy::run(config, args, shutdown).await,
             Prepared::Index(config, args) => commands::index::run(*config, args, shutdown).await,
             Prepared::Serve(config) => commands::serve::run(*config, shutdown).await,
+            Prepared::Work(config) => commands::work::run(*config, shutdown).await,
+            Prepared::Jobs(config, command) => commands::work::jobs(config, command).await,
             Prepared::Rederive(config) => commands::rederive::run(config, shutdown).await,
             Prepared::Verify(config) => commands::rederive::verify(config, shutdown).await,
             Prepared::Dev(args, database) => commands::dev::run(args, database.map(|d| *d), shutdown).await,
@@ -100,6 +109,8 @@ enum Prepared {
     Deploy(config::DeployConfig, commands::deploy::DeployArgs),
     Index(Box<config::IndexConfig>, commands::index::IndexArgs),
     Serve(Box<config::ServeConfig>),
+    Work(Box<config::WorkConfig>),
+    Jobs(config::MigrateConfig, commands::work::JobsCommand),
     Rederive(config::RederiveConfig),
     Verify(config::RederiveConfig),
     Dev(commands::dev::DevArgs, Option<Box<sqlx::postgres::PgConnectOptions>>),

@@ -7,3 +7,4 @@ pub mod index;
 pub mod migrate;
 pub mod rederive;
 pub mod serve;
+pub mod work;

@@ -1,0 +1,221 @@
+//! `work`: the apalis workers (one per queue, concurrency-limited, retrying
+//! with exponential backoff), the cron schedules and the dispatcher, until
+//! shutdown.
+//!
+//! A worker claims its job in the outbox before running it (a job delivered
+//! twice runs once) and records the outcome there: done; a transient failure
+//! goes back to the queue and apalis retries it after a backoff; the last
+//! attempt's failure, or a permanent one, is a dead letter (`AbortError`
+//! stops apalis' retries). On shutdown the workers stop taking jobs, running
+//! ones get `shutdown_grace` to finish, and whatever this node still holds
+//! returns to pending for any node to retry.
+
+use std::{collections::HashMap, str::FromStr, sync::Arc};
+
+use apalis::{
+    layers::retry::{
+        HasherRng, RetryPolicy,
+        backoff::{ExponentialBackoff, ExponentialBackoffMaker, MakeBackoff},
+    },
+    prelude::*,
+};
+use apalis_cron::{CronScheduler, Tick};
+use apalis_redis::RedisStorage;
+use chrono::{DateTime, Utc};
+use futures_util::{SinkExt, StreamExt};
+use serde_json::Value;
+use sqlx::PgPool;
+use tokio::sync::{Mutex, mpsc};
+use tokio_util::sync::CancellationToken;
+
+use crate::{
+    JobError, JobsConfig, Queue, WorkError,
+    dispatch::{self, JobRef, Transport},
+    maintenance, outbox, verification,
+};
+
+/// What every job handler shares.
+struct Context {
+    pool: PgPool,
+    http: reqwest::Client,
+    config: Arc<JobsConfig>,
+    /// Between retries: `backoff_min` doubling up to `backoff_max`, ±25 % jitter.
+    backoff: ExponentialBackoff,
+}
+
+macro_rules! build_worker {
+    ($name:expr, $backend:expr, $queue:expr, $context:expr) => {{
+        WorkerBuilder::new($name)
+            .backend($backend)
+            .data($context.clone())
+            .concurrency($context.config.concurrency.max(1))
+            .catch_panic()
+            // The handler ends the retries itself (AbortError) once the
+            // outbox says the attempts are spent; this bound is a backstop.
+            .retry(RetryPolicy::retries($queue.max_attempts() as usize + 1).with_backoff($context.backoff.clone()))
+            .build(handle)
+    }};
+}
+
+/// Runs the workers, cron schedules and dispatcher until `shutdown`.
+pub async fn run(pool: PgPool, config: JobsConfig, shutdown: CancellationToken) -> Result<(), WorkError> {
+    let maintenance_schedule = schedule(&config.maintenance_cron)?;
+    let recheck_schedule = schedule(&config.recheck_cron)?;
+    let http = reqwest::Client::builder().user_agent("animoca-trade").build()?;
+    let config = Arc::new(config);
+    let backoff = ExponentialBackoffMaker::new(config.backoff_min, config.backoff_max, 0.25, HasherRng::default())
+        .map_err(|error| WorkError::Backoff(error.to_string()))?
+        .make_backoff();
+    let context = Arc::new(Context { pool: pool.clone(), http, config: config.clone(), backoff });
+
+    let mut monitor = Monitor::new();
+    let transport = match &config.redis_url {
+        Some(url) => {
+            let conn = redis::Client::open(url.as_str())?.get_connection_manager().await?;
+            let mut storages = HashMap::new();
+            for queue in Queue::ALL {
+                let storage = RedisStorage::<JobRef>::new(conn.clone())
+                    .with_config(apalis_redis::Config::default().queue(format!("{}:{}", config.redis_prefix, queue.name())));
+                storages.insert(queue, storage.clone());
+                let context = context.clone();
+                monitor = monitor.register(move |run| {
+                    let name = format!("{}-{}-{run}", queue.name(), context.config.node);
+                    build_worker!(name, storage.clone(), queue, context)
+                });
+            }
+            Transport::Redis { conn, storages, epoch_key: format!("{}:epoch", config.redis_prefix) }
+        }
+        None => {
+            let mut senders = HashMap::new();
+            for queue in Queue::ALL {
+                let (sender, receiver) = mpsc::unbounded_channel::<Task<JobRef>>();
+                senders.insert(queue, sender);
+                // Shared so a restarted worker reads the same channel.
+                let receiver = Arc::new(Mutex::new(receiver));
+                let context = context.clone();
+                monitor = monitor.register(move |run| {
+                    let name = format!("{}-{}-{run}", queue.name(), context.config.node);
+                    build_worker!(name, memory_backend(receiver.clone()), queue, context)
+                });
+            }
+            Transport::Memory { senders, primed: false }
+        }
+    };
+    for (kind, schedule) in [(maintenance::PRUNE, maintenance_schedule), (maintenance::RECHECK, recheck_schedule)] {
+        let context = context.clone();
+        monitor = monitor.register(move |run| {
+            WorkerBuilder::new(format!("cron-{kind}-{}-{run}", context.config.node))
+                .backend(CronScheduler::new(schedule.clone()))
+                .data(context.clone())
+                .data(CronKind(kind))
+                .build(on_tick)
+        });
+    }
+    // Backend errors (Redis down) stop a worker; start it again.
+    let monitor = monitor.should_restart(|worker, error| {
+        tracing::warn!(worker = worker.name(), %error, "job worker stopped; restarting");
+        true
+    });
+
+    let dispatcher = tokio::spawn(dispatch::run(pool.clone(), transport, config.clone(), shutdown.clone()));
+    let grace = config.shutdown_grace;
+    let signal = shutdown.clone();
+    let result = monitor
+        .shutdown_timeout(grace)
+        .run_with_signal(async move {
+            signal.cancelled().await;
+            Ok(())
+        })
+        .await;
+    if let Err(error) = result {
+        tracing::warn!(%error, "job workers stopped with an error");
+    }
+    let _ = dispatcher.await;
+    match outbox::release_all(&pool, &config.node).await {
+        Ok(0) => {}
+        Ok(released) => tracing::info!(released, "returned unfinished jobs to the queue"),
+        Err(error) => tracing::warn!(%error, "could not return unfinished jobs; their leases will expire"),
+    }
+    Ok(())
+}
+
+pub(crate) fn schedule(expression: &str) -> Result<cron::Schedule, WorkError> {
+    cron::Schedule::from_str(expression)
+        .map_err(|error| WorkError::Cron { expression: expression.to_owned(), reason: error.to_string() })
+}
+
+/// apalis' in-memory backend reading `receiver` (the dispatcher holds the sender).
+fn memory_backend(receiver: Arc<Mutex<mpsc::UnboundedReceiver<Task<JobRef>>>>) -> MemoryStorage<JobRef> {
+    let stream = futures_util::stream::unfold(receiver, |receiver| async move {
+        let task = receiver.lock().await.recv().await?;
+        Some((task, receiver))
+    })
+    .boxed();
+    // Nothing is pushed through the storage itself: the sink only has to be ready.
+    let sink = futures_util::sink::drain().sink_map_err(|never| match never {});
+    let sink: Box<dyn futures_util::Sink<Task<JobRef>, Error = MemoryStorageError> + Send + Sync + Unpin> =
+        Box::new(sink);
+    MemoryStorage::new_with(MemorySink::new(Arc::new(futures_util::lock::Mutex::new(sink))), stream)
+}
+
+/// Runs one delivered job.
+async fn handle(job: JobRef, context: Data<Arc<Context>>) -> Result<(), BoxDynError> {
+    let config = &context.config;
+    let Some(claimed) = outbox::claim(&context.pool, job.id, &config.node, config.lease).await? else {
+        // Done, dead, or another worker holds it: a duplicate delivery.
+        metrics::counter!("jobs_duplicate_deliveries_total").increment(1);
+        return Ok(());
+    };
+    let started = std::time::Instant::now();
+    // Finish well inside the lease, or another node would take the job over.
+    let limit = config.lease.mul_f64(0.8);
+    let outcome = match tokio::time::timeout(limit, execute(&context, &claimed)).await {
+        Ok(outcome) => outcome,
+        Err(_) => Err(JobError::Transient(format!("timed out after {limit:?}"))),
+    };
+    metrics::histogram!("jobs_run_seconds", "kind" => claimed.kind.clone()).record(started.elapsed().as_secs_f64());
+    match outcome {
+        Ok(result) => {
+            if !outbox::finish(&context.pool, &claimed, &result).await? {
+                tracing::warn!(job = claimed.id, "job finished after its lease passed to another worker");
+            }
+            metrics::counter!("jobs_done_total", "kind" => claimed.kind.clone()).increment(1);
+            Ok(())
+        }
+        Err(JobError::Transient(reason)) if claimed.attempt < claimed.max_attempts => {
+            tracing::info!(job = claimed.id, kind = claimed.kind, attempt = claimed.attempt, %reason, "job failed; will retry");
+            outbox::release(&context.pool, &claimed, &reason).await?;
+            metrics::counter!("jobs_retried_total", "kind" => claimed.kind.clone()).increment(1);
+            Err(reason.into())
+        }
+        Err(JobError::Transient(reason) | JobError::Permanent(reason)) => {
+            tracing::warn!(job = claimed.id, kind = claimed.kind, attempt = claimed.attempt, %reason, "job is a dead letter");
+            outbox::bury(&context.pool, &claimed, &reason).await?;
+            metrics::counter!("jobs_dead_total", "kind" => claimed.kind.clone()).increment(1);
+            Err(AbortError::new(reason).into())
+        }
+    }
+}
+
+async fn execute(context: &Context, job: &outbox::Claimed) -> Result<Value, JobError> {
+    match job.kind.as_str() {
+        verification::KIND => {
+            verification::check_issuer(&context.pool, &context.http, &context.config.ethos, job.id, &job.payload).await
+        }
+        maintenance::PRUNE | maintenance::RECHECK => {
+            maintenance::run(&context.pool, &job.kind, &job.payload, context.config.retention).await
+        }
+        other => Err(JobError::Permanent(format!("unknown job kind {other:?}"))),
+    }
+}
+
+/// Which cron job a schedule enqueues.
+#[derive(Debug, Clone, Copy)]
+struct CronKind(&'static str);
+
+async fn on_tick(tick: Tick, context: Data<Arc<Context>>, kind: Data<CronKind>) -> Result<(), BoxDynError> {
+    let at = i64::try_from(tick.get_timestamp()).ok().and_then(|secs| DateTime::<Utc>::from_timestamp(secs, 0));
+    let at = at.unwrap_or_else(Utc::now);
+    maintenance::enqueue_tick(&context.pool, kind.0.0, at).await?;
+    Ok(())
+}

@@ -66,8 +66,7 @@ impl Transport {
     async fn lost_everything(&mut self) -> Result<bool, DispatchError> {
         match self {
             Transport::Redis { conn, epoch_key, .. } => {
-                let set: Option<String> =
-                    redis::cmd("SET").arg(&*epoch_key).arg(1).arg("NX").query_async(conn).await?;
+                let set: Option<String> = redis::cmd("SET").arg(&*epoch_key).arg(1).arg("NX").query_async(conn).await?;
                 Ok(set.is_some())
             }
             Transport::Memory { primed, .. } => Ok(!std::mem::replace(primed, true)),
@@ -77,14 +76,17 @@ impl Transport {
     async fn push(&mut self, queue: Queue, ids: Vec<i64>) -> Result<(), DispatchError> {
         match self {
             Transport::Redis { storages, .. } => {
-                let storage = storages.get_mut(&queue).ok_or_else(|| DispatchError::Push(format!("no queue {queue:?}")))?;
+                let storage =
+                    storages.get_mut(&queue).ok_or_else(|| DispatchError::Push(format!("no queue {queue:?}")))?;
                 let jobs = ids.into_iter().map(|id| JobRef { id }).collect();
                 storage.push_bulk(jobs).await.map_err(|error| DispatchError::Push(error.to_string()))
             }
             Transport::Memory { senders, .. } => {
                 let sender = senders.get(&queue).ok_or_else(|| DispatchError::Push(format!("no queue {queue:?}")))?;
                 for id in ids {
-                    sender.send(Task::new(JobRef { id })).map_err(|_| DispatchError::Push("workers stopped".to_owned()))?;
+                    sender
+                        .send(Task::new(JobRef { id }))
+                        .map_err(|_| DispatchError::Push("workers stopped".to_owned()))?;
                 }
                 Ok(())
             }
@@ -136,7 +138,12 @@ async fn listen(pool: &PgPool) -> Option<PgListener> {
     Some(listener)
 }
 
-async fn round(pool: &PgPool, transport: &mut Transport, config: &JobsConfig, housekeeping: bool) -> Result<(), DispatchError> {
+async fn round(
+    pool: &PgPool,
+    transport: &mut Transport,
+    config: &JobsConfig,
+    housekeeping: bool,
+) -> Result<(), DispatchError> {
     if transport.lost_everything().await? {
         let requeued = outbox::requeue_lost(pool).await?;
         if requeued > 0 {

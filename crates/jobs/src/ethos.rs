@@ -38,7 +38,11 @@ pub struct EthosScore {
 const MAX_INLINE_RETRY_AFTER: Duration = Duration::from_secs(30);
 
 /// Looks up `address`: `Ok(None)` when Ethos has no profile for it.
-pub async fn score(http: &reqwest::Client, config: &EthosConfig, address: Address) -> Result<Option<EthosScore>, JobError> {
+pub async fn score(
+    http: &reqwest::Client,
+    config: &EthosConfig,
+    address: Address,
+) -> Result<Option<EthosScore>, JobError> {
     let url = format!("{}/score/address", config.base_url.as_str().trim_end_matches('/'));
     let response = http
         .get(&url)
@@ -68,7 +72,10 @@ pub async fn score(http: &reqwest::Client, config: &EthosConfig, address: Addres
     }
     let body = response.bytes().await.map_err(|error| JobError::Transient(format!("Ethos body: {error}")))?;
     let score: EthosScore = serde_json::from_slice(&body).map_err(|error| {
-        JobError::Permanent(format!("Ethos answered 200 with an unexpected body ({error}): {}", truncate(&String::from_utf8_lossy(&body), 300)))
+        JobError::Permanent(format!(
+            "Ethos answered 200 with an unexpected body ({error}): {}",
+            truncate(&String::from_utf8_lossy(&body), 300)
+        ))
     })?;
     if score.score > 2800 {
         return Err(JobError::Permanent(format!("Ethos score {} is outside 0-2800", score.score)));

@@ -102,11 +102,7 @@ impl JobsConfig {
             redis_url: None,
             redis_prefix: "animoca:jobs".to_owned(),
             node: default_node_name(),
-            ethos: ethos::EthosConfig {
-                base_url: ethos_base_url,
-                min_score: 1400,
-                timeout: Duration::from_secs(10),
-            },
+            ethos: ethos::EthosConfig { base_url: ethos_base_url, min_score: 1400, timeout: Duration::from_secs(10) },
             concurrency: 4,
             backoff_min: Duration::from_secs(1),
             backoff_max: Duration::from_secs(300),

@@ -120,7 +120,12 @@ pub struct Claimed {
 
 /// Takes the job for `lease` on behalf of `worker` unless it is done, dead or
 /// held by a live lease: `None` means "not yours, drop the delivery".
-pub(crate) async fn claim(pool: &PgPool, id: i64, worker: &str, lease: Duration) -> Result<Option<Claimed>, sqlx::Error> {
+pub(crate) async fn claim(
+    pool: &PgPool,
+    id: i64,
+    worker: &str,
+    lease: Duration,
+) -> Result<Option<Claimed>, sqlx::Error> {
     let row: Option<(String, Value, i32, i32)> = sqlx::query_as(
         "UPDATE app.jobs
             SET state = 'running', attempts = attempts + 1, locked_by = $2,
@@ -213,7 +218,7 @@ pub async fn retry_dead(pool: &PgPool, queue: Option<&str>, id: Option<i64>) -> 
 }
 
 /// Jobs per state of one queue.
-#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, sqlx::FromRow)]
 pub struct QueueStats {
     /// The queue.
     pub queue: String,
@@ -233,40 +238,28 @@ pub struct QueueStats {
 
 /// Jobs per queue and state.
 pub async fn stats(pool: &PgPool) -> Result<Vec<QueueStats>, sqlx::Error> {
-    let rows: Vec<(String, i64, i64, i64, i64, i64, Option<f64>)> = sqlx::query_as(
+    sqlx::query_as(
         "SELECT queue,
-                count(*) FILTER (WHERE state = 'pending'),
-                count(*) FILTER (WHERE state = 'queued'),
-                count(*) FILTER (WHERE state = 'running'),
-                count(*) FILTER (WHERE state = 'done'),
-                count(*) FILTER (WHERE state = 'dead'),
+                count(*) FILTER (WHERE state = 'pending') AS pending,
+                count(*) FILTER (WHERE state = 'queued') AS queued,
+                count(*) FILTER (WHERE state = 'running') AS running,
+                count(*) FILTER (WHERE state = 'done') AS done,
+                count(*) FILTER (WHERE state = 'dead') AS dead,
                 extract(epoch FROM now() - min(run_after) FILTER (WHERE state = 'pending' AND run_after <= now()))::float8
+                    AS oldest_due_secs
            FROM app.jobs GROUP BY queue ORDER BY queue",
     )
     .fetch_all(pool)
-    .await?;
-    Ok(rows
-        .into_iter()
-        .map(|(queue, pending, queued, running, done, dead, oldest_due_secs)| QueueStats {
-            queue,
-            pending,
-            queued,
-            running,
-            done,
-            dead,
-            oldest_due_secs,
-        })
-        .collect())
+    .await
 }
 
 /// Deletes finished (done) jobs older than `age`; dead ones stay until retried
 /// or deleted by hand. Returns how many.
 pub(crate) async fn prune_done(pool: &PgPool, age: Duration) -> Result<u64, sqlx::Error> {
-    let done = sqlx::query(
-        "DELETE FROM app.jobs WHERE state = 'done' AND finished_at < now() - make_interval(secs => $1)",
-    )
-    .bind(age.as_secs_f64())
-    .execute(pool)
-    .await?;
+    let done =
+        sqlx::query("DELETE FROM app.jobs WHERE state = 'done' AND finished_at < now() - make_interval(secs => $1)")
+            .bind(age.as_secs_f64())
+            .execute(pool)
+            .await?;
     Ok(done.rows_affected())
 }

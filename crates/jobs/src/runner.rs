@@ -74,13 +74,16 @@ pub async fn run(pool: PgPool, config: JobsConfig, shutdown: CancellationToken) 
             let conn = redis::Client::open(url.as_str())?.get_connection_manager().await?;
             let mut storages = HashMap::new();
             for queue in Queue::ALL {
-                let storage = RedisStorage::<JobRef>::new(conn.clone())
-                    .with_config(apalis_redis::Config::default().queue(format!("{}:{}", config.redis_prefix, queue.name())));
+                let storage = RedisStorage::<JobRef>::new(conn.clone()).with_config(
+                    apalis_redis::Config::default().queue(format!("{}:{}", config.redis_prefix, queue.name())),
+                );
                 storages.insert(queue, storage.clone());
                 let context = context.clone();
+                // Redis does not wake an idle worker: it polls for new jobs.
+                let poll = IntervalStrategy::new(config.poll_interval.min(std::time::Duration::from_millis(250)));
                 monitor = monitor.register(move |run| {
                     let name = format!("{}-{}-{run}", queue.name(), context.config.node);
-                    build_worker!(name, storage.clone(), queue, context)
+                    build_worker!(name, PollWith::new(storage.clone(), poll.clone()), queue, context)
                 });
             }
             Transport::Redis { conn, storages, epoch_key: format!("{}:epoch", config.redis_prefix) }

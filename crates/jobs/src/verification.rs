@@ -62,9 +62,7 @@ pub fn decide(ethos: Option<&EthosScore>, has_world_id: bool, min_score: u32) ->
             Status::Rejected,
             format!("Ethos score {} ({}) is untrusted (below {UNTRUSTED_BELOW})", found.score, found.level),
         ),
-        Some(found) => {
-            (Status::Pending, format!("Ethos score {} ({}) is below {min_score}", found.score, found.level))
-        }
+        Some(found) => (Status::Pending, format!("Ethos score {} ({}) is below {min_score}", found.score, found.level)),
         None => (Status::Pending, "no Ethos profile yet".to_owned()),
     }
 }
@@ -149,10 +147,11 @@ pub async fn check_issuer(
         .map_err(|_| JobError::Permanent(format!("stored creator address has {} bytes", creator.len())))?;
 
     let found = ethos::score(http, config, owner).await?;
-    let has_world_id: bool = sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM app.worldid_nullifiers WHERE address = $1)")
-        .bind(owner.as_slice())
-        .fetch_one(pool)
-        .await?;
+    let has_world_id: bool =
+        sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM app.worldid_nullifiers WHERE address = $1)")
+            .bind(owner.as_slice())
+            .fetch_one(pool)
+            .await?;
     let (status, reason) = decide(found.as_ref(), has_world_id, config.min_score);
 
     let mut tx = pool.begin().await?;
@@ -230,7 +229,12 @@ pub async fn check_issuer(
 
 /// Enqueues one check of a market now (e.g. after a World ID proof), keyed by
 /// `reason` so a repeat is one job.
-pub async fn enqueue_check(conn: &mut PgConnection, market_type: i16, market_id: B256, reason: &str) -> Result<Option<i64>, sqlx::Error> {
+pub async fn enqueue_check(
+    conn: &mut PgConnection,
+    market_type: i16,
+    market_id: B256,
+    reason: &str,
+) -> Result<Option<i64>, sqlx::Error> {
     outbox::enqueue(
         conn,
         &NewJob {

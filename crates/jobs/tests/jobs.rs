@@ -1,0 +1,462 @@
+//! The job system against real Postgres and Redis, with Ethos faked by a local
+//! HTTP server that answers in Ethos' documented shapes.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::{
+    process::{Child, Command, Stdio},
+    time::Duration,
+};
+
+use alloy_primitives::{Address, B256};
+use animoca_jobs::{JobsConfig, dispatch::JobRef};
+use animoca_test_support::TestDb;
+use apalis::prelude::TaskSink;
+use serde_json::{Value, json};
+use sqlx::PgPool;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+use wiremock::{
+    Mock, MockServer, ResponseTemplate,
+    matchers::{header, method, path, query_param},
+};
+
+fn config(ethos: &MockServer) -> JobsConfig {
+    let mut config = JobsConfig::new(format!("{}/api/v2", ethos.uri()).parse().expect("mock URL"));
+    config.backoff_min = Duration::from_millis(20);
+    config.backoff_max = Duration::from_millis(100);
+    config.poll_interval = Duration::from_millis(100);
+    config.lease = Duration::from_secs(10);
+    config.shutdown_grace = Duration::from_millis(300);
+    config.node = format!("test-{}", uuid_like());
+    config
+}
+
+fn uuid_like() -> String {
+    format!(
+        "{:x}",
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0)
+    )
+}
+
+fn start(pool: &PgPool, config: JobsConfig) -> (CancellationToken, JoinHandle<()>) {
+    let shutdown = CancellationToken::new();
+    let task = tokio::spawn({
+        let pool = pool.clone();
+        let shutdown = shutdown.clone();
+        async move { animoca_jobs::run(pool, config, shutdown).await.expect("work runs") }
+    });
+    (shutdown, task)
+}
+
+async fn stop(shutdown: CancellationToken, task: JoinHandle<()>) {
+    shutdown.cancel();
+    tokio::time::timeout(Duration::from_secs(20), task).await.expect("work stops").expect("work task");
+}
+
+fn owner(n: u8) -> Address {
+    Address::repeat_byte(n)
+}
+
+fn market_id(n: u8) -> B256 {
+    B256::repeat_byte(n)
+}
+
+/// A market as the indexer writes it, created by `owner(n)`.
+async fn add_market(pool: &PgPool, n: u8) {
+    sqlx::query(
+        "INSERT INTO markets (market_type, market_id, token_address, creator_address, factory_address, amm_address,
+                              token_name, token_symbol, initial_stake, chain_id, created_block, created_block_hash,
+                              created_tx_hash, created_log_index, created_at)
+         VALUES (0, $1, $2, $3, $4, $4, 'T', 'T', 1000, 31337, 1, $1, $1, $5, now())",
+    )
+    .bind(market_id(n).as_slice())
+    .bind(Address::repeat_byte(n ^ 0x80).as_slice())
+    .bind(owner(n).as_slice())
+    .bind(Address::ZERO.as_slice())
+    .bind(i32::from(n))
+    .execute(pool)
+    .await
+    .expect("insert market");
+}
+
+async fn ethos_answers(server: &MockServer, n: u8, response: ResponseTemplate) {
+    Mock::given(method("GET"))
+        .and(path("/api/v2/score/address"))
+        .and(query_param("address", format!("{:#x}", owner(n))))
+        .and(header("X-Ethos-Client", "animoca-trade"))
+        .respond_with(response)
+        .mount(server)
+        .await;
+}
+
+fn score(score: u32, level: &str) -> ResponseTemplate {
+    ResponseTemplate::new(200).set_body_json(json!({ "score": score, "level": level }))
+}
+
+/// The market's (status, reason, ethos score).
+async fn status(pool: &PgPool, n: u8) -> Option<(String, Option<String>, Option<i32>)> {
+    sqlx::query_as(
+        "SELECT verification_status, verification_reason, ethos_score FROM app.market_metadata
+          WHERE market_type = 0 AND market_id = $1 AND ethos_checked_at IS NOT NULL",
+    )
+    .bind(market_id(n).as_slice())
+    .fetch_optional(pool)
+    .await
+    .expect("read status")
+}
+
+async fn job(pool: &PgPool, n: u8) -> Option<(String, i32, Option<String>)> {
+    sqlx::query_as("SELECT state, attempts, last_error FROM app.jobs WHERE idempotency_key = $1")
+        .bind(format!("ethos_issuer:0:{:#x}", market_id(n)))
+        .fetch_optional(pool)
+        .await
+        .expect("read job")
+}
+
+async fn eventually<T>(what: &str, mut probe: impl AsyncFnMut() -> Option<T>) -> T {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        if let Some(value) = probe().await {
+            return value;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+async fn requests_for(server: &MockServer, n: u8) -> usize {
+    let wanted = format!("address={:#x}", owner(n));
+    server
+        .received_requests()
+        .await
+        .unwrap_or_default()
+        .iter()
+        .filter(|r| r.url.query().is_some_and(|q| q.contains(&wanted)))
+        .count()
+}
+
+#[tokio::test]
+async fn new_markets_are_checked_with_ethos_and_their_owners_notified() {
+    let db = TestDb::migrated().await;
+    let ethos = MockServer::start().await;
+    ethos_answers(&ethos, 1, score(1500, "known")).await;
+    ethos_answers(&ethos, 2, score(500, "untrusted")).await;
+    ethos_answers(&ethos, 3, ResponseTemplate::new(404).set_body_json(json!({ "message": "not found" }))).await;
+    ethos_answers(&ethos, 4, score(1200, "neutral")).await;
+    // Owner 4 proved personhood: verified despite the score.
+    sqlx::query(
+        "INSERT INTO app.worldid_nullifiers (action, nullifier_hash, persona_id, address, verification_level)
+         VALUES ('verify-persona', '0x01', $1, $2, 'orb')",
+    )
+    .bind(market_id(99).as_slice())
+    .bind(owner(4).as_slice())
+    .execute(&db.pool)
+    .await
+    .expect("nullifier");
+    for n in 1..=4 {
+        add_market(&db.pool, n).await;
+    }
+    let (shutdown, task) = start(&db.pool, config(&ethos));
+
+    let verified = eventually("market 1 checked", async || status(&db.pool, 1).await).await;
+    assert_eq!(verified.0, "verified");
+    assert_eq!(verified.2, Some(1500));
+    assert_eq!(verified.1.as_deref(), Some("Ethos score 1500 (known) is at least 1400"));
+    let rejected = eventually("market 2 checked", async || status(&db.pool, 2).await).await;
+    assert_eq!((rejected.0.as_str(), rejected.2), ("rejected", Some(500)));
+    let unknown = eventually("market 3 checked", async || status(&db.pool, 3).await).await;
+    assert_eq!((unknown.0.as_str(), unknown.1.as_deref(), unknown.2), ("pending", Some("no Ethos profile yet"), None));
+    let world_id = eventually("market 4 checked", async || status(&db.pool, 4).await).await;
+    assert_eq!(world_id.0, "verified");
+    assert_eq!(world_id.1.as_deref(), Some("the owner proved personhood with World ID"));
+
+    // A new market later is checked too; the old ones are not checked again.
+    add_market(&db.pool, 5).await;
+    ethos_answers(&ethos, 5, score(2700, "renowned")).await;
+    let late = eventually("market 5 checked", async || status(&db.pool, 5).await).await;
+    assert_eq!(late.0, "verified");
+    for n in 1..=5 {
+        assert_eq!(requests_for(&ethos, n).await, 1, "market {n} checked once");
+        assert_eq!(job(&db.pool, n).await.map(|j| j.0), Some("done".to_owned()));
+    }
+
+    // Each owner is told the outcome: stored, and on the change feed for user:<address>.
+    let notes: Vec<(Vec<u8>, String, Value)> =
+        sqlx::query_as("SELECT address, title, data FROM app.notifications ORDER BY address")
+            .fetch_all(&db.pool)
+            .await
+            .expect("notifications");
+    assert_eq!(notes.len(), 5);
+    assert_eq!(notes[0].0, owner(1).as_slice());
+    assert_eq!(notes[0].1, "Your credential market is verified");
+    assert_eq!(notes[1].2["status"], "rejected");
+    let feed: Vec<Value> =
+        sqlx::query_scalar("SELECT payload FROM app.change_feed WHERE kind = 'notification' ORDER BY id")
+            .fetch_all(&db.pool)
+            .await
+            .expect("feed");
+    assert_eq!(feed.len(), 5);
+    assert!(feed.iter().any(|p| p["recipient"] == format!("{:#x}", owner(2)) && p["data"]["status"] == "rejected"));
+
+    // Every check is kept, with the provider's answer.
+    let checks: i64 = sqlx::query_scalar("SELECT count(*) FROM app.verifications WHERE provider = 'ethos'")
+        .fetch_one(&db.pool)
+        .await
+        .expect("checks");
+    assert_eq!(checks, 5);
+    stop(shutdown, task).await;
+}
+
+#[tokio::test]
+async fn transient_failures_are_retried_with_backoff_and_permanent_ones_are_dead_letters() {
+    let db = TestDb::migrated().await;
+    let ethos = MockServer::start().await;
+    // Market 1: two 500s, a 429, then the answer.
+    Mock::given(method("GET"))
+        .and(query_param("address", format!("{:#x}", owner(1))))
+        .respond_with(ResponseTemplate::new(500).set_body_json(json!({ "message": "boom" })))
+        .up_to_n_times(2)
+        .with_priority(1)
+        .mount(&ethos)
+        .await;
+    Mock::given(method("GET"))
+        .and(query_param("address", format!("{:#x}", owner(1))))
+        .respond_with(ResponseTemplate::new(429).insert_header("Retry-After", "0"))
+        .up_to_n_times(1)
+        .with_priority(2)
+        .mount(&ethos)
+        .await;
+    Mock::given(method("GET"))
+        .and(query_param("address", format!("{:#x}", owner(1))))
+        .respond_with(score(1400, "known"))
+        .with_priority(3)
+        .mount(&ethos)
+        .await;
+    // Market 2: Ethos is down for good. Market 3: Ethos refuses the request (our fault).
+    ethos_answers(&ethos, 2, ResponseTemplate::new(503)).await;
+    ethos_answers(&ethos, 3, ResponseTemplate::new(400).set_body_json(json!({ "message": "bad address" }))).await;
+    // Market 4: a 200 of another shape is not trusted.
+    ethos_answers(&ethos, 4, ResponseTemplate::new(200).set_body_json(json!({ "data": [] }))).await;
+    for n in 1..=4 {
+        add_market(&db.pool, n).await;
+    }
+    let (shutdown, task) = start(&db.pool, config(&ethos));
+
+    let (state, attempts, last_error) =
+        eventually("market 1 done", async || job(&db.pool, 1).await.filter(|j| j.0 == "done")).await;
+    assert_eq!((state.as_str(), attempts, last_error), ("done", 4, None));
+    assert_eq!(status(&db.pool, 1).await.map(|s| s.0), Some("verified".to_owned()));
+
+    let dead = eventually("market 2 dead", async || job(&db.pool, 2).await.filter(|j| j.0 == "dead")).await;
+    assert_eq!(dead.1, 8, "every attempt of the verification queue was spent");
+    assert!(dead.2.as_deref().is_some_and(|e| e.contains("503")), "{dead:?}");
+    assert_eq!(requests_for(&ethos, 2).await, 8);
+    let refused = eventually("market 3 dead", async || job(&db.pool, 3).await.filter(|j| j.0 == "dead")).await;
+    assert_eq!(refused.1, 1, "a 400 is not retried");
+    assert!(refused.2.as_deref().is_some_and(|e| e.contains("400") && e.contains("bad address")), "{refused:?}");
+    let odd = eventually("market 4 dead", async || job(&db.pool, 4).await.filter(|j| j.0 == "dead")).await;
+    assert!(odd.2.as_deref().is_some_and(|e| e.contains("unexpected body")), "{odd:?}");
+    assert_eq!(status(&db.pool, 2).await, None, "no outcome recorded for a failed check");
+
+    let stats = animoca_jobs::outbox::stats(&db.pool).await.expect("stats");
+    let verification = stats.iter().find(|s| s.queue == "verification").expect("verification queue");
+    assert_eq!((verification.done, verification.dead, verification.pending), (1, 3, 0));
+
+    // Ethos is back: a retried dead letter goes through.
+    ethos.reset().await;
+    ethos_answers(&ethos, 2, score(900, "questionable")).await;
+    let retried = animoca_jobs::outbox::retry_dead(&db.pool, Some("verification"), None).await.expect("retry");
+    assert_eq!(retried, 3);
+    let done = eventually("market 2 done", async || job(&db.pool, 2).await.filter(|j| j.0 == "done")).await;
+    assert_eq!(done.1, 1, "a retried dead letter starts a fresh attempt budget");
+    assert_eq!(status(&db.pool, 2).await.map(|s| s.0), Some("pending".to_owned()));
+    stop(shutdown, task).await;
+}
+
+/// A private redis-server we can restart (the shared one serves other tests).
+struct PrivateRedis {
+    port: u16,
+    child: Child,
+}
+
+impl PrivateRedis {
+    fn start(port: u16) -> PrivateRedis {
+        let child = Command::new("redis-server")
+            .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("redis-server is installed");
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(std::time::Instant::now() < deadline, "redis-server did not start on {port}");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        PrivateRedis { port, child }
+    }
+
+    fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}", self.port)
+    }
+
+    fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for PrivateRedis {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("free port")
+}
+
+#[tokio::test]
+async fn a_redis_restart_loses_no_job() {
+    let db = TestDb::migrated().await;
+    let ethos = MockServer::start().await;
+    Mock::given(method("GET"))
+        .and(path("/api/v2/score/address"))
+        .respond_with(score(1600, "known").set_delay(Duration::from_millis(150)))
+        .mount(&ethos)
+        .await;
+    let port = free_port();
+    let mut redis = PrivateRedis::start(port);
+    let mut config = config(&ethos);
+    config.redis_url = Some(redis.url());
+    config.concurrency = 2;
+    for n in 1..=30 {
+        add_market(&db.pool, n).await;
+    }
+    let (shutdown, task) = start(&db.pool, config);
+    eventually("some checks done", async || {
+        let done: i64 =
+            sqlx::query_scalar("SELECT count(*) FROM app.jobs WHERE state = 'done'").fetch_one(&db.pool).await.ok()?;
+        (done >= 3).then_some(())
+    })
+    .await;
+    // Redis dies with jobs queued and running, and comes back empty.
+    redis.kill();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let _redis = PrivateRedis::start(port);
+
+    eventually("every market checked", async || {
+        let done: i64 =
+            sqlx::query_scalar("SELECT count(*) FROM app.jobs WHERE state = 'done'").fetch_one(&db.pool).await.ok()?;
+        (done == 30).then_some(())
+    })
+    .await;
+    for n in 1..=30 {
+        assert_eq!(status(&db.pool, n).await.map(|s| s.0), Some("verified".to_owned()), "market {n}");
+    }
+    // Each owner told once, however often a job was handed out.
+    let notes: i64 = sqlx::query_scalar("SELECT count(*) FROM app.notifications").fetch_one(&db.pool).await.expect("n");
+    assert_eq!(notes, 30);
+    stop(shutdown, task).await;
+}
+
+#[tokio::test]
+async fn a_job_delivered_twice_runs_once() {
+    let db = TestDb::migrated().await;
+    let ethos = MockServer::start().await;
+    ethos_answers(&ethos, 1, score(1500, "known").set_delay(Duration::from_millis(400))).await;
+    let port = free_port();
+    let redis = PrivateRedis::start(port);
+    let mut config = config(&ethos);
+    config.redis_url = Some(redis.url());
+    let prefix = config.redis_prefix.clone();
+    add_market(&db.pool, 1).await;
+    let (shutdown, task) = start(&db.pool, config);
+    let (id, _) = eventually("job running", async || {
+        sqlx::query_as::<_, (i64, String)>("SELECT id, state FROM app.jobs WHERE state = 'running'")
+            .fetch_optional(&db.pool)
+            .await
+            .ok()
+            .flatten()
+    })
+    .await;
+    // The queue delivers it again while it runs, and after it is done.
+    let conn = redis::Client::open(redis.url()).expect("url").get_connection_manager().await.expect("redis");
+    let mut storage = apalis_redis::RedisStorage::<JobRef>::new(conn)
+        .with_config(apalis_redis::Config::default().queue(format!("{prefix}:verification")));
+    storage.push(JobRef { id }).await.expect("push duplicate");
+    storage.push(JobRef { id }).await.expect("push duplicate");
+    eventually("job done", async || job(&db.pool, 1).await.filter(|j| j.0 == "done")).await;
+    storage.push(JobRef { id }).await.expect("push duplicate");
+    tokio::time::sleep(Duration::from_millis(800)).await;
+
+    assert_eq!(requests_for(&ethos, 1).await, 1, "Ethos asked once");
+    assert_eq!(job(&db.pool, 1).await.map(|j| j.1), Some(1), "one attempt");
+    let notes: i64 = sqlx::query_scalar("SELECT count(*) FROM app.notifications").fetch_one(&db.pool).await.expect("n");
+    assert_eq!(notes, 1);
+    stop(shutdown, task).await;
+}
+
+#[tokio::test]
+async fn shutdown_during_a_job_leaves_it_retriable() {
+    let db = TestDb::migrated().await;
+    let ethos = MockServer::start().await;
+    // Slower than the shutdown grace: the job cannot finish in time.
+    ethos_answers(&ethos, 1, score(1500, "known").set_delay(Duration::from_secs(5))).await;
+    add_market(&db.pool, 1).await;
+    let (shutdown, task) = start(&db.pool, config(&ethos));
+    eventually("job running", async || job(&db.pool, 1).await.filter(|j| j.0 == "running")).await;
+    let stopping = std::time::Instant::now();
+    stop(shutdown, task).await;
+    assert!(stopping.elapsed() < Duration::from_secs(4), "shutdown waited {:?}", stopping.elapsed());
+    let (state, attempts, _) = job(&db.pool, 1).await.expect("job");
+    assert_eq!((state.as_str(), attempts), ("pending", 1), "returned to the queue at once");
+
+    // The next worker finishes it.
+    ethos.reset().await;
+    ethos_answers(&ethos, 1, score(1500, "known")).await;
+    let (shutdown, task) = start(&db.pool, config(&ethos));
+    let done = eventually("job done", async || job(&db.pool, 1).await.filter(|j| j.0 == "done")).await;
+    assert_eq!(done.1, 2);
+    assert_eq!(status(&db.pool, 1).await.map(|s| s.0), Some("verified".to_owned()));
+    stop(shutdown, task).await;
+}
+
+#[tokio::test]
+async fn cron_prunes_old_rows_and_rechecks_unverified_issuers() {
+    let db = TestDb::migrated().await;
+    let ethos = MockServer::start().await;
+    ethos_answers(&ethos, 1, score(1000, "neutral")).await;
+    add_market(&db.pool, 1).await;
+    // An old change-feed row and a fresh one.
+    sqlx::query(
+        "INSERT INTO app.change_feed (kind, payload, created_at, version)
+         VALUES ('trade', '{}', now() - interval '30 days', 1), ('trade', '{}', now(), 2)",
+    )
+    .execute(&db.pool)
+    .await
+    .expect("feed rows");
+    let mut config = config(&ethos);
+    config.maintenance_cron = "* * * * * *".to_owned();
+    config.recheck_cron = "* * * * * *".to_owned();
+    let (shutdown, task) = start(&db.pool, config);
+    eventually("old change-feed rows pruned", async || {
+        let left: i64 = sqlx::query_scalar("SELECT count(*) FROM app.change_feed WHERE kind = 'trade'")
+            .fetch_one(&db.pool)
+            .await
+            .ok()?;
+        (left == 1).then_some(())
+    })
+    .await;
+    // The market stays pending (score 1000 < 1400): each tick checks it again.
+    eventually("market re-checked", async || (requests_for(&ethos, 1).await >= 2).then_some(())).await;
+    let result = eventually("a prune job done", async || {
+        sqlx::query_scalar::<_, Value>("SELECT result FROM app.jobs WHERE kind = 'prune' AND state = 'done' LIMIT 1")
+            .fetch_optional(&db.pool)
+            .await
+            .ok()
+            .flatten()
+    })
+    .await;
+    assert!(result["change_feed_rows"].is_u64(), "{result}");
+    stop(shutdown, task).await;
+}

@@ -73,7 +73,7 @@ impl<'a> Env<'a> {
     pub fn required<T>(&mut self, var: &'static str, parse: impl FnOnce(&str) -> Result<T, String>) -> Option<T> {
         match self.raw(var) {
             None => {
-                self.problems.push(Problem { var, reason: "is not set".to_owned() });
+                self.problem(var, "is not set".to_owned());
                 None
             }
             Some(value) => self.parse(var, &value, parse),
@@ -90,9 +90,16 @@ impl<'a> Env<'a> {
         match parse(value) {
             Ok(parsed) => Some(parsed),
             Err(reason) => {
-                self.problems.push(Problem { var, reason });
+                self.problem(var, reason);
                 None
             }
+        }
+    }
+
+    /// Records a problem once per variable (`all` reads some variables for several roles).
+    fn problem(&mut self, var: &'static str, reason: String) {
+        if !self.problems.iter().any(|p| p.var == var) {
+            self.problems.push(Problem { var, reason });
         }
     }
 

@@ -32,6 +32,8 @@ enum Command {
     Serve,
     /// Run the background jobs (issuer verification, maintenance) from the queue (REDIS_URL, else in process).
     Work,
+    /// Serve, index and work in one process (the single-node default).
+    All(commands::index::IndexArgs),
     /// Queue statistics and dead-letter retries.
     #[command(subcommand)]
     Jobs(commands::work::JobsCommand),
@@ -56,6 +58,17 @@ fn main() -> ExitCode {
         Command::Index(args) => config::IndexConfig::read(&mut env).map(|c| Prepared::Index(Box::new(c), args)),
         Command::Serve => config::ServeConfig::read(&mut env).map(|c| Prepared::Serve(Box::new(c))),
         Command::Work => config::WorkConfig::read(&mut env).map(|c| Prepared::Work(Box::new(c))),
+        Command::All(args) => {
+            let index = config::IndexConfig::read(&mut env);
+            let serve = config::ServeConfig::read(&mut env);
+            let work = config::WorkConfig::read(&mut env);
+            match (index, serve, work) {
+                (Some(index), Some(serve), Some(work)) => {
+                    Some(Prepared::All(Box::new(commands::all::AllConfig { index, serve, work }), args))
+                }
+                _ => None,
+            }
+        }
         Command::Jobs(command) => config::MigrateConfig::read(&mut env).map(|c| Prepared::Jobs(c, command)),
         Command::Rederive => config::RederiveConfig::read(&mut env).map(Prepared::Rederive),
         Command::Verify => config::RederiveConfig::read(&mut env).map(Prepared::Verify),
@@ -88,6 +101,7 @@ fn main() -> ExitCode {
             Prepared::Index(config, args) => commands::index::run(*config, args, shutdown).await,
             Prepared::Serve(config) => commands::serve::run(*config, shutdown).await,
             Prepared::Work(config) => commands::work::run(*config, shutdown).await,
+            Prepared::All(config, args) => commands::all::run(*config, args, shutdown).await,
             Prepared::Jobs(config, command) => commands::work::jobs(config, command).await,
             Prepared::Rederive(config) => commands::rederive::run(config, shutdown).await,
             Prepared::Verify(config) => commands::rederive::verify(config, shutdown).await,
@@ -110,6 +124,7 @@ enum Prepared {
     Index(Box<config::IndexConfig>, commands::index::IndexArgs),
     Serve(Box<config::ServeConfig>),
     Work(Box<config::WorkConfig>),
+    All(Box<commands::all::AllConfig>, commands::index::IndexArgs),
     Jobs(config::MigrateConfig, commands::work::JobsCommand),
     Rederive(config::RederiveConfig),
     Verify(config::RederiveConfig),

@@ -36,6 +36,11 @@ fn every_subcommand_has_help() {
         &["serve", "--help"],
         &["rederive", "--help"],
         &["verify", "--help"],
+        &["work", "--help"],
+        &["all", "--help"],
+        &["jobs", "--help"],
+        &["jobs", "stats", "--help"],
+        &["jobs", "retry", "--help"],
     ] {
         let output = run(args, &[]);
         assert!(output.status.success(), "{args:?}: {}", stderr(&output));
@@ -235,4 +240,118 @@ async fn serve_answers_over_http_and_stops_on_ctrl_c() {
     assert!(body.contains("x-request-id"), "{body}");
     assert!(body.contains(r#""success":true"#), "{body}");
     assert!(child.interrupt(std::time::Duration::from_secs(10)).success(), "Ctrl-C stops serve cleanly");
+}
+
+#[test]
+fn work_names_every_bad_variable_at_once() {
+    let output = run(
+        &["work"],
+        &[
+            ("DATABASE_URL", "postgres://localhost/x"),
+            ("REDIS_URL", "http://cache"),
+            ("ETHOS_API_URL", "ftp://ethos.example.com"),
+            ("ETHOS_MIN_SCORE", "3000"),
+            ("JOBS_CONCURRENCY", "0"),
+            ("JOBS_SHUTDOWN_GRACE_SECS", "soon"),
+            ("JOBS_RETENTION_HOURS", "0"),
+            ("JOBS_MAINTENANCE_CRON", "every hour"),
+            ("JOBS_RECHECK_CRON", "* * *"),
+        ],
+    );
+    assert_eq!(output.status.code(), Some(2));
+    let err = stderr(&output);
+    for name in [
+        "REDIS_URL",
+        "ETHOS_API_URL",
+        "ETHOS_MIN_SCORE",
+        "JOBS_CONCURRENCY",
+        "JOBS_SHUTDOWN_GRACE_SECS",
+        "JOBS_RETENTION_HOURS",
+        "JOBS_MAINTENANCE_CRON",
+        "JOBS_RECHECK_CRON",
+    ] {
+        assert!(err.contains(name), "{name}: {err}");
+    }
+}
+
+#[test]
+fn all_names_each_missing_variable_once() {
+    let output = run(&["all"], &[]);
+    assert_eq!(output.status.code(), Some(2));
+    let err = stderr(&output);
+    for name in ["DATABASE_URL", "RPC_URL", "JWT_SECRET", "CREDENTIAL_TOKEN_FACTORY"] {
+        assert_eq!(err.matches(&format!("{name}: ")).count(), 1, "{name} named once: {err}");
+    }
+}
+
+#[tokio::test]
+async fn work_checks_new_markets_and_jobs_reports_the_queues() {
+    use wiremock::{Mock, MockServer, ResponseTemplate, matchers};
+
+    let db = TestDb::migrated().await;
+    let ethos = MockServer::start().await;
+    Mock::given(matchers::method("GET"))
+        .and(matchers::path("/score/address"))
+        .and(matchers::header("X-Ethos-Client", "animoca-trade"))
+        .respond_with(
+            ResponseTemplate::new(200).set_body_json(serde_json::json!({ "score": 1800, "level": "reputable" })),
+        )
+        .mount(&ethos)
+        .await;
+    sqlx::query(
+        "INSERT INTO markets (market_type, market_id, token_address, creator_address, factory_address, amm_address,
+                              token_name, token_symbol, initial_stake, chain_id, created_block, created_block_hash,
+                              created_tx_hash, created_log_index, created_at)
+         VALUES (1, $1, $2, $2, $2, $2, 'P', 'P', 1000, 31337, 1, $1, $1, 0, now())",
+    )
+    .bind([7u8; 32].as_slice())
+    .bind([9u8; 20].as_slice())
+    .execute(&db.pool)
+    .await
+    .unwrap();
+    let child = Command::new(env!("CARGO_BIN_EXE_animoca-trade"))
+        .arg("work")
+        .current_dir(std::env::temp_dir())
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("DATABASE_URL", db.url())
+        .env("ETHOS_API_URL", ethos.uri())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut child = animoca_test_support::ChildGuard::new(child);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        let status: Option<String> = sqlx::query_scalar(
+            "SELECT verification_status FROM app.market_metadata WHERE market_type = 1 AND ethos_checked_at IS NOT NULL",
+        )
+        .fetch_optional(&db.pool)
+        .await
+        .unwrap();
+        if let Some(status) = status {
+            assert_eq!(status, "verified");
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "the market was never checked");
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert!(child.interrupt(std::time::Duration::from_secs(20)).success(), "Ctrl-C stops work cleanly");
+
+    let output = run(&["jobs", "stats"], &[("DATABASE_URL", &db.url())]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    let stats: serde_json::Value = serde_json::from_str(&stdout(&output)).unwrap();
+    let verification = stats["queues"].as_array().unwrap().iter().find(|q| q["queue"] == "verification").unwrap();
+    assert_eq!((verification["done"].as_i64(), verification["dead"].as_i64()), (Some(1), Some(0)), "{stats}");
+
+    let output = run(&["jobs", "retry", "--queue", "nope"], &[("DATABASE_URL", &db.url())]);
+    assert!(!output.status.success());
+    let err = stderr(&output);
+    assert!(
+        err.contains("unknown queue") && err.contains("nope") && err.contains("queues: verification, maintenance"),
+        "{err}"
+    );
+    let output = run(&["jobs", "retry", "--queue", "verification"], &[("DATABASE_URL", &db.url())]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    assert!(stdout(&output).contains("0 dead job(s)"), "{}", stdout(&output));
 }

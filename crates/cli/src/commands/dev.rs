@@ -42,6 +42,9 @@ pub struct DevArgs {
     /// Folder of the private PostgreSQL cluster.
     #[arg(long, default_value = ".data/postgres")]
     pub db_dir: PathBuf,
+    /// The Ethos API the job workers check issuers with.
+    #[arg(long, env = "ETHOS_API_URL", default_value = config::DEFAULT_ETHOS_API_URL, value_parser = config::http_url)]
+    pub ethos_api_url: url::Url,
 }
 
 /// Where `dev` keeps its data.
@@ -145,10 +148,18 @@ pub async fn run(
         tokio::spawn(async move { axum::serve(listener, app).with_graceful_shutdown(stop.cancelled_owned()).await })
     };
 
+    // Background jobs, in process (no Redis): issuer checks of the sample markets.
+    let jobs = tokio::spawn(animoca_jobs::run(
+        pool.clone(),
+        animoca_jobs::JobsConfig::new(args.ethos_api_url.clone()),
+        shutdown.clone(),
+    ));
+
     println!("\nAnimoca Trade devnet is running (Ctrl-C stops it)\n");
     println!("  API        http://{api_addr}/api  (e.g. http://{api_addr}/api/credentials?status=all)");
     println!("  Socket.IO  http://{api_addr}  (path /socket.io; subscribe to markets, market:<id>, proposals, …)");
     println!("  JSON-RPC   {}  (chain id {})", anvil.endpoint(), anvil.chain_id());
+    println!("  jobs       in process; issuers checked with Ethos at {}", args.ethos_api_url);
     println!("  markets    {} credential, {} persona", args.markets, args.markets);
     println!(
         "  indexer    DATABASE_URL=postgres://{}@{}:{}/{}{}",
@@ -183,6 +194,7 @@ pub async fn run(
         task.await.context("trade simulator")?;
     }
     let indexed = indexer.await.context("indexer task")?;
+    jobs.await.context("job workers task")?.context("job workers")?;
     api.await.context("API task")?.context("API server")?;
     pool.close().await;
     match provider.get_block_number().await {

@@ -408,11 +408,13 @@ pub struct WorkConfig {
     pub database: PgConnectOptions,
     /// The job settings (queue, Ethos, cron, retention).
     pub jobs: animoca_jobs::JobsConfig,
+    /// Serve Prometheus metrics here (`METRICS_ADDR`; unset: off).
+    pub metrics_addr: Option<std::net::SocketAddr>,
 }
 
 impl WorkConfig {
     /// Reads `DATABASE_URL`, `REDIS_URL`, `ETHOS_API_URL`, `ETHOS_MIN_SCORE`, `JOBS_CONCURRENCY`,
-    /// `JOBS_SHUTDOWN_GRACE_SECS`, `JOBS_RETENTION_HOURS`, `JOBS_MAINTENANCE_CRON`, `JOBS_RECHECK_CRON`.
+    /// `JOBS_SHUTDOWN_GRACE_SECS`, `JOBS_RETENTION_HOURS`, `JOBS_MAINTENANCE_CRON`, `JOBS_RECHECK_CRON`, `METRICS_ADDR`.
     pub fn read(env: &mut Env<'_>) -> Option<Self> {
         let database = env.required("DATABASE_URL", postgres_url);
         let redis_url = env.optional("REDIS_URL", redis_url);
@@ -423,6 +425,7 @@ impl WorkConfig {
         let retention = env.optional("JOBS_RETENTION_HOURS", hours);
         let maintenance_cron = env.optional("JOBS_MAINTENANCE_CRON", cron_expression);
         let recheck_cron = env.optional("JOBS_RECHECK_CRON", cron_expression);
+        let metrics_addr = env.optional("METRICS_ADDR", socket_addr);
         let database = database?;
         let default_ethos = Url::parse(DEFAULT_ETHOS_API_URL).ok()?;
         let mut jobs = animoca_jobs::JobsConfig::new(ethos_url.unwrap_or(default_ethos));
@@ -446,7 +449,7 @@ impl WorkConfig {
         if let Some(cron) = recheck_cron {
             jobs.recheck_cron = cron;
         }
-        Some(WorkConfig { database, jobs })
+        Some(WorkConfig { database, jobs, metrics_addr })
     }
 }
 

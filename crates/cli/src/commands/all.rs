@@ -26,10 +26,12 @@ pub async fn run(config: AllConfig, args: index::IndexArgs, shutdown: Cancellati
     let mut index_config = config.index;
     // One metrics registry per process: the API's /metrics serves them all.
     index_config.metrics_addr = None;
+    let mut work_config = config.work;
+    work_config.metrics_addr = None;
     let (indexed, served, worked) = tokio::join!(
         stop_all_on_error("indexer", index::run(index_config, args, stop.clone()), stop.clone()),
         stop_all_on_error("API", serve::run(config.serve, stop.clone()), stop.clone()),
-        stop_all_on_error("job workers", work::run(config.work, stop.clone()), stop.clone()),
+        stop_all_on_error("job workers", work::run(work_config, stop.clone()), stop.clone()),
     );
     indexed.and(served).and(worked)
 }

@@ -22,6 +22,7 @@ pub mod registration;
 pub mod reply;
 pub mod telemetry;
 pub mod users;
+pub mod worldid;
 
 use std::time::Duration;
 
@@ -144,6 +145,7 @@ pub fn router(mut state: AppState) -> Router {
         .route("/api/{kind}/{id}/holders", get(markets::holders))
         .route("/api/{kind}/{id}/quote", get(markets::quote))
         .route("/api/{kind}/{id}/credentials", post(registration::link))
+        .route("/api/{kind}/{id}/verify/worldcoin", get(worldid::status).post(worldid::verify))
         .route_layer(axum::middleware::from_fn(telemetry::record))
         .route("/metrics", get(telemetry::render))
         .route("/openapi.json", get(openapi::openapi_json))

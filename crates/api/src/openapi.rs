@@ -135,6 +135,30 @@ pub struct LinkedCredential {
     token_name: Option<String>,
 }
 
+/// A World ID proof accepted for verification.
+#[derive(Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct WorldIdQueued {
+    /// `pending` (queued) or `verified` (already, with this nullifier).
+    status: String,
+    /// The verification job (decimal string), `null` when already verified.
+    job_id: Option<String>,
+}
+
+/// A persona's newest World ID outcome.
+#[derive(Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct WorldIdStatus {
+    /// `none`, `pending`, `verified` or `rejected`.
+    status: String,
+    /// Why (e.g. the provider's error code and detail).
+    reason: Option<String>,
+    /// `orb`, `secure_document`, `document` or `device`.
+    verification_level: Option<String>,
+    /// When it was decided.
+    checked_at: Option<String>,
+}
+
 /// A persona's social account.
 #[derive(Serialize, ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -530,6 +554,16 @@ envelope!(
     Quote
 );
 envelope!(
+    /// A World ID proof accepted for verification.
+    WorldIdQueuedReply,
+    WorldIdQueued
+);
+envelope!(
+    /// A persona's newest World ID outcome.
+    WorldIdStatusReply,
+    WorldIdStatus
+);
+envelope!(
     /// A persona's linked credentials.
     LinkedCredentialList,
     Vec<LinkedCredential>
@@ -641,6 +675,8 @@ envelope!(
         crate::markets::holders,
         crate::markets::quote,
         crate::registration::link,
+        crate::worldid::verify,
+        crate::worldid::status,
         crate::proposals::list,
         crate::proposal_writes::create,
         crate::proposals::detail,

@@ -166,6 +166,16 @@ async fn every_operation_answers_what_the_document_says() {
     let (s, _) = api
         .call(
             "POST",
+            "/api/personas/{id}/verify/worldcoin",
+            &format!("/api/personas/{p}/verify/worldcoin"),
+            Some(carol),
+            Some(json!({ "nullifier_hash": "0x01", "merkle_root": "0x02", "proof": "0x03", "verification_level": "orb" })),
+        )
+        .await;
+    assert_eq!(s, StatusCode::ACCEPTED);
+    let (s, _) = api
+        .call(
+            "POST",
             "/api/proposals",
             "/api/proposals",
             Some(dave),
@@ -221,6 +231,7 @@ async fn every_operation_answers_what_the_document_says() {
         ("/api/{kind}/{id}", format!("/api/credentials/{c}")),
         ("/api/{kind}/{id}", format!("/api/personas/{p}")),
         ("/api/{kind}/{id}/pool", format!("/api/personas/{p}/pool")),
+        ("/api/personas/{id}/verify/worldcoin", format!("/api/personas/{p}/verify/worldcoin")),
         ("/api/{kind}/{id}/chart", format!("/api/credentials/{c}/chart?timeFrame=1m&fill=true")),
         ("/api/{kind}/{id}/trades", format!("/api/credentials/{c}/trades?limit=1")),
         ("/api/{kind}/{id}/holders", format!("/api/credentials/{c}/holders")),

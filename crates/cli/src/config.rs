@@ -414,7 +414,8 @@ pub struct WorkConfig {
 
 impl WorkConfig {
     /// Reads `DATABASE_URL`, `REDIS_URL`, `ETHOS_API_URL`, `ETHOS_MIN_SCORE`, `JOBS_CONCURRENCY`,
-    /// `JOBS_SHUTDOWN_GRACE_SECS`, `JOBS_RETENTION_HOURS`, `JOBS_MAINTENANCE_CRON`, `JOBS_RECHECK_CRON`, `METRICS_ADDR`.
+    /// `JOBS_SHUTDOWN_GRACE_SECS`, `JOBS_RETENTION_HOURS`, `JOBS_MAINTENANCE_CRON`, `JOBS_RECHECK_CRON`, `METRICS_ADDR`,
+    /// `WORLDCOIN_API_URL`, `WORLDCOIN_APP_ID`, `WORLDCOIN_ACTION`.
     pub fn read(env: &mut Env<'_>) -> Option<Self> {
         let database = env.required("DATABASE_URL", postgres_url);
         let redis_url = env.optional("REDIS_URL", redis_url);
@@ -426,11 +427,21 @@ impl WorkConfig {
         let maintenance_cron = env.optional("JOBS_MAINTENANCE_CRON", cron_expression);
         let recheck_cron = env.optional("JOBS_RECHECK_CRON", cron_expression);
         let metrics_addr = env.optional("METRICS_ADDR", socket_addr);
+        let worldcoin_url = env.optional("WORLDCOIN_API_URL", http_url);
+        let worldcoin_app_id = env.optional("WORLDCOIN_APP_ID", worldcoin_app_id);
+        let worldcoin_action = env.optional("WORLDCOIN_ACTION", worldcoin_action);
         let database = database?;
         let default_ethos = Url::parse(DEFAULT_ETHOS_API_URL).ok()?;
         let mut jobs = animoca_jobs::JobsConfig::new(ethos_url.unwrap_or(default_ethos));
         jobs.redis_prefix = format!("animoca:{}:jobs", database.get_database().unwrap_or("postgres"));
         jobs.redis_url = redis_url;
+        if let Some(url) = worldcoin_url {
+            jobs.worldid.base_url = url;
+        }
+        jobs.worldid.app_id = worldcoin_app_id;
+        if let Some(action) = worldcoin_action {
+            jobs.worldid.action = action;
+        }
         if let Some(min_score) = min_score {
             jobs.ethos.min_score = min_score;
         }
@@ -463,6 +474,23 @@ pub fn http_url(value: &str) -> Result<Url, String> {
         return Err("must be an http:// or https:// URL with a host".to_owned());
     }
     Ok(url)
+}
+
+/// A Worldcoin app id (`app_…`, letters, digits, `_` and `-`).
+pub fn worldcoin_app_id(value: &str) -> Result<String, String> {
+    let ok = value.starts_with("app_")
+        && value.len() <= 100
+        && value.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
+    if ok { Ok(value.to_owned()) } else { Err("must look like app_… (letters, digits, _ and -)".to_owned()) }
+}
+
+/// A World ID action name (1-100 printable characters, no spaces).
+pub fn worldcoin_action(value: &str) -> Result<String, String> {
+    if (1..=100).contains(&value.len()) && value.bytes().all(|b| b.is_ascii_graphic()) {
+        Ok(value.to_owned())
+    } else {
+        Err("must be 1 to 100 printable characters without spaces".to_owned())
+    }
 }
 
 /// An Ethos score threshold, 0-2800.

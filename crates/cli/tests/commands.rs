@@ -256,6 +256,8 @@ fn work_names_every_bad_variable_at_once() {
             ("JOBS_RETENTION_HOURS", "0"),
             ("JOBS_MAINTENANCE_CRON", "every hour"),
             ("JOBS_RECHECK_CRON", "* * *"),
+            ("WORLDCOIN_APP_ID", "my app"),
+            ("WORLDCOIN_API_URL", "developer.worldcoin.org"),
         ],
     );
     assert_eq!(output.status.code(), Some(2));
@@ -269,6 +271,8 @@ fn work_names_every_bad_variable_at_once() {
         "JOBS_RETENTION_HOURS",
         "JOBS_MAINTENANCE_CRON",
         "JOBS_RECHECK_CRON",
+        "WORLDCOIN_APP_ID",
+        "WORLDCOIN_API_URL",
     ] {
         assert!(err.contains(name), "{name}: {err}");
     }

@@ -10,6 +10,7 @@
 //! cron schedules and graceful shutdown.
 //!
 //! Jobs: the Ethos check of every market's issuer/owner ([`verification`]),
+//! World ID proofs of personas ([`worldid`]),
 //! and maintenance on a cron (pruning the change feed and old jobs, re-checking
 //! issuers that are not verified yet).
 
@@ -20,6 +21,7 @@ pub mod notify;
 pub mod outbox;
 pub mod runner;
 pub mod verification;
+pub mod worldid;
 
 use std::time::Duration;
 
@@ -43,7 +45,7 @@ impl Queue {
     /// Its name in `app.jobs.queue` and in Redis keys.
     pub fn name(self) -> &'static str {
         match self {
-            Queue::Verification => "verification",
+            Queue::Verification => animoca_store::jobs::VERIFICATION_QUEUE,
             Queue::Maintenance => "maintenance",
         }
     }
@@ -56,11 +58,14 @@ impl Queue {
     /// Attempts before a job becomes a dead letter.
     pub fn max_attempts(self) -> i32 {
         match self {
-            Queue::Verification => 8,
+            Queue::Verification => animoca_store::jobs::VERIFICATION_MAX_ATTEMPTS,
             Queue::Maintenance => 3,
         }
     }
 }
+
+/// The Worldcoin developer API the SPEC names.
+pub const DEFAULT_WORLDCOIN_API_URL: &str = "https://developer.worldcoin.org";
 
 /// How `work` runs.
 #[derive(Debug, Clone)]
@@ -73,6 +78,8 @@ pub struct JobsConfig {
     pub node: String,
     /// Ethos API.
     pub ethos: ethos::EthosConfig,
+    /// Worldcoin API.
+    pub worldid: worldid::WorldIdConfig,
     /// Jobs run at once per queue (`JOBS_CONCURRENCY`).
     pub concurrency: usize,
     /// Backoff before the first retry; doubles up to `backoff_max`.
@@ -102,7 +109,17 @@ impl JobsConfig {
             redis_url: None,
             redis_prefix: "animoca:jobs".to_owned(),
             node: default_node_name(),
-            ethos: ethos::EthosConfig { base_url: ethos_base_url, min_score: 1400, timeout: Duration::from_secs(10) },
+            ethos: ethos::EthosConfig {
+                base_url: ethos_base_url.clone(),
+                min_score: 1400,
+                timeout: Duration::from_secs(10),
+            },
+            worldid: worldid::WorldIdConfig {
+                base_url: Url::parse(DEFAULT_WORLDCOIN_API_URL).ok().unwrap_or_else(|| ethos_base_url.clone()),
+                app_id: None,
+                action: "verify-persona".to_owned(),
+                timeout: Duration::from_secs(10),
+            },
             concurrency: 4,
             backoff_min: Duration::from_secs(1),
             backoff_max: Duration::from_secs(300),

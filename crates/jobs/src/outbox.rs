@@ -34,19 +34,17 @@ pub struct NewJob {
 /// Inserts `job` unless a job with its idempotency key exists; returns the new
 /// id, `None` for a duplicate.
 pub async fn enqueue(conn: &mut PgConnection, job: &NewJob) -> Result<Option<i64>, sqlx::Error> {
-    sqlx::query_scalar(
-        "INSERT INTO app.jobs (queue, kind, payload, idempotency_key, max_attempts, run_after)
-         VALUES ($1, $2, $3, $4, $5, coalesce($6, now()))
-         ON CONFLICT (idempotency_key) DO NOTHING
-         RETURNING id",
+    animoca_store::jobs::enqueue(
+        conn,
+        &animoca_store::jobs::NewJob {
+            queue: job.queue.name(),
+            kind: job.kind,
+            payload: job.payload.clone(),
+            idempotency_key: job.idempotency_key.clone(),
+            max_attempts: job.queue.max_attempts(),
+            run_after: job.run_after,
+        },
     )
-    .bind(job.queue.name())
-    .bind(job.kind)
-    .bind(&job.payload)
-    .bind(&job.idempotency_key)
-    .bind(job.queue.max_attempts())
-    .bind(job.run_after)
-    .fetch_optional(conn)
     .await
 }
 

@@ -31,7 +31,7 @@ use tokio_util::sync::CancellationToken;
 use crate::{
     JobError, JobsConfig, Queue, WorkError,
     dispatch::{self, JobRef, Transport},
-    maintenance, outbox, verification,
+    maintenance, outbox, verification, worldid,
 };
 
 /// What every job handler shares.
@@ -204,6 +204,9 @@ async fn execute(context: &Context, job: &outbox::Claimed) -> Result<Value, JobE
     match job.kind.as_str() {
         verification::KIND => {
             verification::check_issuer(&context.pool, &context.http, &context.config.ethos, job.id, &job.payload).await
+        }
+        animoca_store::jobs::WORLDID_PERSONA => {
+            worldid::verify(&context.pool, &context.http, &context.config.worldid, job.id, &job.payload).await
         }
         maintenance::PRUNE | maintenance::RECHECK => {
             maintenance::run(&context.pool, &job.kind, &job.payload, context.config.retention).await

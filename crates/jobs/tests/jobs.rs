@@ -460,3 +460,166 @@ async fn cron_prunes_old_rows_and_rechecks_unverified_issuers() {
     assert!(result["change_feed_rows"].is_u64(), "{result}");
     stop(shutdown, task).await;
 }
+
+/// A persona market of `owner(n)`, as the indexer writes it.
+async fn add_persona(pool: &PgPool, n: u8) {
+    sqlx::query(
+        "INSERT INTO markets (market_type, market_id, token_address, creator_address, factory_address, amm_address,
+                              token_name, token_symbol, initial_stake, chain_id, created_block, created_block_hash,
+                              created_tx_hash, created_log_index, created_at)
+         VALUES (1, $1, $2, $3, $4, $4, 'P', 'P', 1000, 31337, 1, $1, $1, $5, now())",
+    )
+    .bind(market_id(n).as_slice())
+    .bind(Address::repeat_byte(n ^ 0x40).as_slice())
+    .bind(owner(n).as_slice())
+    .bind(Address::ZERO.as_slice())
+    .bind(1000 + i32::from(n))
+    .execute(pool)
+    .await
+    .expect("insert persona");
+}
+
+/// What `POST /api/personas/{id}/verify/worldcoin` queues.
+async fn queue_proof(pool: &PgPool, n: u8, nullifier: &str) -> i64 {
+    let mut conn = pool.acquire().await.unwrap();
+    animoca_store::jobs::enqueue(
+        &mut conn,
+        &animoca_store::jobs::NewJob {
+            queue: animoca_store::jobs::VERIFICATION_QUEUE,
+            kind: animoca_store::jobs::WORLDID_PERSONA,
+            payload: json!({
+                "persona_id": format!("{:#x}", market_id(n)),
+                "address": format!("{:#x}", owner(n)),
+                "nullifier_hash": nullifier,
+                "merkle_root": "0x2264a66d162d7893e12ea8e3c072c51e785bc085ad655f64c10c1a61e00f0bc2",
+                "proof": "0x1aa8b8f3b2d2de5ff452c0e1a83e29d6bf46fb83ef35dc5957121ff3d3698a11",
+                "verification_level": "orb",
+                "signal_hash": "0x00c5d2460186f7233c927e7db2dcc703c0e500b653ca82273b7bfad8045d85a4",
+            }),
+            idempotency_key: format!("worldid_persona:{n}:{nullifier}"),
+            max_attempts: animoca_store::jobs::VERIFICATION_MAX_ATTEMPTS,
+            run_after: None,
+        },
+    )
+    .await
+    .unwrap()
+    .unwrap()
+}
+
+async fn job_by_id(pool: &PgPool, id: i64) -> (String, i32, Option<Value>) {
+    sqlx::query_as("SELECT state, attempts, result FROM app.jobs WHERE id = $1").bind(id).fetch_one(pool).await.unwrap()
+}
+
+#[tokio::test]
+async fn world_id_proofs_are_verified_once_per_human() {
+    use wiremock::matchers::body_partial_json;
+
+    let db = TestDb::migrated().await;
+    let ethos = MockServer::start().await;
+    let worldcoin = MockServer::start().await;
+    // No Ethos profiles: only World ID can verify these personas.
+    Mock::given(method("GET")).respond_with(ResponseTemplate::new(404)).mount(&ethos).await;
+    let success = |nullifier: &str| {
+        ResponseTemplate::new(200).set_body_json(json!({
+            "success": true, "uses": 1, "action": "verify-persona", "max_uses": 1,
+            "nullifier_hash": nullifier, "created_at": "2026-12-06T12:00:00.000Z", "verification_level": "orb",
+        }))
+    };
+    // Human A: a 500 first, then accepted. Used again for persona 2: the provider accepts
+    // (newer versions allow reuse), we refuse.
+    Mock::given(method("POST"))
+        .and(path("/api/v2/verify/app_staging_test"))
+        .and(body_partial_json(json!({ "nullifier_hash": "0xa1", "action": "verify-persona" })))
+        .respond_with(
+            ResponseTemplate::new(500)
+                .set_body_json(json!({ "code": "internal_error", "detail": "x", "attribute": null })),
+        )
+        .up_to_n_times(1)
+        .with_priority(1)
+        .mount(&worldcoin)
+        .await;
+    Mock::given(method("POST"))
+        .and(path("/api/v2/verify/app_staging_test"))
+        .and(body_partial_json(json!({ "nullifier_hash": "0xa1", "action": "verify-persona" })))
+        .respond_with(success("0xa1"))
+        .with_priority(2)
+        .mount(&worldcoin)
+        .await;
+    // Human B's proof is bad.
+    Mock::given(method("POST"))
+        .and(path("/api/v2/verify/app_staging_test"))
+        .and(body_partial_json(json!({ "nullifier_hash": "0xb2" })))
+        .respond_with(ResponseTemplate::new(400).set_body_json(json!({
+            "code": "invalid_proof", "detail": "The provided proof is invalid and it cannot be verified.", "attribute": null,
+        })))
+        .mount(&worldcoin)
+        .await;
+    for n in 1..=3 {
+        add_persona(&db.pool, n).await;
+    }
+    let mut config = config(&ethos);
+    config.worldid.base_url = worldcoin.uri().parse().unwrap();
+    config.worldid.app_id = Some("app_staging_test".to_owned());
+    let (shutdown, task) = start(&db.pool, config);
+
+    let first = queue_proof(&db.pool, 1, "0xa1").await;
+    let (state, attempts, result) =
+        eventually("persona 1 proof done", async || Some(job_by_id(&db.pool, first).await).filter(|j| j.0 == "done"))
+            .await;
+    assert_eq!((state.as_str(), attempts), ("done", 2), "the 500 was retried");
+    assert_eq!(result.unwrap()["status"], "verified");
+    let holder: Vec<u8> =
+        sqlx::query_scalar("SELECT persona_id FROM app.worldid_nullifiers WHERE nullifier_hash = '0xa1'")
+            .fetch_one(&db.pool)
+            .await
+            .unwrap();
+    assert_eq!(holder, market_id(1).as_slice());
+    // The persona's market is verified by World ID (Ethos has no profile).
+    let market =
+        eventually("persona 1 re-checked", async || status_of(&db.pool, 1, 1).await.filter(|s| s == "verified")).await;
+    assert_eq!(market, "verified");
+
+    // Same human, second persona: refused although the provider accepted.
+    let second = queue_proof(&db.pool, 2, "0xa1").await;
+    let (_, _, result) =
+        eventually("persona 2 proof done", async || Some(job_by_id(&db.pool, second).await).filter(|j| j.0 == "done"))
+            .await;
+    let result = result.unwrap();
+    assert_eq!(result["status"], "rejected");
+    assert!(result["reason"].as_str().unwrap().contains("one human, one persona"), "{result}");
+    // A bad proof is rejected with the provider's code, not retried.
+    let third = queue_proof(&db.pool, 3, "0xb2").await;
+    let (_, attempts, result) =
+        eventually("persona 3 proof done", async || Some(job_by_id(&db.pool, third).await).filter(|j| j.0 == "done"))
+            .await;
+    assert_eq!(attempts, 1);
+    assert!(result.unwrap()["reason"].as_str().unwrap().contains("invalid_proof"));
+
+    let outcomes: Vec<(Vec<u8>, String)> =
+        sqlx::query_as("SELECT market_id, status FROM app.verifications WHERE provider = 'worldid' ORDER BY market_id")
+            .fetch_all(&db.pool)
+            .await
+            .unwrap();
+    let statuses: Vec<&str> = outcomes.iter().map(|o| o.1.as_str()).collect();
+    assert_eq!(statuses, ["verified", "rejected", "rejected"]);
+    let nullifiers: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM app.worldid_nullifiers").fetch_one(&db.pool).await.unwrap();
+    assert_eq!(nullifiers, 1, "one nullifier, one persona");
+    let told: i64 = sqlx::query_scalar("SELECT count(*) FROM app.notifications WHERE title LIKE 'World ID%'")
+        .fetch_one(&db.pool)
+        .await
+        .unwrap();
+    assert_eq!(told, 3);
+    stop(shutdown, task).await;
+}
+
+async fn status_of(pool: &PgPool, market_type: i16, n: u8) -> Option<String> {
+    sqlx::query_scalar(
+        "SELECT verification_status FROM app.market_metadata WHERE market_type = $1 AND market_id = $2 AND ethos_checked_at IS NOT NULL",
+    )
+    .bind(market_type)
+    .bind(market_id(n).as_slice())
+    .fetch_optional(pool)
+    .await
+    .unwrap()
+}

@@ -12,6 +12,7 @@ pub mod derivation;
 pub mod fingerprint;
 pub mod generation;
 pub mod indexing;
+pub mod jobs;
 pub mod log_reader;
 pub mod rollback;
 pub mod window;

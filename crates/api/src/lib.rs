@@ -22,6 +22,7 @@ pub mod registration;
 pub mod reply;
 pub mod telemetry;
 pub mod users;
+pub mod webhooks;
 pub mod worldid;
 
 use std::time::Duration;
@@ -132,6 +133,8 @@ pub fn router(mut state: AppState) -> Router {
         .route("/api/users/{address}/activity", get(users::activity))
         .route("/api/users/{address}/notifications", get(notifications::list))
         .route("/api/users/{address}/notifications/read", post(notifications::mark_read))
+        .route("/api/users/{address}/webhooks", get(webhooks::list).post(webhooks::register))
+        .route("/api/users/{address}/webhooks/{id}", axum::routing::delete(webhooks::delete))
         .route("/api/proposals", get(proposals::list).post(proposal_writes::create))
         .route("/api/proposals/{id}", get(proposals::detail))
         .route("/api/proposals/{id}/votes", get(proposals::votes))

@@ -21,7 +21,7 @@ use crate::{
     reply,
 };
 
-fn own(path: &str, me: Address) -> Result<Address, ApiError> {
+pub(crate) fn own(path: &str, me: Address) -> Result<Address, ApiError> {
     let who = params::address("address", path)?;
     if who != me {
         return Err(ApiError::Forbidden(format!("notifications of {who:#x} are theirs only; you are {me:#x}")));

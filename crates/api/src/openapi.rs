@@ -135,6 +135,44 @@ pub struct LinkedCredential {
     token_name: Option<String>,
 }
 
+/// A webhook (its secret is shown only when registered).
+#[derive(Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Webhook {
+    id: String,
+    url: String,
+    /// Notification kinds delivered (empty: all).
+    events: Vec<String>,
+    /// False once disabled after failed deliveries.
+    active: bool,
+    /// Failed deliveries in a row.
+    failure_count: i64,
+    disabled_at: Option<String>,
+    created_at: String,
+}
+
+/// A webhook just registered, with its signing secret.
+#[derive(Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewWebhook {
+    id: String,
+    url: String,
+    events: Vec<String>,
+    active: bool,
+    failure_count: i64,
+    disabled_at: Option<String>,
+    created_at: String,
+    /// HMAC-SHA256 key of `X-Animoca-Signature`; shown only here.
+    secret: String,
+}
+
+/// `{deleted: true}`.
+#[derive(Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Deleted {
+    deleted: bool,
+}
+
 /// A World ID proof accepted for verification.
 #[derive(Serialize, ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -554,6 +592,21 @@ envelope!(
     Quote
 );
 envelope!(
+    /// A registered webhook.
+    NewWebhookReply,
+    NewWebhook
+);
+envelope!(
+    /// A user's webhooks.
+    WebhookList,
+    Vec<Webhook>
+);
+envelope!(
+    /// A deletion.
+    DeletedReply,
+    Deleted
+);
+envelope!(
     /// A World ID proof accepted for verification.
     WorldIdQueuedReply,
     WorldIdQueued
@@ -676,6 +729,9 @@ envelope!(
         crate::markets::quote,
         crate::registration::link,
         crate::worldid::verify,
+        crate::webhooks::register,
+        crate::webhooks::list,
+        crate::webhooks::delete,
         crate::worldid::status,
         crate::proposals::list,
         crate::proposal_writes::create,

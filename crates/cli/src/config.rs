@@ -414,7 +414,8 @@ pub struct WorkConfig {
 
 impl WorkConfig {
     /// Reads `DATABASE_URL`, `REDIS_URL`, `ETHOS_API_URL`, `ETHOS_MIN_SCORE`, `JOBS_CONCURRENCY`,
-    /// `JOBS_SHUTDOWN_GRACE_SECS`, `JOBS_RETENTION_HOURS`, `JOBS_MAINTENANCE_CRON`, `JOBS_RECHECK_CRON`, `METRICS_ADDR`,
+    /// `JOBS_SHUTDOWN_GRACE_SECS`, `JOBS_RETENTION_HOURS`, `JOBS_MAINTENANCE_CRON`, `JOBS_RECHECK_CRON`,
+    /// `JOBS_REPUTATION_CRON`, `NOTIFY_LARGE_TRADE_USDC`, `METRICS_ADDR`,
     /// `WORLDCOIN_API_URL`, `WORLDCOIN_APP_ID`, `WORLDCOIN_ACTION`.
     pub fn read(env: &mut Env<'_>) -> Option<Self> {
         let database = env.required("DATABASE_URL", postgres_url);
@@ -426,6 +427,8 @@ impl WorkConfig {
         let retention = env.optional("JOBS_RETENTION_HOURS", hours);
         let maintenance_cron = env.optional("JOBS_MAINTENANCE_CRON", cron_expression);
         let recheck_cron = env.optional("JOBS_RECHECK_CRON", cron_expression);
+        let reputation_cron = env.optional("JOBS_REPUTATION_CRON", cron_expression);
+        let large_trade = env.optional("NOTIFY_LARGE_TRADE_USDC", whole_usdc);
         let metrics_addr = env.optional("METRICS_ADDR", socket_addr);
         let worldcoin_url = env.optional("WORLDCOIN_API_URL", http_url);
         let worldcoin_app_id = env.optional("WORLDCOIN_APP_ID", worldcoin_app_id);
@@ -459,6 +462,12 @@ impl WorkConfig {
         }
         if let Some(cron) = recheck_cron {
             jobs.recheck_cron = cron;
+        }
+        if let Some(cron) = reputation_cron {
+            jobs.reputation_cron = cron;
+        }
+        if let Some(large_trade) = large_trade {
+            jobs.large_trade_usdc = large_trade;
         }
         Some(WorkConfig { database, jobs, metrics_addr })
     }
@@ -498,6 +507,16 @@ pub fn ethos_score(value: &str) -> Result<u32, String> {
     match value.trim().parse::<u32>() {
         Ok(score) if score <= 2800 => Ok(score),
         _ => Err("must be a whole number from 0 to 2800 (Ethos scores)".to_owned()),
+    }
+}
+
+/// A whole number of USDC (1 to 10^12), in base units.
+pub fn whole_usdc(value: &str) -> Result<alloy::primitives::U256, String> {
+    match value.trim().parse::<u64>() {
+        Ok(n) if (1..=1_000_000_000_000).contains(&n) => {
+            Ok(alloy::primitives::U256::from(n) * alloy::primitives::U256::from(1_000_000u64))
+        }
+        _ => Err("must be a whole number of USDC from 1 to 1000000000000".to_owned()),
     }
 }
 

@@ -41,6 +41,7 @@ fn every_subcommand_has_help() {
         &["jobs", "--help"],
         &["jobs", "stats", "--help"],
         &["jobs", "retry", "--help"],
+        &["jobs", "reputation", "--help"],
     ] {
         let output = run(args, &[]);
         assert!(output.status.success(), "{args:?}: {}", stderr(&output));
@@ -257,6 +258,8 @@ fn work_names_every_bad_variable_at_once() {
             ("JOBS_MAINTENANCE_CRON", "every hour"),
             ("JOBS_RECHECK_CRON", "* * *"),
             ("WORLDCOIN_APP_ID", "my app"),
+            ("JOBS_REPUTATION_CRON", "often"),
+            ("NOTIFY_LARGE_TRADE_USDC", "0.5"),
             ("WORLDCOIN_API_URL", "developer.worldcoin.org"),
         ],
     );
@@ -273,6 +276,8 @@ fn work_names_every_bad_variable_at_once() {
         "JOBS_RECHECK_CRON",
         "WORLDCOIN_APP_ID",
         "WORLDCOIN_API_URL",
+        "JOBS_REPUTATION_CRON",
+        "NOTIFY_LARGE_TRADE_USDC",
     ] {
         assert!(err.contains(name), "{name}: {err}");
     }

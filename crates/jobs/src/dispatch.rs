@@ -21,7 +21,7 @@ use sqlx::{PgPool, postgres::PgListener};
 use tokio::{sync::mpsc::UnboundedSender, time::Instant};
 use tokio_util::sync::CancellationToken;
 
-use crate::{JobsConfig, Queue, outbox, verification};
+use crate::{JobsConfig, Queue, events, outbox, verification};
 
 /// What travels through the queue: the outbox row's id. Postgres has the rest.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -158,6 +158,10 @@ async fn round(
         let new_markets = verification::enqueue_unchecked(pool).await?;
         if new_markets > 0 {
             tracing::info!(new_markets, "enqueued Ethos checks of new markets");
+        }
+        let notified = events::notify_new(pool, config.large_trade_usdc).await?;
+        if notified > 0 {
+            tracing::info!(notified, "notifications from indexed events");
         }
     }
     loop {

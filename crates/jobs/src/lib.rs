@@ -16,11 +16,14 @@
 
 pub mod dispatch;
 pub mod ethos;
+pub mod events;
 pub mod maintenance;
 pub mod notify;
 pub mod outbox;
+pub mod reputation;
 pub mod runner;
 pub mod verification;
+pub mod webhooks;
 pub mod worldid;
 
 use std::time::Duration;
@@ -36,17 +39,20 @@ pub enum Queue {
     Verification,
     /// Cron work on our own tables.
     Maintenance,
+    /// Webhook deliveries.
+    Webhooks,
 }
 
 impl Queue {
     /// Every queue.
-    pub const ALL: [Queue; 2] = [Queue::Verification, Queue::Maintenance];
+    pub const ALL: [Queue; 3] = [Queue::Verification, Queue::Maintenance, Queue::Webhooks];
 
     /// Its name in `app.jobs.queue` and in Redis keys.
     pub fn name(self) -> &'static str {
         match self {
             Queue::Verification => animoca_store::jobs::VERIFICATION_QUEUE,
             Queue::Maintenance => "maintenance",
+            Queue::Webhooks => "webhooks",
         }
     }
 
@@ -60,6 +66,7 @@ impl Queue {
         match self {
             Queue::Verification => animoca_store::jobs::VERIFICATION_MAX_ATTEMPTS,
             Queue::Maintenance => 3,
+            Queue::Webhooks => 6,
         }
     }
 }
@@ -100,6 +107,10 @@ pub struct JobsConfig {
     pub maintenance_cron: String,
     /// Cron of the re-check of issuers not verified yet.
     pub recheck_cron: String,
+    /// Cron of the reputation recomputation.
+    pub reputation_cron: String,
+    /// Trades of at least this many USDC base units notify the market's holders.
+    pub large_trade_usdc: alloy_primitives::U256,
 }
 
 impl JobsConfig {
@@ -130,6 +141,8 @@ impl JobsConfig {
             retention: Duration::from_secs(7 * 24 * 3600),
             maintenance_cron: "0 0 * * * *".to_owned(),
             recheck_cron: "0 30 3 * * *".to_owned(),
+            reputation_cron: "0 */15 * * * *".to_owned(),
+            large_trade_usdc: alloy_primitives::U256::from(10_000_000_000u64),
         }
     }
 }

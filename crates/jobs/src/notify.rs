@@ -1,6 +1,7 @@
-//! Notifications: stored in `app.notifications` (once per idempotency key) and
-//! published on the change feed, so Socket.IO pushes them to `user:<address>`
-//! in the same commit.
+//! Notifications: stored in `app.notifications` (once per idempotency key),
+//! published on the change feed (Socket.IO pushes them to `user:<address>`)
+//! and handed to the recipient's webhooks (one delivery row and one job per
+//! matching webhook), all in the caller's transaction.
 
 use alloy_primitives::Address;
 use animoca_store::batch::ChangeRow;
@@ -59,5 +60,6 @@ pub async fn store(conn: &mut PgConnection, note: &Notification) -> Result<Optio
         animoca_store::StoreError::Query(error) => error,
         other => sqlx::Error::Protocol(other.to_string()),
     })?;
+    crate::webhooks::fan_out(conn, note.recipient, note.kind, id).await?;
     Ok(Some(id))
 }

@@ -31,7 +31,7 @@ use tokio_util::sync::CancellationToken;
 use crate::{
     JobError, JobsConfig, Queue, WorkError,
     dispatch::{self, JobRef, Transport},
-    maintenance, outbox, verification, worldid,
+    maintenance, outbox, reputation, verification, webhooks, worldid,
 };
 
 /// What every job handler shares.
@@ -61,6 +61,7 @@ macro_rules! build_worker {
 pub async fn run(pool: PgPool, config: JobsConfig, shutdown: CancellationToken) -> Result<(), WorkError> {
     let maintenance_schedule = schedule(&config.maintenance_cron)?;
     let recheck_schedule = schedule(&config.recheck_cron)?;
+    let reputation_schedule = schedule(&config.reputation_cron)?;
     let http = reqwest::Client::builder().user_agent("animoca-trade").build()?;
     let config = Arc::new(config);
     let backoff = ExponentialBackoffMaker::new(config.backoff_min, config.backoff_max, 0.25, HasherRng::default())
@@ -104,7 +105,11 @@ pub async fn run(pool: PgPool, config: JobsConfig, shutdown: CancellationToken) 
             Transport::Memory { senders, primed: false }
         }
     };
-    for (kind, schedule) in [(maintenance::PRUNE, maintenance_schedule), (maintenance::RECHECK, recheck_schedule)] {
+    for (kind, schedule) in [
+        (maintenance::PRUNE, maintenance_schedule),
+        (maintenance::RECHECK, recheck_schedule),
+        (reputation::KIND, reputation_schedule),
+    ] {
         let context = context.clone();
         monitor = monitor.register(move |run| {
             WorkerBuilder::new(format!("cron-{kind}-{}-{run}", context.config.node))
@@ -205,9 +210,11 @@ async fn execute(context: &Context, job: &outbox::Claimed) -> Result<Value, JobE
         verification::KIND => {
             verification::check_issuer(&context.pool, &context.http, &context.config.ethos, job.id, &job.payload).await
         }
+        webhooks::KIND => webhooks::deliver(&context.pool, &context.http, job).await,
         animoca_store::jobs::WORLDID_PERSONA => {
             worldid::verify(&context.pool, &context.http, &context.config.worldid, job.id, &job.payload).await
         }
+        reputation::KIND => reputation::recompute(&context.pool).await,
         maintenance::PRUNE | maintenance::RECHECK => {
             maintenance::run(&context.pool, &job.kind, &job.payload, context.config.retention).await
         }

@@ -53,3 +53,13 @@ ALTER TABLE app.market_metadata
     ADD COLUMN ethos_score integer,
     ADD COLUMN ethos_level text,
     ADD COLUMN ethos_checked_at timestamptz;
+
+-- Reputation (jobs): the newest score of a market beside its verification,
+-- and history rows of users and markets alike, told apart by kind.
+ALTER TABLE app.market_metadata
+    ADD COLUMN reputation_score integer,
+    ADD COLUMN reputation_at timestamptz;
+ALTER TABLE app.reputation_history DROP CONSTRAINT reputation_history_pkey;
+ALTER TABLE app.reputation_history
+    ADD COLUMN kind text NOT NULL DEFAULT 'user' CHECK (kind IN ('user', 'credential', 'persona'));
+ALTER TABLE app.reputation_history ADD PRIMARY KEY (kind, subject, computed_at);

@@ -47,3 +47,8 @@ pub async fn enqueue(conn: &mut PgConnection, job: &NewJob<'_>) -> Result<Option
     .fetch_optional(conn)
     .await
 }
+
+/// Every notification kind the job workers write (webhooks subscribe to some
+/// of them, or to all).
+pub const NOTIFICATION_KINDS: [&str; 6] =
+    ["verification", "proposal_created", "proposal_outcome", "stake_slashed", "large_trade", "webhook_disabled"];

@@ -34,6 +34,8 @@ pub async fn run(config: WorkConfig, shutdown: CancellationToken) -> anyhow::Res
 pub enum JobsCommand {
     /// Jobs per queue and state, as JSON (pending, queued, running, done, dead).
     Stats,
+    /// Recompute every user's and market's reputation now (queued for the job workers).
+    Reputation,
     /// Send dead jobs back to the queue with a fresh attempt budget.
     Retry {
         /// Only this queue's dead jobs.
@@ -53,6 +55,15 @@ pub async fn jobs(config: MigrateConfig, command: JobsCommand) -> anyhow::Result
         JobsCommand::Stats => {
             let stats = animoca_jobs::outbox::stats(&pool).await?;
             println!("{}", serde_json::to_string_pretty(&serde_json::json!({ "queues": stats }))?);
+        }
+        JobsCommand::Reputation => {
+            let job =
+                animoca_jobs::maintenance::enqueue_tick(&pool, animoca_jobs::reputation::KIND, chrono::Utc::now())
+                    .await?;
+            match job {
+                Some(id) => println!("queued reputation job {id}; a running `work` picks it up"),
+                None => println!("a reputation job for this second is queued already"),
+            }
         }
         JobsCommand::Retry { queue, id } => {
             if let Some(name) = &queue {

@@ -1,0 +1,257 @@
+//! Webhook deliveries (`webhook_delivery` jobs on the `webhooks` queue).
+//!
+//! Each notification becomes one delivery per matching active webhook of its
+//! recipient ([`fan_out`], in the notification's transaction). A delivery is a
+//! `POST` of JSON to the webhook's URL with
+//! - `X-Animoca-Event`: the notification kind,
+//! - `X-Animoca-Delivery`: the delivery id (the same on every retry),
+//! - `X-Animoca-Timestamp`: Unix seconds of this attempt,
+//! - `X-Animoca-Signature`: `sha256=` + hex HMAC-SHA256 of `"{timestamp}.{body}"`
+//!   with the webhook's secret.
+//!
+//! A 2xx delivers it. Anything else is retried with backoff; when the last
+//! attempt fails the delivery is `failed`, and after
+//! [`DISABLE_AFTER_FAILED_DELIVERIES`] failed deliveries in a row the webhook
+//! is disabled and its owner told (a `webhook_disabled` notification).
+
+use std::time::Duration;
+
+use alloy_primitives::Address;
+use hmac::{Hmac, Mac};
+use serde_json::{Value, json};
+use sha2::Sha256;
+use sqlx::{PgConnection, PgPool};
+
+use crate::{
+    JobError, Queue,
+    notify::{self, Notification},
+    outbox::{self, Claimed, NewJob},
+};
+
+/// Job kind: one delivery attempt series.
+pub const KIND: &str = "webhook_delivery";
+
+/// Failed deliveries in a row after which a webhook is disabled.
+pub const DISABLE_AFTER_FAILED_DELIVERIES: i32 = 3;
+
+/// Per-request timeout.
+const TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Creates a delivery (and its job) for each active webhook of `recipient`
+/// that wants `kind`.
+pub async fn fan_out(
+    conn: &mut PgConnection,
+    recipient: Address,
+    kind: &str,
+    notification_id: i64,
+) -> Result<(), sqlx::Error> {
+    let deliveries: Vec<(String,)> = sqlx::query_as(
+        "INSERT INTO app.webhook_deliveries (delivery_id, webhook_id, notification_id)
+         SELECT gen_random_uuid(), w.id, $3 FROM app.webhooks w
+          WHERE w.address = $1 AND w.active AND (cardinality(w.events) = 0 OR $2 = ANY (w.events))
+         ON CONFLICT (webhook_id, notification_id) DO NOTHING
+         RETURNING delivery_id::text",
+    )
+    .bind(recipient.as_slice())
+    .bind(kind)
+    .bind(notification_id)
+    .fetch_all(&mut *conn)
+    .await?;
+    for (delivery,) in deliveries {
+        outbox::enqueue(
+            conn,
+            &NewJob {
+                queue: Queue::Webhooks,
+                kind: KIND,
+                payload: json!({ "delivery_id": delivery }),
+                idempotency_key: format!("{KIND}:{delivery}"),
+                run_after: None,
+            },
+        )
+        .await?;
+    }
+    Ok(())
+}
+
+/// `sha256=<hex HMAC-SHA256 of "{timestamp}.{body}">`.
+pub fn signature(secret: &str, timestamp: i64, body: &[u8]) -> String {
+    // HMAC takes keys of any length.
+    let mut mac = match Hmac::<Sha256>::new_from_slice(secret.as_bytes()) {
+        Ok(mac) => mac,
+        Err(_) => unreachable!("HMAC accepts keys of any length"),
+    };
+    mac.update(timestamp.to_string().as_bytes());
+    mac.update(b".");
+    mac.update(body);
+    format!("sha256={}", hex::encode(mac.finalize().into_bytes()))
+}
+
+/// What a delivery sends.
+#[derive(Debug, sqlx::FromRow)]
+struct Pending {
+    url: String,
+    secret: String,
+    active: bool,
+    webhook_id: i64,
+    owner: Vec<u8>,
+    status: String,
+    notification_id: i64,
+    kind: String,
+    title: String,
+    body: String,
+    data: Value,
+    created_at: chrono::DateTime<chrono::Utc>,
+}
+
+/// Runs one attempt of the delivery in `job`.
+pub async fn deliver(pool: &PgPool, http: &reqwest::Client, job: &Claimed) -> Result<Value, JobError> {
+    let delivery = job.payload["delivery_id"]
+        .as_str()
+        .filter(|id| id.len() == 36 && id.bytes().all(|b| b.is_ascii_hexdigit() || b == b'-'))
+        .ok_or_else(|| JobError::Permanent(format!("bad {KIND} payload {}", job.payload)))?
+        .to_owned();
+    let pending: Option<Pending> = sqlx::query_as(
+        "SELECT w.url, w.secret, w.active, w.id AS webhook_id, w.address AS owner, d.status,
+                n.id AS notification_id, n.kind, n.title, n.body, n.data, n.created_at
+           FROM app.webhook_deliveries d
+           JOIN app.webhooks w ON w.id = d.webhook_id
+           JOIN app.notifications n ON n.id = d.notification_id
+          WHERE d.delivery_id = $1::uuid",
+    )
+    .bind(&delivery)
+    .fetch_optional(pool)
+    .await?;
+    let Some(pending) = pending else {
+        return Ok(json!({ "skipped": "the webhook or the notification was deleted" }));
+    };
+    if pending.status != "pending" {
+        return Ok(json!({ "skipped": format!("already {}", pending.status) }));
+    }
+    if !pending.active {
+        sqlx::query("UPDATE app.webhook_deliveries SET status = 'failed', last_error = 'webhook disabled' WHERE delivery_id = $1::uuid")
+            .bind(&delivery)
+            .execute(pool)
+            .await?;
+        return Ok(json!({ "skipped": "webhook disabled" }));
+    }
+    let body = serde_json::to_vec(&json!({
+        "id": delivery,
+        "event": pending.kind,
+        "notification": {
+            "id": pending.notification_id.to_string(),
+            "kind": pending.kind,
+            "title": pending.title,
+            "body": pending.body,
+            "data": pending.data,
+            "created_at": pending.created_at,
+        },
+    }))
+    .map_err(|error| JobError::Permanent(format!("cannot encode the delivery: {error}")))?;
+    let timestamp = chrono::Utc::now().timestamp();
+    let answer = http
+        .post(&pending.url)
+        .header(reqwest::header::CONTENT_TYPE, "application/json")
+        .header("X-Animoca-Event", &pending.kind)
+        .header("X-Animoca-Delivery", &delivery)
+        .header("X-Animoca-Timestamp", timestamp.to_string())
+        .header("X-Animoca-Signature", signature(&pending.secret, timestamp, &body))
+        .body(body)
+        .timeout(TIMEOUT)
+        .send()
+        .await;
+    let (status, error) = match answer {
+        Ok(response) if response.status().is_success() => (Some(response.status().as_u16()), None),
+        Ok(response) => (Some(response.status().as_u16()), Some(format!("answered {}", response.status()))),
+        Err(error) => (None, Some(format!("request failed: {error}"))),
+    };
+    let Some(error) = error else {
+        let mut tx = pool.begin().await?;
+        sqlx::query(
+            "UPDATE app.webhook_deliveries SET status = 'delivered', attempts = attempts + 1, last_status = $2,
+                    last_error = NULL, delivered_at = now() WHERE delivery_id = $1::uuid",
+        )
+        .bind(&delivery)
+        .bind(status.map(i32::from))
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query("UPDATE app.webhooks SET failure_count = 0 WHERE id = $1")
+            .bind(pending.webhook_id)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        return Ok(json!({ "delivered": true, "status": status }));
+    };
+    let last = job.attempt >= job.max_attempts;
+    let mut tx = pool.begin().await?;
+    sqlx::query(
+        "UPDATE app.webhook_deliveries
+            SET attempts = attempts + 1, last_status = $2, last_error = $3,
+                status = CASE WHEN $4 THEN 'failed' ELSE status END
+          WHERE delivery_id = $1::uuid",
+    )
+    .bind(&delivery)
+    .bind(status.map(i32::from))
+    .bind(&error)
+    .bind(last)
+    .execute(&mut *tx)
+    .await?;
+    if last {
+        let failures: i32 = sqlx::query_scalar(
+            "UPDATE app.webhooks SET failure_count = failure_count + 1 WHERE id = $1 RETURNING failure_count",
+        )
+        .bind(pending.webhook_id)
+        .fetch_one(&mut *tx)
+        .await?;
+        if failures >= DISABLE_AFTER_FAILED_DELIVERIES {
+            let disabled =
+                sqlx::query("UPDATE app.webhooks SET active = false, disabled_at = now() WHERE id = $1 AND active")
+                    .bind(pending.webhook_id)
+                    .execute(&mut *tx)
+                    .await?
+                    .rows_affected();
+            if disabled == 1 {
+                let owner = Address::try_from(pending.owner.as_slice())
+                    .map_err(|_| JobError::Permanent("stored webhook owner is not an address".to_owned()))?;
+                notify::store(
+                    &mut tx,
+                    &Notification {
+                        recipient: owner,
+                        kind: "webhook_disabled",
+                        title: "A webhook was disabled".to_owned(),
+                        body: format!(
+                            "{} failed {failures} deliveries in a row (last: {error}); register it again once it answers 2xx",
+                            pending.url
+                        ),
+                        data: json!({ "webhook_id": pending.webhook_id.to_string(), "url": pending.url }),
+                        idempotency_key: format!("webhook_disabled:{}:{delivery}", pending.webhook_id),
+                    },
+                )
+                .await?;
+            }
+        }
+    }
+    tx.commit().await?;
+    let reason = format!("webhook {} {error}", pending.url);
+    Err(if last { JobError::Permanent(reason) } else { JobError::Transient(reason) })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn signature_is_hmac_sha256_of_timestamp_dot_body() {
+        // RFC 4231 test case 2 shape: key "Jefe"; message built as "{t}.{body}".
+        let signed = signature("Jefe", 1, b"what do ya want for nothing?");
+        let mut mac = Hmac::<Sha256>::new_from_slice(b"Jefe").unwrap_or_else(|_| unreachable!());
+        mac.update(b"1.what do ya want for nothing?");
+        assert_eq!(signed, format!("sha256={}", hex::encode(mac.finalize().into_bytes())));
+        // The RFC's own vector for the bare message.
+        let mut mac = Hmac::<Sha256>::new_from_slice(b"Jefe").unwrap_or_else(|_| unreachable!());
+        mac.update(b"what do ya want for nothing?");
+        assert_eq!(
+            hex::encode(mac.finalize().into_bytes()),
+            "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843"
+        );
+    }
+}

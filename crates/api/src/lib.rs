@@ -133,6 +133,7 @@ pub fn router(mut state: AppState) -> Router {
         .route("/api/users/{address}/activity", get(users::activity))
         .route("/api/users/{address}/notifications", get(notifications::list))
         .route("/api/users/{address}/notifications/read", post(notifications::mark_read))
+        .route("/api/users/{address}/reputation", get(users::reputation))
         .route("/api/users/{address}/webhooks", get(webhooks::list).post(webhooks::register))
         .route("/api/users/{address}/webhooks/{id}", axum::routing::delete(webhooks::delete))
         .route("/api/proposals", get(proposals::list).post(proposal_writes::create))

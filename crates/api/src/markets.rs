@@ -23,7 +23,7 @@ use crate::{
 /// The columns of a market as lists and details show it.
 pub(crate) const MARKET_COLUMNS: &str = "
     m.market_type, m.market_id, m.token_address, m.token_name, m.token_symbol, m.creator_address, m.created_at,
-    coalesce(md.verification_status, 'pending') AS verification_status,
+    coalesce(md.verification_status, 'pending') AS verification_status, md.reputation_score,
     coalesce(s.price, p.price, 0)::text AS price, coalesce(s.price_change_24h, 0) AS price_change_24h,
     coalesce(s.volume_24h, 0)::text AS volume_24h, coalesce(s.trades_24h, 0) AS trades_24h,
     coalesce(s.traders_24h, 0) AS traders_24h, m.holder_count, coalesce(s.market_cap, 0)::text AS market_cap,
@@ -583,6 +583,7 @@ pub(crate) fn market_json(market_type: MarketType, row: &PgRow) -> Result<Value,
     object.insert("token_symbol".to_owned(), json!(row.try_get::<String, _>("token_symbol")?));
     object.insert(creator_field.to_owned(), json!(format::hex(&row.try_get::<Vec<u8>, _>("creator_address")?)));
     object.insert("verification_status".to_owned(), json!(row.try_get::<String, _>("verification_status")?));
+    object.insert("reputation_score".to_owned(), json!(row.try_get::<Option<i32>, _>("reputation_score")?));
     object.insert("created_at".to_owned(), json!(format::time(created)));
     object.insert("price".to_owned(), json!(format::price(&row.try_get::<String, _>("price")?)?));
     object.insert("price_change_24h".to_owned(), json!(row.try_get::<f64, _>("price_change_24h")?));

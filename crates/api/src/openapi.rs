@@ -88,6 +88,8 @@ pub struct Market {
     owner_address: Option<String>,
     /// `pending`, `verified` or `rejected`.
     verification_status: String,
+    /// 0-1000, from the job workers' reputation formula (`null` until computed).
+    reputation_score: Option<i64>,
     created_at: String,
     /// Spot price, USDC per token.
     price: String,
@@ -133,6 +135,41 @@ pub struct LinkedCredential {
     credential_id: String,
     token_symbol: Option<String>,
     token_name: Option<String>,
+}
+
+/// Points per component of the reputation formula (`docs/jobs.md`).
+#[derive(Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ReputationComponents {
+    ethos: i64,
+    world_id: i64,
+    stake: i64,
+    slashes: i64,
+    activity: i64,
+    governance: i64,
+    total: i64,
+}
+
+/// One point of a reputation chart.
+#[derive(Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ReputationPoint {
+    computed_at: String,
+    score: i64,
+}
+
+/// A user's reputation.
+#[derive(Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Reputation {
+    address: String,
+    /// 0-1000.
+    score: i64,
+    computed_at: String,
+    /// The newest computation's points (`null` if it predates history).
+    components: Option<ReputationComponents>,
+    /// Oldest first; a point per change.
+    history: Vec<ReputationPoint>,
 }
 
 /// A webhook (its secret is shown only when registered).
@@ -592,6 +629,11 @@ envelope!(
     Quote
 );
 envelope!(
+    /// A user's reputation.
+    ReputationReply,
+    Reputation
+);
+envelope!(
     /// A registered webhook.
     NewWebhookReply,
     NewWebhook
@@ -729,6 +771,7 @@ envelope!(
         crate::markets::quote,
         crate::registration::link,
         crate::worldid::verify,
+        crate::users::reputation,
         crate::webhooks::register,
         crate::webhooks::list,
         crate::webhooks::delete,

@@ -316,3 +316,47 @@ pub async fn update_me(
         "avatar_url": row.try_get::<Option<String>, _>(3)?,
     })))
 }
+
+/// `GET /api/users/{address}/reputation`: the score (0-1000), its components
+/// (the documented formula, `docs/jobs.md`) and its history for charts, oldest
+/// first (`limit` newest points, default 100, at most 1000). 404 before the
+/// first computation.
+#[utoipa::path(get, operation_id = "users_reputation", path = "/api/users/{address}/reputation", tag = "users", params(("address" = String, Path, description = "0x + 40 hex digits"), ("limit" = Option<i64>, Query, description = "History points, 1-1000, default 100")), responses((status = 200, description = "OK", body = crate::openapi::ReputationReply), (status = "4XX", description = "Bad input (a 400 names the field), not signed in, forbidden, not found, conflict, chain proof failed (422), rate limited (429 with Retry-After)", body = crate::openapi::ErrorReply), (status = "5XX", description = "A dependency is down (503) or a bug (500)", body = crate::openapi::ErrorReply)))]
+pub async fn reputation(
+    State(state): State<Shared>,
+    Segments(who): Segments<String>,
+    axum::extract::RawQuery(query): axum::extract::RawQuery,
+) -> Result<Json<Value>, ApiError> {
+    let who = crate::params::address("address", &who)?;
+    let limit = crate::params::Params::parse(query.as_deref()).limit(100, 1000)?;
+    let mut tx = crate::read_tx(&state.pool).await?;
+    let current: Option<(i32, Option<chrono::DateTime<chrono::Utc>>)> =
+        sqlx::query_as("SELECT reputation_score, reputation_at FROM app.users WHERE address = $1")
+            .bind(who.as_slice())
+            .fetch_optional(&mut *tx)
+            .await?;
+    let Some((score, Some(computed_at))) = current else {
+        return Err(ApiError::NotFound("reputation of this address (not computed yet)".to_owned()));
+    };
+    let history: Vec<(chrono::DateTime<chrono::Utc>, i32, Value)> = sqlx::query_as(
+        "SELECT computed_at, score, components FROM app.reputation_history
+          WHERE kind = 'user' AND subject = $1 ORDER BY computed_at DESC LIMIT $2",
+    )
+    .bind(who.as_slice())
+    .bind(limit)
+    .fetch_all(&mut *tx)
+    .await?;
+    let components = history.first().map(|h| h.2.clone()).unwrap_or(Value::Null);
+    let points: Vec<Value> = history
+        .iter()
+        .rev()
+        .map(|(at, score, _)| json!({ "computed_at": format::time(*at), "score": score }))
+        .collect();
+    Ok(reply::data(json!({
+        "address": format!("{who:#x}"),
+        "score": score,
+        "computed_at": format::time(computed_at),
+        "components": components,
+        "history": points,
+    })))
+}

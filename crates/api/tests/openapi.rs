@@ -246,7 +246,39 @@ async fn every_operation_answers_what_the_document_says() {
         ("/api/users/{address}", format!("/api/users/{bob:#x}")),
         ("/api/users/{address}/portfolio", format!("/api/users/{bob:#x}/portfolio")),
         ("/api/users/{address}/activity", format!("/api/users/{dave:#x}/activity")),
+        ("/api/users/{address}/reputation", format!("/api/users/{bob:#x}/reputation")),
     ];
+    sqlx::query("INSERT INTO app.users (address, reputation_score, reputation_at) VALUES ($1, 42, now()) ON CONFLICT (address) DO UPDATE SET reputation_score = 42, reputation_at = now()")
+        .bind(bob.as_slice())
+        .execute(&db.pool)
+        .await
+        .unwrap();
+    sqlx::query(
+        "INSERT INTO app.reputation_history (kind, subject, computed_at, score, components)
+         VALUES ('user', $1, now(), 42, '{\"ethos\": 0, \"world_id\": 0, \"stake\": 0, \"slashes\": 0, \"activity\": 22, \"governance\": 20, \"total\": 42}')",
+    )
+    .bind(bob.as_slice())
+    .execute(&db.pool)
+    .await
+    .unwrap();
+    let webhooks = format!("/api/users/{bob:#x}/webhooks");
+    let (s, hook) = api
+        .call(
+            "POST",
+            "/api/users/{address}/webhooks",
+            &webhooks,
+            Some(bob),
+            Some(json!({ "url": "https://example.com/h" })),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{hook}");
+    let (s, _) = api.call("GET", "/api/users/{address}/webhooks", &webhooks, Some(bob), None).await;
+    assert_eq!(s, StatusCode::OK);
+    let hook_id = hook["data"]["id"].as_str().unwrap().to_owned();
+    let (s, _) = api
+        .call("DELETE", "/api/users/{address}/webhooks/{id}", &format!("{webhooks}/{hook_id}"), Some(bob), None)
+        .await;
+    assert_eq!(s, StatusCode::OK);
     for (template, uri) in &reads {
         let (status, body) = api.call("GET", template, uri, None, None).await;
         assert_eq!(status, StatusCode::OK, "{uri}: {body}");

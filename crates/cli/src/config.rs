@@ -415,6 +415,7 @@ pub struct WorkConfig {
 impl WorkConfig {
     /// Reads `DATABASE_URL`, `REDIS_URL`, `ETHOS_API_URL`, `ETHOS_MIN_SCORE`, `JOBS_CONCURRENCY`,
     /// `JOBS_SHUTDOWN_GRACE_SECS`, `JOBS_RETENTION_HOURS`, `JOBS_MAINTENANCE_CRON`, `JOBS_RECHECK_CRON`,
+    /// `JOBS_CONCURRENCY_VERIFICATION`, `JOBS_CONCURRENCY_MAINTENANCE`, `JOBS_CONCURRENCY_WEBHOOKS`,
     /// `JOBS_REPUTATION_CRON`, `NOTIFY_LARGE_TRADE_USDC`, `METRICS_ADDR`,
     /// `WORLDCOIN_API_URL`, `WORLDCOIN_APP_ID`, `WORLDCOIN_ACTION`.
     pub fn read(env: &mut Env<'_>) -> Option<Self> {
@@ -423,6 +424,11 @@ impl WorkConfig {
         let ethos_url = env.optional("ETHOS_API_URL", http_url);
         let min_score = env.optional("ETHOS_MIN_SCORE", ethos_score);
         let concurrency = env.optional("JOBS_CONCURRENCY", concurrency);
+        let per_queue = [
+            (animoca_jobs::Queue::Verification, env.optional("JOBS_CONCURRENCY_VERIFICATION", self::concurrency)),
+            (animoca_jobs::Queue::Maintenance, env.optional("JOBS_CONCURRENCY_MAINTENANCE", self::concurrency)),
+            (animoca_jobs::Queue::Webhooks, env.optional("JOBS_CONCURRENCY_WEBHOOKS", self::concurrency)),
+        ];
         let grace = env.optional("JOBS_SHUTDOWN_GRACE_SECS", seconds);
         let retention = env.optional("JOBS_RETENTION_HOURS", hours);
         let maintenance_cron = env.optional("JOBS_MAINTENANCE_CRON", cron_expression);
@@ -451,6 +457,7 @@ impl WorkConfig {
         if let Some(concurrency) = concurrency {
             jobs.concurrency = concurrency;
         }
+        jobs.queue_concurrency = per_queue.into_iter().filter_map(|(queue, n)| Some((queue, n?))).collect();
         if let Some(grace) = grace {
             jobs.shutdown_grace = grace;
         }

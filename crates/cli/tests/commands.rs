@@ -259,6 +259,7 @@ fn work_names_every_bad_variable_at_once() {
             ("JOBS_RECHECK_CRON", "* * *"),
             ("WORLDCOIN_APP_ID", "my app"),
             ("JOBS_REPUTATION_CRON", "often"),
+            ("JOBS_CONCURRENCY_WEBHOOKS", "1000"),
             ("NOTIFY_LARGE_TRADE_USDC", "0.5"),
             ("WORLDCOIN_API_URL", "developer.worldcoin.org"),
         ],
@@ -278,6 +279,7 @@ fn work_names_every_bad_variable_at_once() {
         "WORLDCOIN_API_URL",
         "JOBS_REPUTATION_CRON",
         "NOTIFY_LARGE_TRADE_USDC",
+        "JOBS_CONCURRENCY_WEBHOOKS",
     ] {
         assert!(err.contains(name), "{name}: {err}");
     }

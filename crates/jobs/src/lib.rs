@@ -89,6 +89,8 @@ pub struct JobsConfig {
     pub worldid: worldid::WorldIdConfig,
     /// Jobs run at once per queue (`JOBS_CONCURRENCY`).
     pub concurrency: usize,
+    /// Per-queue overrides (`JOBS_CONCURRENCY_<QUEUE>`).
+    pub queue_concurrency: Vec<(Queue, usize)>,
     /// Backoff before the first retry; doubles up to `backoff_max`.
     pub backoff_min: Duration,
     /// Longest backoff.
@@ -132,6 +134,7 @@ impl JobsConfig {
                 timeout: Duration::from_secs(10),
             },
             concurrency: 4,
+            queue_concurrency: Vec::new(),
             backoff_min: Duration::from_secs(1),
             backoff_max: Duration::from_secs(300),
             lease: Duration::from_secs(120),
@@ -151,6 +154,13 @@ impl JobsConfig {
 /// seconds first: `0 0 * * * *` is hourly).
 pub fn check_cron(expression: &str) -> Result<(), String> {
     runner::schedule(expression).map(|_| ()).map_err(|error| error.to_string())
+}
+
+impl JobsConfig {
+    /// Jobs `queue` runs at once on this node.
+    pub fn concurrency_of(&self, queue: Queue) -> usize {
+        self.queue_concurrency.iter().find(|(q, _)| *q == queue).map_or(self.concurrency, |(_, n)| *n).max(1)
+    }
 }
 
 /// `host-pid`: unique per process on a host.

@@ -48,7 +48,7 @@ macro_rules! build_worker {
         WorkerBuilder::new($name)
             .backend($backend)
             .data($context.clone())
-            .concurrency($context.config.concurrency.max(1))
+            .concurrency($context.config.concurrency_of($queue))
             .catch_panic()
             // The handler ends the retries itself (AbortError) once the
             // outbox says the attempts are spent; this bound is a backstop.

@@ -623,3 +623,38 @@ async fn status_of(pool: &PgPool, market_type: i16, n: u8) -> Option<String> {
     .await
     .unwrap()
 }
+
+#[tokio::test]
+async fn a_queue_runs_at_most_its_concurrency_at_once() {
+    let db = TestDb::migrated().await;
+    let ethos = MockServer::start().await;
+    Mock::given(method("GET"))
+        .respond_with(score(1500, "known").set_delay(Duration::from_millis(150)))
+        .mount(&ethos)
+        .await;
+    for n in 1..=6 {
+        add_market(&db.pool, n).await;
+    }
+    let mut config = config(&ethos);
+    config.concurrency = 8;
+    config.queue_concurrency = vec![(animoca_jobs::Queue::Verification, 1)];
+    assert_eq!(config.concurrency_of(animoca_jobs::Queue::Verification), 1);
+    assert_eq!(config.concurrency_of(animoca_jobs::Queue::Webhooks), 8);
+    let (shutdown, task) = start(&db.pool, config);
+    let mut most = 0;
+    loop {
+        let (running, done): (i64, i64) = sqlx::query_as(
+            "SELECT count(*) FILTER (WHERE state = 'running'), count(*) FILTER (WHERE state = 'done') FROM app.jobs",
+        )
+        .fetch_one(&db.pool)
+        .await
+        .unwrap();
+        most = most.max(running);
+        if done == 6 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(most, 1, "one verification at a time");
+    stop(shutdown, task).await;
+}

@@ -54,6 +54,8 @@ pub struct AppState {
     pub chain: Option<proof::ChainAccess>,
     /// The response cache of public reads (`None`: every read goes to Postgres).
     pub cache: Option<cache::Cache>,
+    /// Accept webhooks on loopback and private addresses (`WEBHOOKS_ALLOW_PRIVATE`; development only).
+    pub webhooks_allow_private: bool,
     /// Signed-in requests per address (rebuilt by [`router`] from `limits`).
     pub(crate) per_address: std::sync::Arc<governor::DefaultKeyedRateLimiter<alloy_primitives::Address>>,
 }
@@ -76,6 +78,7 @@ impl AppState {
             },
             chain: None,
             cache: None,
+            webhooks_allow_private: false,
             per_address: protection::keyed_limiter(protection::Limits::default().per_address_per_minute),
         }
     }

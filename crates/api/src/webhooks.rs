@@ -31,6 +31,25 @@ pub struct RegisterWebhook {
     events: Option<Vec<String>>,
 }
 
+/// Refuses `localhost` and IP literals that are not public (the job workers
+/// check what a host name resolves to at delivery).
+fn refuse_private_host(url: &str) -> Result<(), ApiError> {
+    let parsed = url::Url::parse(url).map_err(|error| ApiError::bad("url", error.to_string()))?;
+    let refused = match parsed.host() {
+        Some(url::Host::Ipv4(ip)) => !animoca_store::jobs::is_public_ip(ip.into()),
+        Some(url::Host::Ipv6(ip)) => !animoca_store::jobs::is_public_ip(ip.into()),
+        Some(url::Host::Domain(name)) => {
+            let name = name.trim_end_matches('.').to_ascii_lowercase();
+            name == "localhost" || name.ends_with(".localhost") || name.ends_with(".internal")
+        }
+        None => true,
+    };
+    if refused {
+        return Err(ApiError::bad("url", "must be a public address (not loopback, private or link-local)"));
+    }
+    Ok(())
+}
+
 fn webhook_json(row: &sqlx::postgres::PgRow) -> Result<Value, ApiError> {
     Ok(json!({
         "id": row.try_get::<i64, _>("id")?.to_string(),
@@ -58,6 +77,9 @@ pub async fn register(
         return Err(ApiError::bad("url", "at most 2048 characters"));
     }
     params::http_url("url", &body.url)?;
+    if !state.webhooks_allow_private {
+        refuse_private_host(&body.url)?;
+    }
     let events = body.events.unwrap_or_default();
     if events.len() > animoca_store::jobs::NOTIFICATION_KINDS.len() {
         return Err(ApiError::bad("events", "too many kinds"));

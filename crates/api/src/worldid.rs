@@ -47,6 +47,12 @@ pub fn signal_hash(address: Address) -> B256 {
     B256::from(hashed.to_be_bytes::<32>())
 }
 
+fn field(name: &str, value: &str) -> Result<U256, ApiError> {
+    let digits = hex_field(name, value, 32)?;
+    U256::from_str_radix(&digits[2..], 16)
+        .map_err(|_| ApiError::bad(name, "must be 0x followed by at most 64 hex digits"))
+}
+
 fn hex_field(field: &str, value: &str, max_bytes: usize) -> Result<String, ApiError> {
     let digits = value.strip_prefix("0x").ok_or_else(|| ApiError::bad(field, "must be 0x followed by hex digits"))?;
     if digits.is_empty() || digits.len() > max_bytes * 2 || !digits.bytes().all(|b| b.is_ascii_hexdigit()) {
@@ -57,8 +63,8 @@ fn hex_field(field: &str, value: &str, max_bytes: usize) -> Result<String, ApiEr
 
 /// `POST /api/personas/{id}/verify/worldcoin` (the persona's owner): queues the
 /// proof's verification; 202 with the job, or 200 when this persona is
-/// verified with this nullifier already; 409 when the nullifier verified
-/// another persona.
+/// verified with this nullifier already (or this proof was decided: its
+/// status); 409 when the nullifier verified another persona.
 #[utoipa::path(post, operation_id = "worldid_verify", path = "/api/personas/{id}/verify/worldcoin", tag = "markets", params(("id" = String, Path, description = "The persona id, 0x + 64 hex digits")), request_body = crate::worldid::WorldIdProof, security(("bearer" = [])), responses((status = 202, description = "Queued: the outcome arrives as a `verification` notification and on GET", body = crate::openapi::WorldIdQueuedReply), (status = 200, description = "Already verified with this nullifier", body = crate::openapi::WorldIdQueuedReply), (status = "4XX", description = "Bad input (a 400 names the field), not signed in, not the owner (403), unknown persona (404), nullifier used by another persona (409), rate limited (429 with Retry-After)", body = crate::openapi::ErrorReply), (status = "5XX", description = "A dependency is down (503) or a bug (500)", body = crate::openapi::ErrorReply)))]
 pub async fn verify(
     State(state): State<Shared>,
@@ -70,8 +76,10 @@ pub async fn verify(
         return Err(ApiError::NotFound("route".to_owned()));
     }
     let body: WorldIdProof = params::json_body(&body)?;
-    let nullifier_hash = hex_field("nullifier_hash", &body.nullifier_hash, 32)?;
-    let merkle_root = hex_field("merkle_root", &body.merkle_root, 32)?;
+    // Field elements: one canonical spelling (0x + 64 digits), so the same
+    // nullifier cannot be stored twice under two spellings.
+    let nullifier_hash = format!("{:#x}", B256::from(field("nullifier_hash", &body.nullifier_hash)?));
+    let merkle_root = format!("{:#x}", B256::from(field("merkle_root", &body.merkle_root)?));
     let proof = hex_field("proof", &body.proof, 1024)?;
     if !LEVELS.contains(&body.verification_level.as_str()) {
         return Err(ApiError::bad("verification_level", format!("must be one of {}", LEVELS.join(", "))));
@@ -102,14 +110,15 @@ pub async fn verify(
         Some(persona) if persona == id.as_slice() => {
             return Ok((StatusCode::OK, reply::data(json!({ "status": "verified", "job_id": null }))));
         }
-        Some(persona) => {
-            return Err(ApiError::Conflict(format!(
-                "this World ID already verified persona {}: one human, one persona",
-                format::hex(&persona)
-            )));
+        Some(_) => {
+            return Err(ApiError::Conflict(
+                "this World ID already verified another persona: one human, one persona".to_owned(),
+            ));
         }
         None => {}
     }
+    // One job per proof: the same proof again answers that job.
+    let key = format!("{}:{id:#x}:{nullifier_hash}:{}", jobs::WORLDID_PERSONA, keccak256(proof.as_bytes()));
     let job = jobs::enqueue(
         &mut db,
         &NewJob {
@@ -124,7 +133,7 @@ pub async fn verify(
                 "verification_level": body.verification_level,
                 "signal_hash": format!("{signal:#x}"),
             }),
-            idempotency_key: format!("{}:{id:#x}:{nullifier_hash}:{merkle_root}", jobs::WORLDID_PERSONA),
+            idempotency_key: key.clone(),
             max_attempts: jobs::VERIFICATION_MAX_ATTEMPTS,
             run_after: None,
         },
@@ -132,12 +141,36 @@ pub async fn verify(
     .await?;
     let job_id = match job {
         Some(job_id) => job_id,
-        // The same proof again: the job already queued answers for it.
         None => {
-            sqlx::query_scalar("SELECT id FROM app.jobs WHERE idempotency_key = $1")
-                .bind(format!("{}:{id:#x}:{nullifier_hash}:{merkle_root}", jobs::WORLDID_PERSONA))
-                .fetch_one(&mut *db)
-                .await?
+            let (job_id, state, result): (i64, String, Option<Value>) =
+                sqlx::query_as("SELECT id, state, result FROM app.jobs WHERE idempotency_key = $1")
+                    .bind(&key)
+                    .fetch_one(&mut *db)
+                    .await?;
+            match state.as_str() {
+                // Decided: the same proof gets the same answer.
+                "done" => {
+                    let status = result.as_ref().and_then(|r| r["status"].as_str()).unwrap_or("rejected").to_owned();
+                    db.commit().await?;
+                    return Ok((
+                        StatusCode::OK,
+                        reply::data(json!({ "status": status, "job_id": job_id.to_string() })),
+                    ));
+                }
+                // It could not be checked (e.g. the provider was down for
+                // every attempt): try again.
+                "dead" => {
+                    sqlx::query(
+                        "UPDATE app.jobs SET state = 'pending', attempts = 0, run_after = now(), finished_at = NULL,
+                                updated_at = now() WHERE id = $1 AND state = 'dead'",
+                    )
+                    .bind(job_id)
+                    .execute(&mut *db)
+                    .await?;
+                    job_id
+                }
+                _ => job_id,
+            }
         }
     };
     db.commit().await?;

@@ -54,6 +54,11 @@ async fn webhooks_are_registered_listed_and_deleted_by_their_owner_only() {
         (json!({ "url": format!("https://example.com/{}", "a".repeat(2100)) }), "url"),
         (json!({ "url": "https://example.com", "events": ["large_trade", "trade"] }), "events[1]"),
         (json!({ "url": "https://example.com", "secret": "mine" }), "secret"),
+        (json!({ "url": "http://127.0.0.1:8080/hook" }), "url"),
+        (json!({ "url": "http://169.254.169.254/latest/meta-data" }), "url"),
+        (json!({ "url": "http://[::1]/hook" }), "url"),
+        (json!({ "url": "http://localhost/hook" }), "url"),
+        (json!({ "url": "https://10.0.0.7/hook" }), "url"),
     ] {
         let (status, reply) = call(&app, &state, "POST", &uri, Some(alice), Some(body.clone())).await;
         assert_eq!(status, StatusCode::BAD_REQUEST, "{body}: {reply}");

@@ -128,29 +128,48 @@ async fn proofs_are_checked_and_queued_once_for_the_owner_only() {
         .await
         .unwrap();
     assert_eq!(payload["signal_hash"], format!("{:#x}", signal_hash(owner)));
-    assert_eq!(payload["nullifier_hash"], "0xab01", "normalised to lowercase");
+    let canonical = format!("0x{:0>64}", "ab01");
+    assert_eq!(payload["nullifier_hash"], canonical.as_str(), "one spelling: 0x + 64 lowercase digits");
     let (_, body) = call(&app, &state, "GET", &uri, None, None).await;
     assert_eq!(body["data"]["status"], "pending");
 
     // The nullifier verified this persona: 200; another persona: 409.
     sqlx::query(
         "INSERT INTO app.worldid_nullifiers (action, nullifier_hash, persona_id, address, verification_level)
-         VALUES ('verify-persona', '0xab01', $1, $2, 'orb')",
+         VALUES ('verify-persona', $3, $1, $2, 'orb')",
     )
     .bind(persona.as_slice())
     .bind(owner.as_slice())
+    .bind(&canonical)
     .execute(&db.pool)
     .await
     .unwrap();
     let (status, body) = call(&app, &state, "POST", &uri, Some(owner), Some(proof("0xab01"))).await;
     assert_eq!((status, body["data"]["status"].as_str()), (StatusCode::OK, Some("verified")), "{body}");
     let other_uri = format!("/api/personas/{other:#x}/verify/worldcoin");
-    let (status, body) = call(&app, &state, "POST", &other_uri, Some(owner), Some(proof("0xab01"))).await;
+    // The same field element spelled another way is the same nullifier.
+    let (status, body) = call(&app, &state, "POST", &other_uri, Some(owner), Some(proof("0x0000AB01"))).await;
     assert_eq!(status, StatusCode::CONFLICT, "{body}");
-    assert!(body["error"]["message"].as_str().unwrap().contains("one human, one persona"), "{body}");
+    let message = body["error"]["message"].as_str().unwrap();
+    assert!(message.contains("one human, one persona") && !message.contains("0x"), "names no persona: {body}");
 
     // The outcome, once the job has run.
-    sqlx::query("UPDATE app.jobs SET state = 'done'").execute(&db.pool).await.unwrap();
+    sqlx::query("UPDATE app.jobs SET state = 'dead'").execute(&db.pool).await.unwrap();
+    // A proof that could not be checked is queued again when posted again.
+    sqlx::query("DELETE FROM app.worldid_nullifiers").execute(&db.pool).await.unwrap();
+    let mut good = proof("0xAB01");
+    good["signal_hash"] = json!(format!("{:#x}", signal_hash(owner)));
+    let (status, again) = call(&app, &state, "POST", &uri, Some(owner), Some(good.clone())).await;
+    assert_eq!((status, again["data"]["job_id"].as_str()), (StatusCode::ACCEPTED, Some(job_id.as_str())));
+    let job_state: String = sqlx::query_scalar("SELECT state FROM app.jobs").fetch_one(&db.pool).await.unwrap();
+    assert_eq!(job_state, "pending");
+    // A decided proof gets its decision.
+    sqlx::query("UPDATE app.jobs SET state = 'done', result = '{\"status\": \"rejected\"}'")
+        .execute(&db.pool)
+        .await
+        .unwrap();
+    let (status, again) = call(&app, &state, "POST", &uri, Some(owner), Some(good)).await;
+    assert_eq!((status, again["data"]["status"].as_str()), (StatusCode::OK, Some("rejected")), "{again}");
     sqlx::query(
         "INSERT INTO app.verifications (subject, market_type, market_id, provider, status, level, reason)
          VALUES ($1, 1, $2, 'worldid', 'verified', 'orb', 'World ID proof of personhood verified')",

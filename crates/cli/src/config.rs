@@ -270,6 +270,8 @@ pub struct ServeConfig {
     /// Price ticks per market per second on the Socket.IO `markets` channel
     /// (`REALTIME_MARKETS_TICKS_PER_SECOND`, 0-100, default 4; 0: unthrottled).
     pub markets_ticks_per_second: u32,
+    /// Accept webhooks on loopback and private addresses (`WEBHOOKS_ALLOW_PRIVATE`, default `off`).
+    pub webhooks_allow_private: bool,
 }
 
 /// Parses the `markets` channel's rate: 0-100 ticks per market per second.
@@ -380,6 +382,7 @@ impl ServeConfig {
         let write_index_wait =
             env.optional("WRITE_INDEX_WAIT_MS", write_wait).unwrap_or(std::time::Duration::from_secs(5));
         let markets_ticks_per_second = env.optional("REALTIME_MARKETS_TICKS_PER_SECOND", ticks_per_second).unwrap_or(4);
+        let webhooks_allow_private = env.optional("WEBHOOKS_ALLOW_PRIVATE", on_off).unwrap_or(false);
         Some(ServeConfig {
             database: database?,
             port,
@@ -397,6 +400,7 @@ impl ServeConfig {
             trust_proxy,
             write_index_wait,
             markets_ticks_per_second,
+            webhooks_allow_private,
         })
     }
 }
@@ -436,6 +440,7 @@ impl WorkConfig {
         let reputation_cron = env.optional("JOBS_REPUTATION_CRON", cron_expression);
         let large_trade = env.optional("NOTIFY_LARGE_TRADE_USDC", whole_usdc);
         let metrics_addr = env.optional("METRICS_ADDR", socket_addr);
+        let webhooks_allow_private = env.optional("WEBHOOKS_ALLOW_PRIVATE", on_off).unwrap_or(false);
         let worldcoin_url = env.optional("WORLDCOIN_API_URL", http_url);
         let worldcoin_app_id = env.optional("WORLDCOIN_APP_ID", worldcoin_app_id);
         let worldcoin_action = env.optional("WORLDCOIN_ACTION", worldcoin_action);
@@ -444,6 +449,7 @@ impl WorkConfig {
         let mut jobs = animoca_jobs::JobsConfig::new(ethos_url.unwrap_or(default_ethos));
         jobs.redis_prefix = format!("animoca:{}:jobs", database.get_database().unwrap_or("postgres"));
         jobs.redis_url = redis_url;
+        jobs.webhooks_allow_private = webhooks_allow_private;
         if let Some(url) = worldcoin_url {
             jobs.worldid.base_url = url;
         }

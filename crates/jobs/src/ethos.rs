@@ -34,9 +34,6 @@ pub struct EthosScore {
     pub level: String,
 }
 
-/// Longest `Retry-After` we wait inside one attempt; longer ones become backoff.
-const MAX_INLINE_RETRY_AFTER: Duration = Duration::from_secs(30);
-
 /// Looks up `address`: `Ok(None)` when Ethos has no profile for it.
 pub async fn score(
     http: &reqwest::Client,
@@ -57,11 +54,11 @@ pub async fn score(
         return Ok(None);
     }
     if status == reqwest::StatusCode::TOO_MANY_REQUESTS {
-        let wait = retry_after(&response);
-        if let Some(wait) = wait.filter(|wait| *wait <= MAX_INLINE_RETRY_AFTER) {
-            tokio::time::sleep(wait).await;
-        }
-        return Err(JobError::Transient(format!("Ethos rate limited (429, Retry-After {wait:?})")));
+        let wait = crate::retry_after(&response);
+        return Err(JobError::Throttled(
+            format!("Ethos rate limited (429, Retry-After {wait:?})"),
+            wait.unwrap_or_default(),
+        ));
     }
     if status.is_server_error() {
         return Err(JobError::Transient(format!("Ethos answered {status}")));
@@ -81,11 +78,6 @@ pub async fn score(
         return Err(JobError::Permanent(format!("Ethos score {} is outside 0-2800", score.score)));
     }
     Ok(Some(score))
-}
-
-fn retry_after(response: &reqwest::Response) -> Option<Duration> {
-    let value = response.headers().get(reqwest::header::RETRY_AFTER)?.to_str().ok()?;
-    value.trim().parse::<u64>().ok().map(Duration::from_secs)
 }
 
 fn truncate(text: &str, max: usize) -> &str {

@@ -61,6 +61,15 @@ impl Queue {
         Queue::ALL.into_iter().find(|queue| queue.name() == name)
     }
 
+    /// Multiplier of `backoff_min` for this queue's first retry (webhook
+    /// receivers get longer to come back).
+    pub fn backoff_scale(self) -> u32 {
+        match self {
+            Queue::Webhooks => 10,
+            Queue::Verification | Queue::Maintenance => 1,
+        }
+    }
+
     /// Attempts before a job becomes a dead letter.
     pub fn max_attempts(self) -> i32 {
         match self {
@@ -113,6 +122,8 @@ pub struct JobsConfig {
     pub reputation_cron: String,
     /// Trades of at least this many USDC base units notify the market's holders.
     pub large_trade_usdc: alloy_primitives::U256,
+    /// Deliver webhooks to private and loopback addresses too (development, tests).
+    pub webhooks_allow_private: bool,
 }
 
 impl JobsConfig {
@@ -146,6 +157,7 @@ impl JobsConfig {
             recheck_cron: "0 30 3 * * *".to_owned(),
             reputation_cron: "0 */15 * * * *".to_owned(),
             large_trade_usdc: alloy_primitives::U256::from(10_000_000_000u64),
+            webhooks_allow_private: false,
         }
     }
 }
@@ -170,12 +182,22 @@ pub fn default_node_name() -> String {
     format!("{host}-{}", std::process::id())
 }
 
+/// The `Retry-After` of a response, in seconds (the HTTP-date form is rare
+/// from APIs and is treated as absent).
+pub(crate) fn retry_after(response: &reqwest::Response) -> Option<Duration> {
+    let value = response.headers().get(reqwest::header::RETRY_AFTER)?.to_str().ok()?;
+    value.trim().parse::<u64>().ok().map(|secs| Duration::from_secs(secs.min(3600)))
+}
+
 /// Why a job attempt failed.
 #[derive(Debug, thiserror::Error)]
 pub enum JobError {
-    /// Worth another attempt (timeouts, 5xx, rate limits, database hiccups).
+    /// Worth another attempt (timeouts, 5xx, database hiccups).
     #[error("{0}")]
     Transient(String),
+    /// Rate limited: another attempt, not before this long (`Retry-After`).
+    #[error("{0}")]
+    Throttled(String, Duration),
     /// Will never succeed (bad payload, a 4xx that is our fault).
     #[error("{0}")]
     Permanent(String),

@@ -3,7 +3,7 @@
 //! A producer inserts a job in the same transaction as what caused it
 //! ([`enqueue`]); the dispatcher hands due jobs to the queue ([`take_due`]);
 //! a worker [`claim`]s a job before running it, so a job delivered twice runs
-//! once, and records the outcome ([`finish`], [`release`], [`bury`]).
+//! once, and records the outcome ([`finish`], [`retry_later`], [`bury`]).
 //! Whatever the queue loses (a Redis restart, a worker killed) is pushed
 //! again ([`requeue_lost`], [`requeue_stale`]).
 
@@ -106,6 +106,8 @@ pub(crate) async fn requeue_stale(pool: &PgPool, queued_for: Duration) -> Result
 pub struct Claimed {
     /// Its id.
     pub id: i64,
+    /// Its queue.
+    pub queue: String,
     /// What it does.
     pub kind: String,
     /// Its arguments.
@@ -124,20 +126,27 @@ pub(crate) async fn claim(
     worker: &str,
     lease: Duration,
 ) -> Result<Option<Claimed>, sqlx::Error> {
-    let row: Option<(String, Value, i32, i32)> = sqlx::query_as(
+    let row: Option<(String, String, Value, i32, i32)> = sqlx::query_as(
         "UPDATE app.jobs
             SET state = 'running', attempts = attempts + 1, locked_by = $2,
                 locked_until = now() + make_interval(secs => $3), updated_at = now()
           WHERE id = $1
             AND (state IN ('pending', 'queued') OR (state = 'running' AND locked_until < now()))
-         RETURNING kind, payload, attempts, max_attempts",
+         RETURNING queue, kind, payload, attempts, max_attempts",
     )
     .bind(id)
     .bind(worker)
     .bind(lease.as_secs_f64())
     .fetch_optional(pool)
     .await?;
-    Ok(row.map(|(kind, payload, attempt, max_attempts)| Claimed { id, kind, payload, attempt, max_attempts }))
+    Ok(row.map(|(queue, kind, payload, attempt, max_attempts)| Claimed {
+        id,
+        queue,
+        kind,
+        payload,
+        attempt,
+        max_attempts,
+    }))
 }
 
 /// Records success. False when the lease was lost meanwhile (another worker
@@ -157,16 +166,18 @@ pub(crate) async fn finish(pool: &PgPool, job: &Claimed, result: &Value) -> Resu
     Ok(done.rows_affected() == 1)
 }
 
-/// A failed attempt that will be retried: the job stays with the queue.
-pub(crate) async fn release(pool: &PgPool, job: &Claimed, error: &str) -> Result<(), sqlx::Error> {
+/// A failed attempt with attempts left: pending again, due after `delay`.
+pub(crate) async fn retry_later(pool: &PgPool, job: &Claimed, error: &str, delay: Duration) -> Result<(), sqlx::Error> {
     sqlx::query(
         "UPDATE app.jobs
-            SET state = 'queued', last_error = $3, locked_by = NULL, locked_until = NULL, updated_at = now()
+            SET state = 'pending', last_error = $3, run_after = now() + make_interval(secs => $4),
+                locked_by = NULL, locked_until = NULL, updated_at = now()
           WHERE id = $1 AND state = 'running' AND attempts = $2",
     )
     .bind(job.id)
     .bind(job.attempt)
     .bind(error)
+    .bind(delay.as_secs_f64())
     .execute(pool)
     .await?;
     Ok(())
@@ -202,17 +213,35 @@ pub(crate) async fn release_all(pool: &PgPool, worker: &str) -> Result<u64, sqlx
 }
 
 /// Sends dead jobs back to pending with a fresh attempt budget: one job by id,
-/// or every dead job of a queue. Returns how many.
+/// or every dead job of a queue (their failed webhook deliveries become
+/// pending again). Returns how many.
 pub async fn retry_dead(pool: &PgPool, queue: Option<&str>, id: Option<i64>) -> Result<u64, sqlx::Error> {
-    let done = sqlx::query(
+    let mut tx = pool.begin().await?;
+    let revived: Vec<(String, Value)> = sqlx::query_as(
         "UPDATE app.jobs SET state = 'pending', attempts = 0, run_after = now(), finished_at = NULL, updated_at = now()
-          WHERE state = 'dead' AND ($1::text IS NULL OR queue = $1) AND ($2::bigint IS NULL OR id = $2)",
+          WHERE state = 'dead' AND ($1::text IS NULL OR queue = $1) AND ($2::bigint IS NULL OR id = $2)
+         RETURNING kind, payload",
     )
     .bind(queue)
     .bind(id)
-    .execute(pool)
+    .fetch_all(&mut *tx)
     .await?;
-    Ok(done.rows_affected())
+    let deliveries: Vec<String> = revived
+        .iter()
+        .filter(|(kind, _)| kind == crate::webhooks::KIND)
+        .filter_map(|(_, payload)| payload["delivery_id"].as_str().map(str::to_owned))
+        .collect();
+    if !deliveries.is_empty() {
+        sqlx::query(
+            "UPDATE app.webhook_deliveries SET status = 'pending'
+              WHERE delivery_id = ANY($1::text[]::uuid[]) AND status = 'failed'",
+        )
+        .bind(&deliveries)
+        .execute(&mut *tx)
+        .await?;
+    }
+    tx.commit().await?;
+    Ok(revived.len() as u64)
 }
 
 /// Jobs per state of one queue.

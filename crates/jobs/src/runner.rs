@@ -10,15 +10,9 @@
 //! ones get `shutdown_grace` to finish, and whatever this node still holds
 //! returns to pending for any node to retry.
 
-use std::{collections::HashMap, str::FromStr, sync::Arc};
+use std::{collections::HashMap, str::FromStr, sync::Arc, time::Duration};
 
-use apalis::{
-    layers::retry::{
-        HasherRng, RetryPolicy,
-        backoff::{ExponentialBackoff, ExponentialBackoffMaker, MakeBackoff},
-    },
-    prelude::*,
-};
+use apalis::prelude::*;
 use apalis_cron::{CronScheduler, Tick};
 use apalis_redis::RedisStorage;
 use chrono::{DateTime, Utc};
@@ -39,8 +33,8 @@ struct Context {
     pool: PgPool,
     http: reqwest::Client,
     config: Arc<JobsConfig>,
-    /// Between retries: `backoff_min` doubling up to `backoff_max`, ±25 % jitter.
-    backoff: ExponentialBackoff,
+    /// Webhook deliveries: no redirects (a redirect could aim a signed POST elsewhere).
+    webhook_http: reqwest::Client,
 }
 
 macro_rules! build_worker {
@@ -50,9 +44,6 @@ macro_rules! build_worker {
             .data($context.clone())
             .concurrency($context.config.concurrency_of($queue))
             .catch_panic()
-            // The handler ends the retries itself (AbortError) once the
-            // outbox says the attempts are spent; this bound is a backstop.
-            .retry(RetryPolicy::retries($queue.max_attempts() as usize + 1).with_backoff($context.backoff.clone()))
             .build(handle)
     }};
 }
@@ -62,12 +53,16 @@ pub async fn run(pool: PgPool, config: JobsConfig, shutdown: CancellationToken) 
     let maintenance_schedule = schedule(&config.maintenance_cron)?;
     let recheck_schedule = schedule(&config.recheck_cron)?;
     let reputation_schedule = schedule(&config.reputation_cron)?;
+    if config.backoff_min.is_zero() || config.backoff_min > config.backoff_max {
+        return Err(WorkError::Backoff(format!("{:?} to {:?}", config.backoff_min, config.backoff_max)));
+    }
     let http = reqwest::Client::builder().user_agent("animoca-trade").build()?;
+    let webhook_http = reqwest::Client::builder()
+        .user_agent("animoca-trade-webhooks")
+        .redirect(reqwest::redirect::Policy::none())
+        .build()?;
     let config = Arc::new(config);
-    let backoff = ExponentialBackoffMaker::new(config.backoff_min, config.backoff_max, 0.25, HasherRng::default())
-        .map_err(|error| WorkError::Backoff(error.to_string()))?
-        .make_backoff();
-    let context = Arc::new(Context { pool: pool.clone(), http, config: config.clone(), backoff });
+    let context = Arc::new(Context { pool: pool.clone(), http, config: config.clone(), webhook_http });
 
     let mut monitor = Monitor::new();
     let transport = match &config.redis_url {
@@ -190,19 +185,60 @@ async fn handle(job: JobRef, context: Data<Arc<Context>>) -> Result<(), BoxDynEr
             metrics::counter!("jobs_done_total", "kind" => claimed.kind.clone()).increment(1);
             Ok(())
         }
-        Err(JobError::Transient(reason)) if claimed.attempt < claimed.max_attempts => {
-            tracing::info!(job = claimed.id, kind = claimed.kind, attempt = claimed.attempt, %reason, "job failed; will retry");
-            outbox::release(&context.pool, &claimed, &reason).await?;
-            metrics::counter!("jobs_retried_total", "kind" => claimed.kind.clone()).increment(1);
-            Err(reason.into())
+        Err(JobError::Transient(reason) | JobError::Throttled(reason, _))
+            if claimed.attempt >= claimed.max_attempts =>
+        {
+            dead(&context, &claimed, reason).await
         }
-        Err(JobError::Transient(reason) | JobError::Permanent(reason)) => {
-            tracing::warn!(job = claimed.id, kind = claimed.kind, attempt = claimed.attempt, %reason, "job is a dead letter");
-            outbox::bury(&context.pool, &claimed, &reason).await?;
-            metrics::counter!("jobs_dead_total", "kind" => claimed.kind.clone()).increment(1);
-            Err(AbortError::new(reason).into())
-        }
+        Err(JobError::Permanent(reason)) => dead(&context, &claimed, reason).await,
+        Err(JobError::Transient(reason)) => retry_later(&context, &claimed, reason, None).await,
+        Err(JobError::Throttled(reason, after)) => retry_later(&context, &claimed, reason, Some(after)).await,
     }
+}
+
+/// A failed attempt with attempts left: back to pending in the outbox until
+/// its backoff (or the provider's `Retry-After`, if longer) has passed. The
+/// queue's copy is acknowledged: the dispatcher hands the job again when due,
+/// so a backoff holds no worker slot and survives restarts.
+async fn retry_later(
+    context: &Context,
+    claimed: &outbox::Claimed,
+    reason: String,
+    retry_after: Option<Duration>,
+) -> Result<(), BoxDynError> {
+    let queue = Queue::from_name(&claimed.queue).unwrap_or(Queue::Maintenance);
+    let delay = backoff(&context.config, queue, claimed.attempt).max(retry_after.unwrap_or_default());
+    tracing::info!(job = claimed.id, kind = claimed.kind, attempt = claimed.attempt, ?delay, %reason, "job failed; will retry");
+    outbox::retry_later(&context.pool, claimed, &reason, delay).await?;
+    metrics::counter!("jobs_retried_total", "kind" => claimed.kind.clone()).increment(1);
+    Ok(())
+}
+
+/// Out of attempts or refused for good: the dead-letter state.
+async fn dead(context: &Context, claimed: &outbox::Claimed, reason: String) -> Result<(), BoxDynError> {
+    tracing::warn!(job = claimed.id, kind = claimed.kind, attempt = claimed.attempt, %reason, "job is a dead letter");
+    outbox::bury(&context.pool, claimed, &reason).await?;
+    if claimed.kind == webhooks::KIND {
+        webhooks::on_dead(&context.pool, claimed, &reason).await?;
+    }
+    metrics::counter!("jobs_dead_total", "kind" => claimed.kind.clone()).increment(1);
+    Err(AbortError::new(reason).into())
+}
+
+/// The wait before attempt `attempt + 1`: the queue's base (`backoff_min`, ten
+/// times that for webhooks) doubling per attempt, at most `backoff_max`, minus
+/// up to 25 % jitter so that jobs failing together do not retry together.
+pub fn backoff(config: &JobsConfig, queue: Queue, attempt: i32) -> Duration {
+    let base = config.backoff_min.saturating_mul(queue.backoff_scale());
+    let doublings = u32::try_from(attempt.saturating_sub(1)).unwrap_or(0).min(30);
+    let full = base.saturating_mul(1u32 << doublings).min(config.backoff_max);
+    let jitter = {
+        use std::hash::{BuildHasher, Hasher};
+        let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
+        hasher.write_i32(attempt);
+        (hasher.finish() % 1000) as f64 / 1000.0 * 0.25
+    };
+    full.mul_f64(1.0 - jitter)
 }
 
 async fn execute(context: &Context, job: &outbox::Claimed) -> Result<Value, JobError> {
@@ -210,7 +246,7 @@ async fn execute(context: &Context, job: &outbox::Claimed) -> Result<Value, JobE
         verification::KIND => {
             verification::check_issuer(&context.pool, &context.http, &context.config.ethos, job.id, &job.payload).await
         }
-        webhooks::KIND => webhooks::deliver(&context.pool, &context.http, job).await,
+        webhooks::KIND => webhooks::deliver(&context.pool, &context.webhook_http, &context.config, job).await,
         animoca_store::jobs::WORLDID_PERSONA => {
             worldid::verify(&context.pool, &context.http, &context.config.worldid, job.id, &job.payload).await
         }

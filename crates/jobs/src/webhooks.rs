@@ -9,10 +9,12 @@
 //! - `X-Animoca-Signature`: `sha256=` + hex HMAC-SHA256 of `"{timestamp}.{body}"`
 //!   with the webhook's secret.
 //!
-//! A 2xx delivers it. Anything else is retried with backoff; when the last
-//! attempt fails the delivery is `failed`, and after
-//! [`DISABLE_AFTER_FAILED_DELIVERIES`] failed deliveries in a row the webhook
-//! is disabled and its owner told (a `webhook_disabled` notification).
+//! A 2xx delivers it. Anything else is retried with backoff (honouring
+//! `Retry-After`); when the job is a dead letter ([`on_dead`]) the delivery
+//! is `failed`, and after [`DISABLE_AFTER_FAILED_DELIVERIES`] failed
+//! deliveries in a row the webhook is disabled and its owner told (a
+//! `webhook_disabled` notification). Targets must resolve to public
+//! addresses, and redirects are not followed.
 
 use std::time::Duration;
 
@@ -93,7 +95,6 @@ struct Pending {
     secret: String,
     active: bool,
     webhook_id: i64,
-    owner: Vec<u8>,
     status: String,
     notification_id: i64,
     kind: String,
@@ -103,15 +104,41 @@ struct Pending {
     created_at: chrono::DateTime<chrono::Utc>,
 }
 
+/// Refuses a URL whose host resolves to a non-public address (unless
+/// `allow_private`, for local development and tests).
+async fn check_target(url: &str, allow_private: bool) -> Result<(), JobError> {
+    if allow_private {
+        return Ok(());
+    }
+    let parsed =
+        url::Url::parse(url).map_err(|error| JobError::Permanent(format!("bad webhook URL {url}: {error}")))?;
+    let host = parsed.host_str().ok_or_else(|| JobError::Permanent(format!("webhook URL {url} has no host")))?;
+    let port = parsed.port_or_known_default().unwrap_or(443);
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    let addresses: Vec<std::net::SocketAddr> = tokio::net::lookup_host((host, port))
+        .await
+        .map_err(|error| JobError::Transient(format!("cannot resolve webhook host {host}: {error}")))?
+        .collect();
+    if addresses.is_empty() || addresses.iter().any(|a| !animoca_store::jobs::is_public_ip(a.ip())) {
+        return Err(JobError::Permanent(format!("webhook host {host} resolves to a non-public address")));
+    }
+    Ok(())
+}
+
 /// Runs one attempt of the delivery in `job`.
-pub async fn deliver(pool: &PgPool, http: &reqwest::Client, job: &Claimed) -> Result<Value, JobError> {
+pub async fn deliver(
+    pool: &PgPool,
+    http: &reqwest::Client,
+    config: &crate::JobsConfig,
+    job: &Claimed,
+) -> Result<Value, JobError> {
     let delivery = job.payload["delivery_id"]
         .as_str()
         .filter(|id| id.len() == 36 && id.bytes().all(|b| b.is_ascii_hexdigit() || b == b'-'))
         .ok_or_else(|| JobError::Permanent(format!("bad {KIND} payload {}", job.payload)))?
         .to_owned();
     let pending: Option<Pending> = sqlx::query_as(
-        "SELECT w.url, w.secret, w.active, w.id AS webhook_id, w.address AS owner, d.status,
+        "SELECT w.url, w.secret, w.active, w.id AS webhook_id, d.status,
                 n.id AS notification_id, n.kind, n.title, n.body, n.data, n.created_at
            FROM app.webhook_deliveries d
            JOIN app.webhooks w ON w.id = d.webhook_id
@@ -134,6 +161,7 @@ pub async fn deliver(pool: &PgPool, http: &reqwest::Client, job: &Claimed) -> Re
             .await?;
         return Ok(json!({ "skipped": "webhook disabled" }));
     }
+    check_target(&pending.url, config.webhooks_allow_private).await?;
     let body = serde_json::to_vec(&json!({
         "id": delivery,
         "event": pending.kind,
@@ -159,10 +187,13 @@ pub async fn deliver(pool: &PgPool, http: &reqwest::Client, job: &Claimed) -> Re
         .timeout(TIMEOUT)
         .send()
         .await;
-    let (status, error) = match answer {
-        Ok(response) if response.status().is_success() => (Some(response.status().as_u16()), None),
-        Ok(response) => (Some(response.status().as_u16()), Some(format!("answered {}", response.status()))),
-        Err(error) => (None, Some(format!("request failed: {error}"))),
+    let (status, error, retry_after) = match answer {
+        Ok(response) if response.status().is_success() => (Some(response.status().as_u16()), None, None),
+        Ok(response) => {
+            let after = crate::retry_after(&response);
+            (Some(response.status().as_u16()), Some(format!("answered {}", response.status())), after)
+        }
+        Err(error) => (None, Some(format!("request failed: {error}")), None),
     };
     let Some(error) = error else {
         let mut tx = pool.begin().await?;
@@ -181,58 +212,70 @@ pub async fn deliver(pool: &PgPool, http: &reqwest::Client, job: &Claimed) -> Re
         tx.commit().await?;
         return Ok(json!({ "delivered": true, "status": status }));
     };
-    let last = job.attempt >= job.max_attempts;
-    let mut tx = pool.begin().await?;
     sqlx::query(
-        "UPDATE app.webhook_deliveries
-            SET attempts = attempts + 1, last_status = $2, last_error = $3,
-                status = CASE WHEN $4 THEN 'failed' ELSE status END
+        "UPDATE app.webhook_deliveries SET attempts = attempts + 1, last_status = $2, last_error = $3
           WHERE delivery_id = $1::uuid",
     )
     .bind(&delivery)
     .bind(status.map(i32::from))
     .bind(&error)
-    .bind(last)
-    .execute(&mut *tx)
+    .execute(pool)
     .await?;
-    if last {
-        let failures: i32 = sqlx::query_scalar(
-            "UPDATE app.webhooks SET failure_count = failure_count + 1 WHERE id = $1 RETURNING failure_count",
-        )
-        .bind(pending.webhook_id)
-        .fetch_one(&mut *tx)
-        .await?;
-        if failures >= DISABLE_AFTER_FAILED_DELIVERIES {
-            let disabled =
-                sqlx::query("UPDATE app.webhooks SET active = false, disabled_at = now() WHERE id = $1 AND active")
-                    .bind(pending.webhook_id)
-                    .execute(&mut *tx)
-                    .await?
-                    .rows_affected();
-            if disabled == 1 {
-                let owner = Address::try_from(pending.owner.as_slice())
-                    .map_err(|_| JobError::Permanent("stored webhook owner is not an address".to_owned()))?;
-                notify::store(
-                    &mut tx,
-                    &Notification {
-                        recipient: owner,
-                        kind: "webhook_disabled",
-                        title: "A webhook was disabled".to_owned(),
-                        body: format!(
-                            "{} failed {failures} deliveries in a row (last: {error}); register it again once it answers 2xx",
-                            pending.url
-                        ),
-                        data: json!({ "webhook_id": pending.webhook_id.to_string(), "url": pending.url }),
-                        idempotency_key: format!("webhook_disabled:{}:{delivery}", pending.webhook_id),
-                    },
-                )
-                .await?;
-            }
+    let reason = format!("webhook {} {error}", pending.url);
+    Err(match retry_after {
+        Some(after) => JobError::Throttled(reason, after),
+        None => JobError::Transient(reason),
+    })
+}
+
+/// The delivery's job is a dead letter (out of attempts, or refused): the
+/// delivery failed; after [`DISABLE_AFTER_FAILED_DELIVERIES`] failed in a row
+/// the webhook is disabled and its owner told.
+pub async fn on_dead(pool: &PgPool, job: &Claimed, reason: &str) -> Result<(), sqlx::Error> {
+    let Some(delivery) = job.payload["delivery_id"].as_str() else { return Ok(()) };
+    let mut tx = pool.begin().await?;
+    let webhook: Option<(i64, Vec<u8>, String)> = sqlx::query_as(
+        "UPDATE app.webhook_deliveries d SET status = 'failed', last_error = coalesce(d.last_error, $2)
+           FROM app.webhooks w
+          WHERE d.delivery_id = $1::uuid AND d.status = 'pending' AND w.id = d.webhook_id
+         RETURNING w.id, w.address, w.url",
+    )
+    .bind(delivery)
+    .bind(reason)
+    .fetch_optional(&mut *tx)
+    .await?;
+    let Some((webhook_id, owner, url)) = webhook else { return Ok(()) };
+    let failures: i32 = sqlx::query_scalar(
+        "UPDATE app.webhooks SET failure_count = failure_count + 1 WHERE id = $1 RETURNING failure_count",
+    )
+    .bind(webhook_id)
+    .fetch_one(&mut *tx)
+    .await?;
+    if failures >= DISABLE_AFTER_FAILED_DELIVERIES {
+        let disabled =
+            sqlx::query("UPDATE app.webhooks SET active = false, disabled_at = now() WHERE id = $1 AND active")
+                .bind(webhook_id)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+        if let (1, Ok(owner)) = (disabled, Address::try_from(owner.as_slice())) {
+            notify::store(
+                &mut tx,
+                &Notification {
+                    recipient: owner,
+                    kind: "webhook_disabled",
+                    title: "A webhook was disabled".to_owned(),
+                    body: format!(
+                        "{url} failed {failures} deliveries in a row (last: {reason}); delete it and register it again once it answers 2xx"
+                    ),
+                    data: json!({ "webhook_id": webhook_id.to_string(), "url": url }),
+                    idempotency_key: format!("webhook_disabled:{webhook_id}:{delivery}"),
+                },
+            )
+            .await?;
         }
     }
-    tx.commit().await?;
-    let reason = format!("webhook {} {error}", pending.url);
-    Err(if last { JobError::Permanent(reason) } else { JobError::Transient(reason) })
+    tx.commit().await
 }
 
 #[cfg(test)]

@@ -93,7 +93,14 @@ pub async fn verify(
         .await
         .map_err(|error| JobError::Transient(format!("Worldcoin {url}: {error}")))?;
     let status = response.status();
-    if status == reqwest::StatusCode::TOO_MANY_REQUESTS || status.is_server_error() {
+    if status == reqwest::StatusCode::TOO_MANY_REQUESTS {
+        let wait = crate::retry_after(&response);
+        return Err(JobError::Throttled(
+            format!("Worldcoin rate limited (429, Retry-After {wait:?})"),
+            wait.unwrap_or_default(),
+        ));
+    }
+    if status.is_server_error() {
         return Err(JobError::Transient(format!("Worldcoin answered {status}")));
     }
     let body = response.bytes().await.map_err(|error| JobError::Transient(format!("Worldcoin body: {error}")))?;
@@ -157,10 +164,10 @@ async fn record_nullifier(pool: &PgPool, config: &WorldIdConfig, proof: &Proof) 
         Some((persona, _)) if persona == proof.persona_id.as_slice() => {
             Outcome::Rejected("this persona is verified with another World ID already".to_owned())
         }
-        Some((persona, _)) => Outcome::Rejected(format!(
-            "this World ID already verified persona 0x{}: one human, one persona",
-            persona.iter().map(|b| format!("{b:02x}")).collect::<String>()
-        )),
+        // Not naming the other persona: the reason is public, and would link them.
+        Some(_) => {
+            Outcome::Rejected("this World ID already verified another persona: one human, one persona".to_owned())
+        }
         None => return Err(JobError::Transient("nullifier conflict vanished; retrying".to_owned())),
     })
 }

@@ -221,7 +221,7 @@ async fn transient_failures_are_retried_with_backoff_and_permanent_ones_are_dead
         .await;
     Mock::given(method("GET"))
         .and(query_param("address", format!("{:#x}", owner(1))))
-        .respond_with(ResponseTemplate::new(429).insert_header("Retry-After", "0"))
+        .respond_with(ResponseTemplate::new(429).insert_header("Retry-After", "1"))
         .up_to_n_times(1)
         .with_priority(2)
         .mount(&ethos)
@@ -240,11 +240,13 @@ async fn transient_failures_are_retried_with_backoff_and_permanent_ones_are_dead
     for n in 1..=4 {
         add_market(&db.pool, n).await;
     }
+    let started = std::time::Instant::now();
     let (shutdown, task) = start(&db.pool, config(&ethos));
 
     let (state, attempts, last_error) =
         eventually("market 1 done", async || job(&db.pool, 1).await.filter(|j| j.0 == "done")).await;
     assert_eq!((state.as_str(), attempts, last_error), ("done", 4, None));
+    assert!(started.elapsed() >= Duration::from_secs(1), "the 429's Retry-After: 1 was honoured");
     assert_eq!(status(&db.pool, 1).await.map(|s| s.0), Some("verified".to_owned()));
 
     let dead = eventually("market 2 dead", async || job(&db.pool, 2).await.filter(|j| j.0 == "dead")).await;

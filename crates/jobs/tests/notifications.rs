@@ -29,6 +29,8 @@ fn config(ethos: &MockServer) -> JobsConfig {
     config.backoff_max = Duration::from_millis(60);
     config.poll_interval = Duration::from_millis(100);
     config.shutdown_grace = Duration::from_millis(300);
+    // The receivers here listen on 127.0.0.1.
+    config.webhooks_allow_private = true;
     config
 }
 
@@ -337,4 +339,71 @@ async fn webhooks_get_signed_deliveries_retried_with_one_id_and_are_disabled_whe
     assert_eq!(dead, 3, "failed deliveries are dead letters");
     shutdown.cancel();
     task.await.unwrap();
+}
+
+#[tokio::test]
+async fn webhooks_to_private_addresses_are_refused_and_redirects_not_followed() {
+    let db = TestDb::migrated().await;
+    let ethos = MockServer::start().await;
+    let receiver = MockServer::start().await;
+    let target = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path("/moved"))
+        .respond_with(ResponseTemplate::new(307).insert_header("Location", format!("{}/inside", target.uri())))
+        .mount(&receiver)
+        .await;
+    Mock::given(method("POST")).respond_with(ResponseTemplate::new(200)).mount(&target).await;
+    let (alice, bob) = (Address::repeat_byte(0xa1), Address::repeat_byte(0xb0));
+    register(&db.pool, alice, &format!("{}/moved", receiver.uri()), &[]).await;
+    let (shutdown, task) = start(&db.pool, config(&ethos));
+    notify_one(&db.pool, alice, "large_trade", "r1").await;
+    eventually("the redirect answered", async || {
+        (!receiver.received_requests().await.unwrap().is_empty()).then_some(())
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(target.received_requests().await.unwrap().is_empty(), "the redirect was not followed");
+    shutdown.cancel();
+    task.await.unwrap();
+
+    // Without the development switch, a loopback target is refused for good.
+    register(&db.pool, bob, &format!("{}/hook", target.uri()), &[]).await;
+    let mut strict = config(&ethos);
+    strict.webhooks_allow_private = false;
+    let (shutdown, task) = start(&db.pool, strict);
+    notify_one(&db.pool, bob, "large_trade", "r2").await;
+    let (job, error) = eventually("the delivery refused", async || {
+        sqlx::query_as::<_, (i64, Option<String>)>(
+            "SELECT j.id, j.last_error FROM app.jobs j JOIN app.webhook_deliveries d ON d.delivery_id = (j.payload->>'delivery_id')::uuid
+              JOIN app.webhooks w ON w.id = d.webhook_id WHERE w.address = $1 AND j.state = 'dead'",
+        )
+        .bind(bob.as_slice())
+        .fetch_optional(&db.pool)
+        .await
+        .unwrap()
+        .and_then(|(id, error)| Some((id, error?)))
+    })
+    .await;
+    assert!(error.contains("non-public address"), "{error}");
+    assert!(target.received_requests().await.unwrap().is_empty());
+    let status: String = sqlx::query_scalar(
+        "SELECT d.status FROM app.webhook_deliveries d JOIN app.webhooks w ON w.id = d.webhook_id WHERE w.address = $1",
+    )
+    .bind(bob.as_slice())
+    .fetch_one(&db.pool)
+    .await
+    .unwrap();
+    assert_eq!(status, "failed");
+    // Retrying the dead letter makes the delivery pending again.
+    shutdown.cancel();
+    task.await.unwrap();
+    assert_eq!(animoca_jobs::outbox::retry_dead(&db.pool, None, Some(job)).await.unwrap(), 1);
+    let status: String = sqlx::query_scalar(
+        "SELECT d.status FROM app.webhook_deliveries d JOIN app.webhooks w ON w.id = d.webhook_id WHERE w.address = $1",
+    )
+    .bind(bob.as_slice())
+    .fetch_one(&db.pool)
+    .await
+    .unwrap();
+    assert_eq!(status, "pending");
 }

@@ -52,3 +52,67 @@ pub async fn enqueue(conn: &mut PgConnection, job: &NewJob<'_>) -> Result<Option
 /// of them, or to all).
 pub const NOTIFICATION_KINDS: [&str; 6] =
     ["verification", "proposal_created", "proposal_outcome", "stake_slashed", "large_trade", "webhook_disabled"];
+
+/// Whether a webhook may target `ip`: a public unicast address. Loopback,
+/// private (RFC 1918, unique local), shared (100.64/10), link-local (cloud
+/// metadata at 169.254.169.254), unspecified, multicast and documentation
+/// ranges are refused, so a webhook cannot reach into our own network.
+pub fn is_public_ip(ip: std::net::IpAddr) -> bool {
+    use std::net::IpAddr;
+    match ip {
+        IpAddr::V4(v4) => {
+            let [a, b, ..] = v4.octets();
+            !(v4.is_loopback()
+                || v4.is_private()
+                || v4.is_link_local()
+                || v4.is_unspecified()
+                || v4.is_broadcast()
+                || v4.is_multicast()
+                || v4.is_documentation()
+                || a == 0
+                || (a == 100 && (64..128).contains(&b))
+                || (a == 198 && (b == 18 || b == 19)))
+        }
+        IpAddr::V6(v6) => {
+            if let Some(v4) = v6.to_ipv4_mapped() {
+                return is_public_ip(IpAddr::V4(v4));
+            }
+            let first = v6.segments()[0];
+            !(v6.is_loopback()
+                || v6.is_unspecified()
+                || v6.is_multicast()
+                || (first & 0xfe00) == 0xfc00
+                || (first & 0xffc0) == 0xfe80
+                || first == 0x2001 && v6.segments()[1] == 0x0db8)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_public_ip;
+
+    #[test]
+    fn webhook_targets_must_be_public() {
+        for private in [
+            "127.0.0.1",
+            "10.1.2.3",
+            "172.16.0.1",
+            "192.168.1.1",
+            "169.254.169.254",
+            "0.0.0.0",
+            "100.64.0.1",
+            "::1",
+            "fe80::1",
+            "fd00::1",
+            "::ffff:127.0.0.1",
+            "224.0.0.1",
+            "192.0.2.1",
+        ] {
+            assert!(!is_public_ip(private.parse().unwrap_or_else(|_| unreachable!())), "{private}");
+        }
+        for public in ["8.8.8.8", "1.1.1.1", "2606:4700:4700::1111", "172.32.0.1", "100.128.0.1"] {
+            assert!(is_public_ip(public.parse().unwrap_or_else(|_| unreachable!())), "{public}");
+        }
+    }
+}

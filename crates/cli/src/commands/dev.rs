@@ -128,6 +128,8 @@ pub async fn run(
         state.chain =
             Some(animoca_api::proof::ChainAccess { provider: provider.clone(), index_wait: Duration::from_secs(5) });
         state.cache = Some(animoca_api::cache::Cache::start(pool.clone(), None, shutdown.clone()).await?);
+        // A devnet's webhooks point at the developer's own machine.
+        state.webhooks_allow_private = true;
         let auth = state.auth.clone();
         let app = animoca_api::router(state);
         // Socket.IO on the same port, one node (no Redis).
@@ -149,11 +151,9 @@ pub async fn run(
     };
 
     // Background jobs, in process (no Redis): issuer checks of the sample markets.
-    let jobs = tokio::spawn(animoca_jobs::run(
-        pool.clone(),
-        animoca_jobs::JobsConfig::new(args.ethos_api_url.clone()),
-        shutdown.clone(),
-    ));
+    let mut jobs_config = animoca_jobs::JobsConfig::new(args.ethos_api_url.clone());
+    jobs_config.webhooks_allow_private = true;
+    let jobs = tokio::spawn(animoca_jobs::run(pool.clone(), jobs_config, shutdown.clone()));
 
     println!("\nAnimoca Trade devnet is running (Ctrl-C stops it)\n");
     println!("  API        http://{api_addr}/api  (e.g. http://{api_addr}/api/credentials?status=all)");

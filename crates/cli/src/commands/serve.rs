@@ -11,6 +11,7 @@ pub async fn run(config: ServeConfig, shutdown: CancellationToken) -> anyhow::Re
     animoca_store::migrate(&pool).await?;
     let mut state = animoca_api::AppState::new(pool.clone());
     state.max_lag = config.max_lag;
+    state.webhooks_allow_private = config.webhooks_allow_private;
     state.limits.cors_origins = config.cors_origins.clone();
     state.limits.per_ip_per_minute = config.rate_limit_per_minute;
     state.limits.per_address_per_minute = config.rate_limit_per_address_per_minute;

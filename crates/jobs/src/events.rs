@@ -29,6 +29,9 @@ const CURSOR: &str = "event_notifications";
 pub const RESCAN_BLOCKS: i64 = 64;
 /// Events older than this are not notified.
 pub const MAX_AGE: Duration = Duration::from_secs(24 * 3600);
+/// Large trades one round notifies (each to up to [`LARGE_TRADE_AUDIENCE`]
+/// holders); beyond that a warning is logged.
+const MAX_LARGE_TRADES: i64 = 2_000;
 /// Largest holders told of a large trade.
 const LARGE_TRADE_AUDIENCE: i64 = 100;
 
@@ -172,14 +175,19 @@ pub async fn notify_new(pool: &PgPool, large_trade_usdc: U256) -> Result<u64, sq
            FROM swaps s
           WHERE s.block_number > $1 AND s.block_timestamp > now() - make_interval(secs => $2)
             AND s.usdc_amount >= $3::numeric
-          ORDER BY s.block_number, s.log_index LIMIT 1000",
+          ORDER BY s.block_number, s.log_index LIMIT $4",
     )
     .bind(floor)
     .bind(max_age)
     .bind(large_trade_usdc.to_string())
+    .bind(MAX_LARGE_TRADES + 1)
     .fetch_all(&mut *tx)
     .await?;
-    for trade in &trades {
+    if trades.len() as i64 > MAX_LARGE_TRADES {
+        tracing::warn!(max = MAX_LARGE_TRADES, "more large trades than one round notifies; the rest are not notified");
+    }
+    let trades = &trades[..trades.len().min(MAX_LARGE_TRADES as usize)];
+    for trade in trades {
         let holders: Vec<Vec<u8>> = sqlx::query_scalar(
             "SELECT holder FROM balances
               WHERE market_type = $1 AND market_id = $2 AND balance > 0 AND holder <> $3 AND holder <> $4

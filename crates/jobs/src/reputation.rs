@@ -152,73 +152,89 @@ SELECT m.market_id AS subject, m.market_type, e.score AS ethos_score,
   LEFT JOIN stakes s USING (market_type, market_id)
   LEFT JOIN ethos e ON e.subject = m.creator_address";
 
+/// Scores written per statement.
+const CHUNK: usize = 5_000;
+
 /// Recomputes every user's and market's score; stores the new scores and a
-/// history row for each that changed. Returns (users, markets, changed).
+/// history row for each that changed, a few statements per 5,000 subjects.
+/// Returns how many users and markets were scored and how many changed.
 pub async fn recompute(pool: &PgPool) -> Result<Value, JobError> {
     let mut tx = pool.begin().await?;
     // One run at a time across nodes: the second waits and recomputes after.
     sqlx::query("SELECT pg_advisory_xact_lock(hashtext('animoca_reputation'))").execute(&mut *tx).await?;
     let users: Vec<Row> = sqlx::query_as(USERS).fetch_all(&mut *tx).await?;
     let markets: Vec<Row> = sqlx::query_as(MARKETS).fetch_all(&mut *tx).await?;
-    let mut changed = 0u64;
-    for row in users.iter().chain(&markets) {
-        let scored = score(&row.inputs());
-        let components = json!(scored);
-        let kind = match row.market_type {
-            None => "user",
-            Some(0) => "credential",
-            Some(_) => "persona",
+    let mut changed = 0;
+    for (kind, market_type) in [("user", None), ("credential", Some(0)), ("persona", Some(1))] {
+        let rows: Vec<&Row> = if market_type.is_none() {
+            users.iter().collect()
+        } else {
+            markets.iter().filter(|m| m.market_type == market_type).collect()
         };
-        let previous: Option<i32> = match row.market_type {
-            None => {
-                sqlx::query_scalar(
-                    "INSERT INTO app.users (address, reputation_score, reputation_at) VALUES ($1, $2, now())
-                     ON CONFLICT (address) DO UPDATE SET reputation_score = EXCLUDED.reputation_score,
-                                                         reputation_at = now()
-                     RETURNING (SELECT h.score FROM app.reputation_history h
-                                 WHERE h.kind = 'user' AND h.subject = $1 ORDER BY h.computed_at DESC LIMIT 1)",
-                )
-                .bind(&row.subject)
-                .bind(scored.total as i32)
-                .fetch_one(&mut *tx)
-                .await?
-            }
-            Some(market_type) => {
-                sqlx::query(
-                    "UPDATE app.market_metadata SET reputation_score = $3, reputation_at = now()
-                      WHERE market_type = $1 AND market_id = $2",
-                )
-                .bind(market_type)
-                .bind(&row.subject)
-                .bind(scored.total as i32)
-                .execute(&mut *tx)
-                .await?;
-                sqlx::query_scalar(
-                    "SELECT score FROM app.reputation_history WHERE kind = $1 AND subject = $2
-                      ORDER BY computed_at DESC LIMIT 1",
-                )
-                .bind(kind)
-                .bind(&row.subject)
-                .fetch_optional(&mut *tx)
-                .await?
-            }
-        };
-        if previous != Some(scored.total as i32) {
-            changed += 1;
-            sqlx::query(
-                "INSERT INTO app.reputation_history (kind, subject, computed_at, score, components)
-                 VALUES ($1, $2, now(), $3, $4)",
-            )
-            .bind(kind)
-            .bind(&row.subject)
-            .bind(scored.total as i32)
-            .bind(&components)
-            .execute(&mut *tx)
-            .await?;
+        for chunk in rows.chunks(CHUNK) {
+            let subjects: Vec<&[u8]> = chunk.iter().map(|r| r.subject.as_slice()).collect();
+            let scored: Vec<Score> = chunk.iter().map(|r| score(&r.inputs())).collect();
+            let totals: Vec<i32> = scored.iter().map(|s| s.total as i32).collect();
+            let components: Vec<Value> = scored.iter().map(|s| json!(s)).collect();
+            changed += write_scores(&mut tx, kind, market_type, &subjects, &totals, &components).await?;
         }
     }
     tx.commit().await?;
     Ok(json!({ "users": users.len(), "markets": markets.len(), "changed": changed }))
+}
+
+/// Stores one chunk of scores of `kind` and the history rows of those that changed.
+async fn write_scores(
+    tx: &mut sqlx::PgConnection,
+    kind: &str,
+    market_type: Option<i16>,
+    subjects: &[&[u8]],
+    totals: &[i32],
+    components: &[Value],
+) -> Result<i64, sqlx::Error> {
+    match market_type {
+        None => {
+            sqlx::query(
+                "INSERT INTO app.users (address, reputation_score, reputation_at)
+                 SELECT subject, score, now() FROM unnest($1::bytea[], $2::int[]) AS n(subject, score)
+                 ON CONFLICT (address) DO UPDATE SET reputation_score = EXCLUDED.reputation_score, reputation_at = now()",
+            )
+            .bind(subjects)
+            .bind(totals)
+            .execute(&mut *tx)
+            .await?;
+        }
+        Some(market_type) => {
+            sqlx::query(
+                "UPDATE app.market_metadata md SET reputation_score = n.score, reputation_at = now()
+                   FROM unnest($1::bytea[], $2::int[]) AS n(subject, score)
+                  WHERE md.market_type = $3 AND md.market_id = n.subject",
+            )
+            .bind(subjects)
+            .bind(totals)
+            .bind(market_type)
+            .execute(&mut *tx)
+            .await?;
+        }
+    }
+    sqlx::query_scalar(
+        "WITH n AS (SELECT * FROM unnest($1::bytea[], $2::int[], $3::jsonb[]) AS n(subject, score, components)),
+              last AS (SELECT DISTINCT ON (h.subject) h.subject, h.score
+                         FROM app.reputation_history h JOIN n USING (subject)
+                        WHERE h.kind = $4 ORDER BY h.subject, h.computed_at DESC),
+              written AS (INSERT INTO app.reputation_history (kind, subject, computed_at, score, components)
+                          SELECT $4, n.subject, now(), n.score, n.components
+                            FROM n LEFT JOIN last l USING (subject)
+                           WHERE l.score IS DISTINCT FROM n.score
+                          RETURNING 1)
+         SELECT count(*) FROM written",
+    )
+    .bind(subjects)
+    .bind(totals)
+    .bind(components)
+    .bind(kind)
+    .fetch_one(&mut *tx)
+    .await
 }
 
 #[cfg(test)]

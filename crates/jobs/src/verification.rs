@@ -147,14 +147,20 @@ pub async fn check_issuer(
         .map_err(|_| JobError::Permanent(format!("stored creator address has {} bytes", creator.len())))?;
 
     let found = ethos::score(http, config, owner).await?;
+
+    let mut tx = pool.begin().await?;
+    // Checks of one market decide one at a time, each on the World ID state
+    // at its commit (a check racing a World ID proof cannot undo it).
+    sqlx::query("SELECT pg_advisory_xact_lock(hashtext('animoca_issuer_check'), hashtext($1))")
+        .bind(format!("{}:{:#x}", args.market_type, args.market_id))
+        .execute(&mut *tx)
+        .await?;
     let has_world_id: bool =
         sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM app.worldid_nullifiers WHERE address = $1)")
             .bind(owner.as_slice())
-            .fetch_one(pool)
+            .fetch_one(&mut *tx)
             .await?;
     let (status, reason) = decide(found.as_ref(), has_world_id, config.min_score);
-
-    let mut tx = pool.begin().await?;
     let previous: Option<String> = sqlx::query_scalar(
         "SELECT verification_status FROM app.market_metadata WHERE market_type = $1 AND market_id = $2 FOR UPDATE",
     )

@@ -31,14 +31,16 @@ CREATE INDEX jobs_due_idx ON app.jobs (run_after) WHERE state = 'pending';
 CREATE INDEX jobs_in_flight_idx ON app.jobs (queue, state) WHERE state IN ('queued', 'running');
 CREATE INDEX jobs_dead_idx ON app.jobs (queue, finished_at DESC) WHERE state = 'dead';
 
--- A new job wakes the dispatchers at once (they also poll).
+-- A new job wakes the dispatchers at once (they also poll). Per row, so an
+-- insert of no rows notifies nobody; Postgres folds the identical
+-- notifications of one transaction into one.
 CREATE FUNCTION app.jobs_notify() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
     PERFORM pg_notify('animoca_jobs', '');
     RETURN NULL;
 END $$;
 CREATE TRIGGER jobs_notify AFTER INSERT ON app.jobs
-    FOR EACH STATEMENT EXECUTE FUNCTION app.jobs_notify();
+    FOR EACH ROW EXECUTE FUNCTION app.jobs_notify();
 
 -- Cursors of the producers that read other tables (e.g. the change feed).
 CREATE TABLE app.job_cursors (

@@ -94,6 +94,9 @@ impl Transport {
     }
 }
 
+/// Longest a dispatch round may take.
+const ROUND_TIMEOUT: Duration = Duration::from_secs(30);
+
 /// Jobs pushed per transaction.
 const BATCH: i64 = 500;
 
@@ -109,9 +112,21 @@ pub(crate) async fn run(pool: PgPool, mut transport: Transport, config: Arc<Jobs
         if housekeeping {
             housekeeping_due = Instant::now() + config.poll_interval;
         }
-        if let Err(error) = round(&pool, &mut transport, &config, housekeeping).await {
-            tracing::warn!(%error, "job dispatch failed; retrying");
-            metrics::counter!("jobs_dispatch_errors_total").increment(1);
+        // A round never outlives shutdown, nor hangs on a Redis that went away.
+        let result = tokio::select! {
+            () = shutdown.cancelled() => break,
+            result = tokio::time::timeout(ROUND_TIMEOUT, round(&pool, &mut transport, &config, housekeeping)) => result,
+        };
+        match result {
+            Ok(Ok(())) => {}
+            Ok(Err(error)) => {
+                tracing::warn!(%error, "job dispatch failed; retrying");
+                metrics::counter!("jobs_dispatch_errors_total").increment(1);
+            }
+            Err(_) => {
+                tracing::warn!(timeout = ?ROUND_TIMEOUT, "job dispatch timed out; retrying");
+                metrics::counter!("jobs_dispatch_errors_total").increment(1);
+            }
         }
         let wait = housekeeping_due.saturating_duration_since(Instant::now()).max(Duration::from_millis(10));
         tokio::select! {

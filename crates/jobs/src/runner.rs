@@ -17,7 +17,7 @@ use apalis_cron::{CronScheduler, Tick};
 use apalis_redis::RedisStorage;
 use chrono::{DateTime, Utc};
 use futures_util::{SinkExt, StreamExt};
-use serde_json::Value;
+use serde_json::{Value, json};
 use sqlx::PgPool;
 use tokio::sync::{Mutex, mpsc};
 use tokio_util::sync::CancellationToken;
@@ -35,6 +35,8 @@ struct Context {
     config: Arc<JobsConfig>,
     /// Webhook deliveries: no redirects (a redirect could aim a signed POST elsewhere).
     webhook_http: reqwest::Client,
+    /// The Redis queues, vacuumed by `prune` (empty without Redis).
+    redis_storages: Vec<RedisStorage<JobRef>>,
 }
 
 macro_rules! build_worker {
@@ -62,18 +64,34 @@ pub async fn run(pool: PgPool, config: JobsConfig, shutdown: CancellationToken) 
         .redirect(reqwest::redirect::Policy::none())
         .build()?;
     let config = Arc::new(config);
-    let context = Arc::new(Context { pool: pool.clone(), http, config: config.clone(), webhook_http });
+    let redis = match &config.redis_url {
+        Some(url) => Some(redis::Client::open(url.as_str())?.get_connection_manager().await?),
+        None => None,
+    };
+    let storages: Vec<(Queue, RedisStorage<JobRef>)> = match &redis {
+        Some(conn) => Queue::ALL
+            .into_iter()
+            .map(|queue| {
+                let queue_config =
+                    apalis_redis::Config::default().queue(format!("{}:{}", config.redis_prefix, queue.name()));
+                (queue, RedisStorage::<JobRef>::new(conn.clone()).with_config(queue_config))
+            })
+            .collect(),
+        None => Vec::new(),
+    };
+    let context = Arc::new(Context {
+        pool: pool.clone(),
+        http,
+        config: config.clone(),
+        webhook_http,
+        redis_storages: storages.iter().map(|(_, storage)| storage.clone()).collect(),
+    });
 
     let mut monitor = Monitor::new();
-    let transport = match &config.redis_url {
-        Some(url) => {
-            let conn = redis::Client::open(url.as_str())?.get_connection_manager().await?;
-            let mut storages = HashMap::new();
-            for queue in Queue::ALL {
-                let storage = RedisStorage::<JobRef>::new(conn.clone()).with_config(
-                    apalis_redis::Config::default().queue(format!("{}:{}", config.redis_prefix, queue.name())),
-                );
-                storages.insert(queue, storage.clone());
+    let transport = match redis {
+        Some(conn) => {
+            for (queue, storage) in &storages {
+                let (queue, storage) = (*queue, storage.clone());
                 let context = context.clone();
                 // Redis does not wake an idle worker: it polls for new jobs.
                 let poll = IntervalStrategy::new(config.poll_interval.min(std::time::Duration::from_millis(250)));
@@ -82,7 +100,11 @@ pub async fn run(pool: PgPool, config: JobsConfig, shutdown: CancellationToken) 
                     build_worker!(name, PollWith::new(storage.clone(), poll.clone()), queue, context)
                 });
             }
-            Transport::Redis { conn, storages, epoch_key: format!("{}:epoch", config.redis_prefix) }
+            Transport::Redis {
+                conn,
+                storages: storages.into_iter().collect(),
+                epoch_key: format!("{}:epoch", config.redis_prefix),
+            }
         }
         None => {
             let mut senders = HashMap::new();
@@ -252,10 +274,33 @@ async fn execute(context: &Context, job: &outbox::Claimed) -> Result<Value, JobE
         }
         reputation::KIND => reputation::recompute(&context.pool).await,
         maintenance::PRUNE | maintenance::RECHECK => {
-            maintenance::run(&context.pool, &job.kind, &job.payload, context.config.retention).await
+            let mut result = maintenance::run(&context.pool, &job.kind, &job.payload, context.config.retention).await?;
+            if job.kind == maintenance::PRUNE && !context.redis_storages.is_empty() {
+                result["redis_tasks"] = json!(vacuum_redis(&context.redis_storages).await?);
+            }
+            Ok(result)
         }
         other => Err(JobError::Permanent(format!("unknown job kind {other:?}"))),
     }
+}
+
+/// Drops what apalis keeps in Redis about finished tasks (their data,
+/// metadata and results, and the done and dead sets): Postgres has the record.
+async fn vacuum_redis(storages: &[RedisStorage<JobRef>]) -> Result<usize, JobError> {
+    use apalis_core::backend::Vacuum;
+    let mut removed = 0;
+    for storage in storages {
+        let mut storage = storage.clone();
+        removed += storage.vacuum().await.map_err(|error| JobError::Transient(format!("Redis vacuum: {error}")))?;
+        let (done, dead) = (storage.get_config().done_jobs_set(), storage.get_config().dead_jobs_set());
+        let _: () = redis::cmd("DEL")
+            .arg(done)
+            .arg(dead)
+            .query_async(storage.get_connection())
+            .await
+            .map_err(|error| JobError::Transient(format!("Redis: {error}")))?;
+    }
+    Ok(removed)
 }
 
 /// Which cron job a schedule enqueues.

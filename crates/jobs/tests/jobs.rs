@@ -395,6 +395,22 @@ async fn a_job_delivered_twice_runs_once() {
     assert_eq!(job(&db.pool, 1).await.map(|j| j.1), Some(1), "one attempt");
     let notes: i64 = sqlx::query_scalar("SELECT count(*) FROM app.notifications").fetch_one(&db.pool).await.expect("n");
     assert_eq!(notes, 1);
+
+    // Pruning drops what apalis keeps in Redis about finished tasks.
+    let prune = animoca_jobs::maintenance::enqueue_tick(&db.pool, animoca_jobs::maintenance::PRUNE, chrono::Utc::now())
+        .await
+        .unwrap()
+        .unwrap();
+    let result = eventually("prune done", async || {
+        sqlx::query_scalar::<_, Option<Value>>("SELECT result FROM app.jobs WHERE id = $1 AND state = 'done'")
+            .bind(prune)
+            .fetch_optional(&db.pool)
+            .await
+            .unwrap()
+            .flatten()
+    })
+    .await;
+    assert!(result["redis_tasks"].as_u64().unwrap() >= 3, "the check and its duplicates: {result}");
     stop(shutdown, task).await;
 }
 

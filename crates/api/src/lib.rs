@@ -20,6 +20,7 @@ pub mod proposals;
 pub mod protection;
 pub mod registration;
 pub mod reply;
+pub mod reputation;
 pub mod telemetry;
 pub mod users;
 pub mod webhooks;
@@ -136,7 +137,7 @@ pub fn router(mut state: AppState) -> Router {
         .route("/api/users/{address}/activity", get(users::activity))
         .route("/api/users/{address}/notifications", get(notifications::list))
         .route("/api/users/{address}/notifications/read", post(notifications::mark_read))
-        .route("/api/users/{address}/reputation", get(users::reputation))
+        .route("/api/users/{address}/reputation", get(reputation::user))
         .route("/api/users/{address}/webhooks", get(webhooks::list).post(webhooks::register))
         .route("/api/users/{address}/webhooks/{id}", axum::routing::delete(webhooks::delete))
         .route("/api/proposals", get(proposals::list).post(proposal_writes::create))
@@ -152,6 +153,7 @@ pub fn router(mut state: AppState) -> Router {
         .route("/api/{kind}/{id}/holders", get(markets::holders))
         .route("/api/{kind}/{id}/quote", get(markets::quote))
         .route("/api/{kind}/{id}/credentials", post(registration::link))
+        .route("/api/{kind}/{id}/reputation", get(reputation::market))
         .route("/api/{kind}/{id}/verify/worldcoin", get(worldid::status).post(worldid::verify))
         .route_layer(axum::middleware::from_fn(telemetry::record))
         .route("/metrics", get(telemetry::render))

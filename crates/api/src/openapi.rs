@@ -172,6 +172,22 @@ pub struct Reputation {
     history: Vec<ReputationPoint>,
 }
 
+/// A market's reputation.
+#[derive(Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct MarketReputation {
+    /// `credential` or `persona`.
+    market_type: String,
+    market_id: String,
+    /// 0-1000.
+    score: i64,
+    computed_at: String,
+    /// The newest computation's points (`null` if it predates history).
+    components: Option<ReputationComponents>,
+    /// Oldest first; a point per change.
+    history: Vec<ReputationPoint>,
+}
+
 /// A webhook (its secret is shown only when registered).
 #[derive(Serialize, ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -634,6 +650,11 @@ envelope!(
     Reputation
 );
 envelope!(
+    /// A market's reputation.
+    MarketReputationReply,
+    MarketReputation
+);
+envelope!(
     /// A registered webhook.
     NewWebhookReply,
     NewWebhook
@@ -771,7 +792,8 @@ envelope!(
         crate::markets::quote,
         crate::registration::link,
         crate::worldid::verify,
-        crate::users::reputation,
+        crate::reputation::user,
+        crate::reputation::market,
         crate::webhooks::register,
         crate::webhooks::list,
         crate::webhooks::delete,

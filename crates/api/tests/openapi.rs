@@ -247,6 +247,7 @@ async fn every_operation_answers_what_the_document_says() {
         ("/api/users/{address}/portfolio", format!("/api/users/{bob:#x}/portfolio")),
         ("/api/users/{address}/activity", format!("/api/users/{dave:#x}/activity")),
         ("/api/users/{address}/reputation", format!("/api/users/{bob:#x}/reputation")),
+        ("/api/{kind}/{id}/reputation", format!("/api/credentials/{c}/reputation")),
     ];
     sqlx::query("INSERT INTO app.users (address, reputation_score, reputation_at) VALUES ($1, 42, now()) ON CONFLICT (address) DO UPDATE SET reputation_score = 42, reputation_at = now()")
         .bind(bob.as_slice())
@@ -261,6 +262,10 @@ async fn every_operation_answers_what_the_document_says() {
     .execute(&db.pool)
     .await
     .unwrap();
+    sqlx::query("UPDATE app.market_metadata SET reputation_score = 5, reputation_at = now() WHERE market_type = 0")
+        .execute(&db.pool)
+        .await
+        .unwrap();
     let webhooks = format!("/api/users/{bob:#x}/webhooks");
     let (s, hook) = api
         .call(

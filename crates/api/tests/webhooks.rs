@@ -148,4 +148,34 @@ async fn reputation_is_read_with_its_components_and_history() {
     let (_, body) = call(&app, &state, "GET", &format!("{uri}?limit=1"), None, None).await;
     assert_eq!(body["data"]["history"].as_array().unwrap().len(), 1);
     assert_eq!(call(&app, &state, "GET", &format!("{uri}?limit=0"), None, None).await.0, StatusCode::BAD_REQUEST);
+
+    // A market's reputation, the same way.
+    let id = alloy::primitives::B256::repeat_byte(0x11);
+    let market_uri = format!("/api/personas/{id:#x}/reputation");
+    assert_eq!(call(&app, &state, "GET", &market_uri, None, None).await.0, StatusCode::NOT_FOUND);
+    sqlx::query(
+        "INSERT INTO app.market_metadata (market_type, market_id, registered_by, reputation_score, reputation_at)
+         VALUES (1, $1, $2, 77, now())",
+    )
+    .bind(id.as_slice())
+    .bind(alice.as_slice())
+    .execute(&db.pool)
+    .await
+    .unwrap();
+    sqlx::query(
+        "INSERT INTO app.reputation_history (kind, subject, computed_at, score, components)
+         VALUES ('persona', $1, now(), 77, '{\"ethos\": 0, \"world_id\": 0, \"stake\": 40, \"slashes\": 0, \"activity\": 7, \"governance\": 30, \"total\": 77}')",
+    )
+    .bind(id.as_slice())
+    .execute(&db.pool)
+    .await
+    .unwrap();
+    let (status, body) = call(&app, &state, "GET", &market_uri, None, None).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!((body["data"]["score"].as_i64(), body["data"]["market_type"].as_str()), (Some(77), Some("persona")));
+    assert_eq!(body["data"]["components"]["governance"], 30);
+    assert_eq!(body["data"]["history"].as_array().unwrap().len(), 1);
+    // The other market type with the same id has none.
+    let credential_uri = format!("/api/credentials/{id:#x}/reputation");
+    assert_eq!(call(&app, &state, "GET", &credential_uri, None, None).await.0, StatusCode::NOT_FOUND);
 }

@@ -414,14 +414,18 @@ async fn a_job_delivered_twice_runs_once() {
     stop(shutdown, task).await;
 }
 
-#[tokio::test]
-async fn shutdown_during_a_job_leaves_it_retriable() {
+async fn shutdown_during_a_job(redis: Option<String>) {
     let db = TestDb::migrated().await;
     let ethos = MockServer::start().await;
     // Slower than the shutdown grace: the job cannot finish in time.
     ethos_answers(&ethos, 1, score(1500, "known").set_delay(Duration::from_secs(5))).await;
     add_market(&db.pool, 1).await;
-    let (shutdown, task) = start(&db.pool, config(&ethos));
+    let configured = |ethos: &MockServer| {
+        let mut config = config(ethos);
+        config.redis_url = redis.clone();
+        config
+    };
+    let (shutdown, task) = start(&db.pool, configured(&ethos));
     eventually("job running", async || job(&db.pool, 1).await.filter(|j| j.0 == "running")).await;
     let stopping = std::time::Instant::now();
     stop(shutdown, task).await;
@@ -432,11 +436,22 @@ async fn shutdown_during_a_job_leaves_it_retriable() {
     // The next worker finishes it.
     ethos.reset().await;
     ethos_answers(&ethos, 1, score(1500, "known")).await;
-    let (shutdown, task) = start(&db.pool, config(&ethos));
+    let (shutdown, task) = start(&db.pool, configured(&ethos));
     let done = eventually("job done", async || job(&db.pool, 1).await.filter(|j| j.0 == "done")).await;
     assert_eq!(done.1, 2);
     assert_eq!(status(&db.pool, 1).await.map(|s| s.0), Some("verified".to_owned()));
     stop(shutdown, task).await;
+}
+
+#[tokio::test]
+async fn shutdown_during_a_job_leaves_it_retriable() {
+    shutdown_during_a_job(None).await;
+}
+
+#[tokio::test]
+async fn shutdown_during_a_job_leaves_it_retriable_with_redis() {
+    let redis = PrivateRedis::start(free_port());
+    shutdown_during_a_job(Some(redis.url())).await;
 }
 
 #[tokio::test]
@@ -563,7 +578,15 @@ async fn world_id_proofs_are_verified_once_per_human() {
         .with_priority(2)
         .mount(&worldcoin)
         .await;
-    // Human B's proof is bad.
+    // Human B: rate limited first (Retry-After honoured), then the proof is found bad.
+    Mock::given(method("POST"))
+        .and(path("/api/v2/verify/app_staging_test"))
+        .and(body_partial_json(json!({ "nullifier_hash": "0xb2" })))
+        .respond_with(ResponseTemplate::new(429).insert_header("Retry-After", "1"))
+        .up_to_n_times(1)
+        .with_priority(1)
+        .mount(&worldcoin)
+        .await;
     Mock::given(method("POST"))
         .and(path("/api/v2/verify/app_staging_test"))
         .and(body_partial_json(json!({ "nullifier_hash": "0xb2" })))
@@ -605,12 +628,15 @@ async fn world_id_proofs_are_verified_once_per_human() {
     let result = result.unwrap();
     assert_eq!(result["status"], "rejected");
     assert!(result["reason"].as_str().unwrap().contains("one human, one persona"), "{result}");
-    // A bad proof is rejected with the provider's code, not retried.
+    // A bad proof is rejected with the provider's code (after the 429, whose
+    // Retry-After is honoured), not retried again.
+    let queued = std::time::Instant::now();
     let third = queue_proof(&db.pool, 3, "0xb2").await;
     let (_, attempts, result) =
         eventually("persona 3 proof done", async || Some(job_by_id(&db.pool, third).await).filter(|j| j.0 == "done"))
             .await;
-    assert_eq!(attempts, 1);
+    assert_eq!(attempts, 2, "the 429, then the answer");
+    assert!(queued.elapsed() >= Duration::from_secs(1), "Retry-After: 1 honoured");
     assert!(result.unwrap()["reason"].as_str().unwrap().contains("invalid_proof"));
 
     let outcomes: Vec<(Vec<u8>, String)> =

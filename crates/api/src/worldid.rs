@@ -65,7 +65,7 @@ fn hex_field(field: &str, value: &str, max_bytes: usize) -> Result<String, ApiEr
 /// proof's verification; 202 with the job, or 200 when this persona is
 /// verified with this nullifier already (or this proof was decided: its
 /// status); 409 when the nullifier verified another persona.
-#[utoipa::path(post, operation_id = "worldid_verify", path = "/api/personas/{id}/verify/worldcoin", tag = "markets", params(("id" = String, Path, description = "The persona id, 0x + 64 hex digits")), request_body = crate::worldid::WorldIdProof, security(("bearer" = [])), responses((status = 202, description = "Queued: the outcome arrives as a `verification` notification and on GET", body = crate::openapi::WorldIdQueuedReply), (status = 200, description = "Already verified with this nullifier", body = crate::openapi::WorldIdQueuedReply), (status = "4XX", description = "Bad input (a 400 names the field), not signed in, not the owner (403), unknown persona (404), nullifier used by another persona (409), rate limited (429 with Retry-After)", body = crate::openapi::ErrorReply), (status = "5XX", description = "A dependency is down (503) or a bug (500)", body = crate::openapi::ErrorReply)))]
+#[utoipa::path(post, operation_id = "worldid_verify", path = "/api/personas/{id}/verify/worldcoin", tag = "markets", params(("id" = String, Path, description = "The persona id, 0x + 64 hex digits")), request_body = crate::worldid::WorldIdProof, security(("bearer" = [])), responses((status = 202, description = "Queued: the outcome arrives as a `verification` notification and on GET", body = crate::openapi::WorldIdQueuedReply), (status = 200, description = "Already verified with this nullifier, or this very proof was decided (its status: verified or rejected)", body = crate::openapi::WorldIdQueuedReply), (status = "4XX", description = "Bad input (a 400 names the field), not signed in, not the owner (403), unknown persona (404), nullifier used by another persona (409), rate limited (429 with Retry-After)", body = crate::openapi::ErrorReply), (status = "5XX", description = "A dependency is down (503) or a bug (500)", body = crate::openapi::ErrorReply)))]
 pub async fn verify(
     State(state): State<Shared>,
     MarketPath { market_type, id }: MarketPath,
@@ -118,7 +118,8 @@ pub async fn verify(
         None => {}
     }
     // One job per proof: the same proof again answers that job.
-    let key = format!("{}:{id:#x}:{nullifier_hash}:{}", jobs::WORLDID_PERSONA, keccak256(proof.as_bytes()));
+    let sent = format!("{merkle_root}:{}:{proof}", body.verification_level);
+    let key = format!("{}:{id:#x}:{nullifier_hash}:{}", jobs::WORLDID_PERSONA, keccak256(sent.as_bytes()));
     let job = jobs::enqueue(
         &mut db,
         &NewJob {

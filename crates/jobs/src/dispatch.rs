@@ -4,13 +4,14 @@
 //! Woken by `NOTIFY animoca_jobs` (a trigger on `app.jobs`) and every poll
 //! interval. Each round it:
 //! 1. asks the queue whether it lost everything it held — Redis restarted
-//!    empty (an epoch key set with `NX` is gone), or this is a fresh in-process
-//!    queue — and if so returns every queued job to pending;
-//! 2. once per poll interval returns stale jobs to pending (queued too long,
-//!    or running past their lease) and enqueues Ethos checks of new markets;
-//! 3. pushes due pending jobs, in batches, marking them queued in the same
+//!    empty (its epoch key is gone), or this is a fresh in-process queue — and
+//!    if so returns every queued job to pending, then sets the key again;
+//! 2. pushes due pending jobs, in batches, marking them queued in the same
 //!    transaction that locked them (a crash before the commit pushes them
-//!    again; the worker's claim makes the duplicate harmless).
+//!    again; the worker's claim makes the duplicate harmless);
+//! 3. once per poll interval returns stale jobs to pending (queued too long,
+//!    or running past their lease), enqueues Ethos checks of new markets and
+//!    produces notifications from indexed events, then pushes again.
 
 use std::{collections::HashMap, sync::Arc, time::Duration};
 
@@ -62,15 +63,28 @@ pub(crate) enum DispatchError {
 }
 
 impl Transport {
-    /// True when the queue holds none of what was handed to it before.
+    /// True when the queue holds none of what was handed to it before:
+    /// Redis lost the epoch key (restarted empty, flushed), or the in-process
+    /// queue is fresh. [`Transport::remember`] once the loss is handled.
     async fn lost_everything(&mut self) -> Result<bool, DispatchError> {
         match self {
             Transport::Redis { conn, epoch_key, .. } => {
-                let set: Option<String> = redis::cmd("SET").arg(&*epoch_key).arg(1).arg("NX").query_async(conn).await?;
-                Ok(set.is_some())
+                let exists: bool = redis::cmd("EXISTS").arg(&*epoch_key).query_async(conn).await?;
+                Ok(!exists)
             }
-            Transport::Memory { primed, .. } => Ok(!std::mem::replace(primed, true)),
+            Transport::Memory { primed, .. } => Ok(!*primed),
         }
+    }
+
+    /// Marks the loss handled (only after every queued job went back to pending).
+    async fn remember(&mut self) -> Result<(), DispatchError> {
+        match self {
+            Transport::Redis { conn, epoch_key, .. } => {
+                let _: () = redis::cmd("SET").arg(&*epoch_key).arg(1).query_async(conn).await?;
+            }
+            Transport::Memory { primed, .. } => *primed = true,
+        }
+        Ok(())
     }
 
     async fn push(&mut self, queue: Queue, ids: Vec<i64>) -> Result<(), DispatchError> {
@@ -161,10 +175,13 @@ async fn round(
 ) -> Result<(), DispatchError> {
     if transport.lost_everything().await? {
         let requeued = outbox::requeue_lost(pool).await?;
+        transport.remember().await?;
         if requeued > 0 {
             tracing::warn!(requeued, "the queue lost its jobs (Redis restarted empty?): handing them again");
         }
     }
+    // Due jobs first: slow housekeeping never holds them back.
+    push_due(pool, transport).await?;
     if housekeeping {
         let stale = outbox::requeue_stale(pool, config.stale_after).await?;
         if stale > 0 {
@@ -178,7 +195,13 @@ async fn round(
         if notified > 0 {
             tracing::info!(notified, "notifications from indexed events");
         }
+        push_due(pool, transport).await?;
     }
+    Ok(())
+}
+
+/// Hands every due pending job to the queue, in batches.
+async fn push_due(pool: &PgPool, transport: &mut Transport) -> Result<(), DispatchError> {
     loop {
         let mut tx = pool.begin().await?;
         let due = outbox::take_due(&mut tx, BATCH).await?;

@@ -118,8 +118,9 @@ pub struct Claimed {
     pub max_attempts: i32,
 }
 
-/// Takes the job for `lease` on behalf of `worker` unless it is done, dead or
-/// held by a live lease: `None` means "not yours, drop the delivery".
+/// Takes the job for `lease` on behalf of `worker` unless it is done, dead,
+/// waiting out a backoff or held by a live lease: `None` means "not yours (or
+/// not now), drop the delivery" — the dispatcher hands it again when due.
 pub(crate) async fn claim(
     pool: &PgPool,
     id: i64,
@@ -131,7 +132,9 @@ pub(crate) async fn claim(
             SET state = 'running', attempts = attempts + 1, locked_by = $2,
                 locked_until = now() + make_interval(secs => $3), updated_at = now()
           WHERE id = $1
-            AND (state IN ('pending', 'queued') OR (state = 'running' AND locked_until < now()))
+            AND (state = 'queued'
+                 OR (state = 'pending' AND run_after <= now())
+                 OR (state = 'running' AND locked_until < now()))
          RETURNING queue, kind, payload, attempts, max_attempts",
     )
     .bind(id)
@@ -184,8 +187,9 @@ pub(crate) async fn retry_later(pool: &PgPool, job: &Claimed, error: &str, delay
 }
 
 /// The dead-letter state: out of attempts, or refused for good.
-pub(crate) async fn bury(pool: &PgPool, job: &Claimed, error: &str) -> Result<(), sqlx::Error> {
-    sqlx::query(
+/// False when the lease was lost meanwhile (the job is not ours to bury).
+pub(crate) async fn bury(conn: &mut PgConnection, job: &Claimed, error: &str) -> Result<bool, sqlx::Error> {
+    let done = sqlx::query(
         "UPDATE app.jobs
             SET state = 'dead', last_error = $3, locked_by = NULL, locked_until = NULL,
                 finished_at = now(), updated_at = now()
@@ -194,9 +198,9 @@ pub(crate) async fn bury(pool: &PgPool, job: &Claimed, error: &str) -> Result<()
     .bind(job.id)
     .bind(job.attempt)
     .bind(error)
-    .execute(pool)
+    .execute(conn)
     .await?;
-    Ok(())
+    Ok(done.rows_affected() == 1)
 }
 
 /// At shutdown: what this worker still holds goes back to pending at once

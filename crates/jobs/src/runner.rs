@@ -59,10 +59,7 @@ pub async fn run(pool: PgPool, config: JobsConfig, shutdown: CancellationToken) 
         return Err(WorkError::Backoff(format!("{:?} to {:?}", config.backoff_min, config.backoff_max)));
     }
     let http = reqwest::Client::builder().user_agent("animoca-trade").build()?;
-    let webhook_http = reqwest::Client::builder()
-        .user_agent("animoca-trade-webhooks")
-        .redirect(reqwest::redirect::Policy::none())
-        .build()?;
+    let webhook_http = webhooks::client(config.webhooks_allow_private)?;
     let config = Arc::new(config);
     let redis = match &config.redis_url {
         Some(url) => Some(redis::Client::open(url.as_str())?.get_connection_manager().await?),
@@ -183,8 +180,22 @@ fn memory_backend(receiver: Arc<Mutex<mpsc::UnboundedReceiver<Task<JobRef>>>>) -
     MemoryStorage::new_with(MemorySink::new(Arc::new(futures_util::lock::Mutex::new(sink))), stream)
 }
 
-/// Runs one delivered job.
+/// Runs one delivered job. Never a plain error to apalis: the outbox decides
+/// retries, so an error (e.g. the database away) is logged and the task
+/// aborted; the job comes back through its lease or the stale sweep.
 async fn handle(job: JobRef, context: Data<Arc<Context>>) -> Result<(), BoxDynError> {
+    match run_job(job, &context).await {
+        Ok(()) => Ok(()),
+        Err(error) if error.downcast_ref::<AbortError>().is_some() => Err(error),
+        Err(error) => {
+            tracing::warn!(job = job.id, %error, "job could not be run or recorded; it returns through its lease");
+            metrics::counter!("jobs_handler_errors_total").increment(1);
+            Err(AbortError::new(error).into())
+        }
+    }
+}
+
+async fn run_job(job: JobRef, context: &Context) -> Result<(), BoxDynError> {
     let config = &context.config;
     let Some(claimed) = outbox::claim(&context.pool, job.id, &config.node, config.lease).await? else {
         // Done, dead, or another worker holds it: a duplicate delivery.
@@ -194,7 +205,7 @@ async fn handle(job: JobRef, context: Data<Arc<Context>>) -> Result<(), BoxDynEr
     let started = std::time::Instant::now();
     // Finish well inside the lease, or another node would take the job over.
     let limit = config.lease.mul_f64(0.8);
-    let outcome = match tokio::time::timeout(limit, execute(&context, &claimed)).await {
+    let outcome = match tokio::time::timeout(limit, execute(context, &claimed)).await {
         Ok(outcome) => outcome,
         Err(_) => Err(JobError::Transient(format!("timed out after {limit:?}"))),
     };
@@ -210,11 +221,11 @@ async fn handle(job: JobRef, context: Data<Arc<Context>>) -> Result<(), BoxDynEr
         Err(JobError::Transient(reason) | JobError::Throttled(reason, _))
             if claimed.attempt >= claimed.max_attempts =>
         {
-            dead(&context, &claimed, reason).await
+            dead(context, &claimed, reason).await
         }
-        Err(JobError::Permanent(reason)) => dead(&context, &claimed, reason).await,
-        Err(JobError::Transient(reason)) => retry_later(&context, &claimed, reason, None).await,
-        Err(JobError::Throttled(reason, after)) => retry_later(&context, &claimed, reason, Some(after)).await,
+        Err(JobError::Permanent(reason)) => dead(context, &claimed, reason).await,
+        Err(JobError::Transient(reason)) => retry_later(context, &claimed, reason, None).await,
+        Err(JobError::Throttled(reason, after)) => retry_later(context, &claimed, reason, Some(after)).await,
     }
 }
 
@@ -236,13 +247,16 @@ async fn retry_later(
     Ok(())
 }
 
-/// Out of attempts or refused for good: the dead-letter state.
+/// Out of attempts or refused for good: the dead-letter state (and, for a
+/// webhook delivery, the failed delivery), in one transaction, fenced by the
+/// attempt.
 async fn dead(context: &Context, claimed: &outbox::Claimed, reason: String) -> Result<(), BoxDynError> {
     tracing::warn!(job = claimed.id, kind = claimed.kind, attempt = claimed.attempt, %reason, "job is a dead letter");
-    outbox::bury(&context.pool, claimed, &reason).await?;
-    if claimed.kind == webhooks::KIND {
-        webhooks::on_dead(&context.pool, claimed, &reason).await?;
+    let mut tx = context.pool.begin().await?;
+    if outbox::bury(&mut tx, claimed, &reason).await? && claimed.kind == webhooks::KIND {
+        webhooks::on_dead(&mut tx, claimed, &reason).await?;
     }
+    tx.commit().await?;
     metrics::counter!("jobs_dead_total", "kind" => claimed.kind.clone()).increment(1);
     Err(AbortError::new(reason).into())
 }
@@ -270,7 +284,8 @@ async fn execute(context: &Context, job: &outbox::Claimed) -> Result<Value, JobE
         }
         webhooks::KIND => webhooks::deliver(&context.pool, &context.webhook_http, &context.config, job).await,
         animoca_store::jobs::WORLDID_PERSONA => {
-            worldid::verify(&context.pool, &context.http, &context.config.worldid, job.id, &job.payload).await
+            worldid::verify(&context.pool, &context.http, &context.config.worldid, job.id, job.attempt, &job.payload)
+                .await
         }
         reputation::KIND => reputation::recompute(&context.pool).await,
         maintenance::PRUNE | maintenance::RECHECK => {

@@ -104,8 +104,40 @@ struct Pending {
     created_at: chrono::DateTime<chrono::Utc>,
 }
 
-/// Refuses a URL whose host resolves to a non-public address (unless
-/// `allow_private`, for local development and tests).
+/// The webhook client's resolver: a host name resolves only to public
+/// addresses, checked at connection time (no second lookup an attacker's DNS
+/// could answer differently).
+#[derive(Debug)]
+pub struct PublicOnlyResolver;
+
+impl reqwest::dns::Resolve for PublicOnlyResolver {
+    fn resolve(&self, name: reqwest::dns::Name) -> reqwest::dns::Resolving {
+        let host = name.as_str().to_owned();
+        Box::pin(async move {
+            let addresses: Vec<std::net::SocketAddr> = tokio::net::lookup_host((host.as_str(), 0)).await?.collect();
+            if addresses.is_empty() || addresses.iter().any(|a| !animoca_store::jobs::is_public_ip(a.ip())) {
+                return Err(format!("webhook host {host} resolves to a non-public address").into());
+            }
+            let addresses: reqwest::dns::Addrs = Box::new(addresses.into_iter());
+            Ok(addresses)
+        })
+    }
+}
+
+/// The HTTP client of deliveries: no redirects, no proxy, and (unless
+/// `allow_private`) host names resolved to public addresses only.
+pub fn client(allow_private: bool) -> Result<reqwest::Client, reqwest::Error> {
+    let builder = reqwest::Client::builder()
+        .user_agent("animoca-trade-webhooks")
+        .redirect(reqwest::redirect::Policy::none())
+        .no_proxy();
+    if allow_private { builder.build() } else { builder.dns_resolver(std::sync::Arc::new(PublicOnlyResolver)).build() }
+}
+
+/// Refuses a URL whose host is, or resolves to, a non-public address (unless
+/// `allow_private`, for local development and tests). IP literals never reach
+/// the resolver, so this is their check; names are checked again when the
+/// client connects ([`PublicOnlyResolver`]).
 async fn check_target(url: &str, allow_private: bool) -> Result<(), JobError> {
     if allow_private {
         return Ok(());
@@ -231,9 +263,8 @@ pub async fn deliver(
 /// The delivery's job is a dead letter (out of attempts, or refused): the
 /// delivery failed; after [`DISABLE_AFTER_FAILED_DELIVERIES`] failed in a row
 /// the webhook is disabled and its owner told.
-pub async fn on_dead(pool: &PgPool, job: &Claimed, reason: &str) -> Result<(), sqlx::Error> {
+pub async fn on_dead(tx: &mut PgConnection, job: &Claimed, reason: &str) -> Result<(), sqlx::Error> {
     let Some(delivery) = job.payload["delivery_id"].as_str() else { return Ok(()) };
-    let mut tx = pool.begin().await?;
     let webhook: Option<(i64, Vec<u8>, String)> = sqlx::query_as(
         "UPDATE app.webhook_deliveries d SET status = 'failed', last_error = coalesce(d.last_error, $2)
            FROM app.webhooks w
@@ -260,7 +291,7 @@ pub async fn on_dead(pool: &PgPool, job: &Claimed, reason: &str) -> Result<(), s
                 .rows_affected();
         if let (1, Ok(owner)) = (disabled, Address::try_from(owner.as_slice())) {
             notify::store(
-                &mut tx,
+                &mut *tx,
                 &Notification {
                     recipient: owner,
                     kind: "webhook_disabled",
@@ -275,7 +306,7 @@ pub async fn on_dead(pool: &PgPool, job: &Claimed, reason: &str) -> Result<(), s
             .await?;
         }
     }
-    tx.commit().await
+    Ok(())
 }
 
 #[cfg(test)]

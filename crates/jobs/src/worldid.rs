@@ -22,7 +22,7 @@ use std::time::Duration;
 use alloy_primitives::{Address, B256};
 use serde::Deserialize;
 use serde_json::{Value, json};
-use sqlx::PgPool;
+use sqlx::{PgConnection, PgPool};
 use url::Url;
 
 use crate::{
@@ -69,10 +69,20 @@ pub async fn verify(
     http: &reqwest::Client,
     config: &WorldIdConfig,
     job_id: i64,
+    attempt: i32,
     payload: &Value,
 ) -> Result<Value, JobError> {
     let proof: Proof = serde_json::from_value(payload.clone())
         .map_err(|error| JobError::Permanent(format!("bad worldid_persona payload: {error}")))?;
+    // Decided already (an earlier attempt stored the nullifier, then failed
+    // before recording the outcome; or another persona holds it): no second
+    // call to the provider, which would refuse a nullifier it has seen.
+    let mut db = pool.acquire().await?;
+    if let Some(outcome) = known_holder(&mut db, config, &proof).await? {
+        drop(db);
+        return store_outcome(pool, config, &proof, job_id, &outcome).await;
+    }
+    drop(db);
     let app_id = config
         .app_id
         .as_deref()
@@ -111,11 +121,18 @@ pub async fn verify(
         if answer["success"] != json!(true) {
             return Err(JobError::Permanent(format!("Worldcoin answered {status} without success: {answer}")));
         }
-        record_nullifier(pool, config, &proof).await?
+        Outcome::Verified
     } else if status == reqwest::StatusCode::BAD_REQUEST {
         let error: ProviderError = serde_json::from_slice(&body).unwrap_or(ProviderError { code: None, detail: None });
         let code = error.code.unwrap_or_else(|| "bad_request".to_owned());
         let detail = error.detail.unwrap_or_default();
+        if code == "max_verifications_reached" && attempt > 1 {
+            // Maybe our own earlier attempt, whose answer was lost: not the
+            // user's fault; leave it to an operator (`jobs retry` after a look).
+            return Err(JobError::Permanent(format!(
+                "Worldcoin answered max_verifications_reached on attempt {attempt}: an earlier attempt may have been accepted"
+            )));
+        }
         Outcome::Rejected(format!("World ID refused the proof: {code} ({detail})"))
     } else {
         return Err(JobError::Permanent(format!(
@@ -123,61 +140,77 @@ pub async fn verify(
             String::from_utf8_lossy(&body).chars().take(300).collect::<String>()
         )));
     };
-    store_outcome(pool, &proof, job_id, &outcome).await
+    store_outcome(pool, config, &proof, job_id, &outcome).await
 }
 
+#[derive(Debug, Clone)]
 enum Outcome {
     Verified,
     Rejected(String),
 }
 
-/// Stores the nullifier once; decides when it is taken.
-async fn record_nullifier(pool: &PgPool, config: &WorldIdConfig, proof: &Proof) -> Result<Outcome, JobError> {
-    let inserted = sqlx::query(
-        "INSERT INTO app.worldid_nullifiers (action, nullifier_hash, persona_id, address, verification_level)
-         VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING",
-    )
-    .bind(&config.action)
-    .bind(&proof.nullifier_hash)
-    .bind(proof.persona_id.as_slice())
-    .bind(proof.address.as_slice())
-    .bind(&proof.verification_level)
-    .execute(pool)
-    .await?
-    .rows_affected();
-    if inserted == 1 {
-        return Ok(Outcome::Verified);
-    }
+/// What the stored nullifiers already decide for this proof, if anything.
+async fn known_holder(
+    db: &mut PgConnection,
+    config: &WorldIdConfig,
+    proof: &Proof,
+) -> Result<Option<Outcome>, sqlx::Error> {
     let holder: Option<(Vec<u8>, String)> = sqlx::query_as(
         "SELECT persona_id, nullifier_hash FROM app.worldid_nullifiers
-          WHERE (action = $1 AND nullifier_hash = $2) OR persona_id = $3 LIMIT 1",
+          WHERE (action = $1 AND nullifier_hash = $2) OR persona_id = $3
+          ORDER BY (action = $1 AND nullifier_hash = $2) DESC LIMIT 1",
     )
     .bind(&config.action)
     .bind(&proof.nullifier_hash)
     .bind(proof.persona_id.as_slice())
-    .fetch_optional(pool)
+    .fetch_optional(db)
     .await?;
-    Ok(match holder {
-        Some((persona, nullifier)) if persona == proof.persona_id.as_slice() && nullifier == proof.nullifier_hash => {
+    Ok(holder.map(|(persona, nullifier)| {
+        if persona == proof.persona_id.as_slice() && nullifier == proof.nullifier_hash {
             Outcome::Verified
-        }
-        Some((persona, _)) if persona == proof.persona_id.as_slice() => {
+        } else if persona == proof.persona_id.as_slice() {
             Outcome::Rejected("this persona is verified with another World ID already".to_owned())
-        }
-        // Not naming the other persona: the reason is public, and would link them.
-        Some(_) => {
+        } else {
+            // Not naming the other persona: the reason is public, and would link them.
             Outcome::Rejected("this World ID already verified another persona: one human, one persona".to_owned())
         }
-        None => return Err(JobError::Transient("nullifier conflict vanished; retrying".to_owned())),
-    })
+    }))
 }
 
-async fn store_outcome(pool: &PgPool, proof: &Proof, job_id: i64, outcome: &Outcome) -> Result<Value, JobError> {
-    let (status, reason) = match outcome {
+/// Stores the nullifier (a verified outcome; once per action: a conflict
+/// decides again) and the outcome, in one transaction.
+async fn store_outcome(
+    pool: &PgPool,
+    config: &WorldIdConfig,
+    proof: &Proof,
+    job_id: i64,
+    outcome: &Outcome,
+) -> Result<Value, JobError> {
+    let mut tx = pool.begin().await?;
+    let mut outcome = outcome.clone();
+    if matches!(outcome, Outcome::Verified) {
+        let inserted = sqlx::query(
+            "INSERT INTO app.worldid_nullifiers (action, nullifier_hash, persona_id, address, verification_level)
+             VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING",
+        )
+        .bind(&config.action)
+        .bind(&proof.nullifier_hash)
+        .bind(proof.persona_id.as_slice())
+        .bind(proof.address.as_slice())
+        .bind(&proof.verification_level)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        if inserted == 0 {
+            outcome = known_holder(&mut tx, config, proof)
+                .await?
+                .ok_or_else(|| JobError::Transient("nullifier conflict vanished; retrying".to_owned()))?;
+        }
+    }
+    let (status, reason) = match &outcome {
         Outcome::Verified => ("verified", "World ID proof of personhood verified".to_owned()),
         Outcome::Rejected(reason) => ("rejected", reason.clone()),
     };
-    let mut tx = pool.begin().await?;
     sqlx::query(
         "INSERT INTO app.verifications (subject, market_type, market_id, provider, status, level, reason, response)
          VALUES ($1, 1, $2, 'worldid', $3, $4, $5, $6)",

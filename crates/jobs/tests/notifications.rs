@@ -407,3 +407,17 @@ async fn webhooks_to_private_addresses_are_refused_and_redirects_not_followed() 
     .unwrap();
     assert_eq!(status, "pending");
 }
+
+#[tokio::test]
+async fn the_webhook_client_resolves_names_to_public_addresses_only() {
+    let target = MockServer::start().await;
+    Mock::given(method("POST")).respond_with(ResponseTemplate::new(200)).mount(&target).await;
+    let port = target.address().port();
+    // A name that resolves to loopback is refused when the client connects.
+    let error = webhooks::client(false).unwrap().post(format!("http://localhost:{port}/")).send().await.unwrap_err();
+    assert!(format!("{error:?}").contains("non-public address"), "{error:?}");
+    assert!(target.received_requests().await.unwrap().is_empty());
+    // With the development switch it goes through.
+    let answer = webhooks::client(true).unwrap().post(format!("http://localhost:{port}/")).send().await.unwrap();
+    assert_eq!(answer.status(), 200);
+}

@@ -55,13 +55,16 @@ pub const NOTIFICATION_KINDS: [&str; 6] =
 
 /// Whether a webhook may target `ip`: a public unicast address. Loopback,
 /// private (RFC 1918, unique local), shared (100.64/10), link-local (cloud
-/// metadata at 169.254.169.254), unspecified, multicast and documentation
-/// ranges are refused, so a webhook cannot reach into our own network.
+/// metadata at 169.254.169.254), unspecified, multicast, reserved and
+/// documentation ranges are refused, so a webhook cannot reach into our own
+/// network. IPv6 must be global unicast (2000::/3); addresses embedding an
+/// IPv4 one (mapped, compatible, NAT64, 6to4) are judged by it, and Teredo is
+/// refused.
 pub fn is_public_ip(ip: std::net::IpAddr) -> bool {
-    use std::net::IpAddr;
+    use std::net::{IpAddr, Ipv4Addr};
     match ip {
         IpAddr::V4(v4) => {
-            let [a, b, ..] = v4.octets();
+            let [a, b, c, _] = v4.octets();
             !(v4.is_loopback()
                 || v4.is_private()
                 || v4.is_link_local()
@@ -70,20 +73,30 @@ pub fn is_public_ip(ip: std::net::IpAddr) -> bool {
                 || v4.is_multicast()
                 || v4.is_documentation()
                 || a == 0
+                || a >= 240
                 || (a == 100 && (64..128).contains(&b))
-                || (a == 198 && (b == 18 || b == 19)))
+                || (a == 198 && (b == 18 || b == 19))
+                || (a == 192 && b == 0 && c == 0))
         }
         IpAddr::V6(v6) => {
+            let s = v6.segments();
+            let embedded = |hi: u16, lo: u16| Ipv4Addr::new((hi >> 8) as u8, hi as u8, (lo >> 8) as u8, lo as u8);
             if let Some(v4) = v6.to_ipv4_mapped() {
                 return is_public_ip(IpAddr::V4(v4));
             }
-            let first = v6.segments()[0];
-            !(v6.is_loopback()
-                || v6.is_unspecified()
-                || v6.is_multicast()
-                || (first & 0xfe00) == 0xfc00
-                || (first & 0xffc0) == 0xfe80
-                || first == 0x2001 && v6.segments()[1] == 0x0db8)
+            // ::a.b.c.d (IPv4-compatible) and the NAT64 prefix 64:ff9b::/96.
+            if s[..6] == [0; 6] || s[..6] == [0x64, 0xff9b, 0, 0, 0, 0] {
+                return s[6] != 0 && is_public_ip(IpAddr::V4(embedded(s[6], s[7])));
+            }
+            // 6to4: 2002:a.b.c.d::/48.
+            if s[0] == 0x2002 {
+                return is_public_ip(IpAddr::V4(embedded(s[1], s[2])));
+            }
+            let global_unicast = (s[0] & 0xe000) == 0x2000;
+            let teredo = s[0] == 0x2001 && s[1] == 0;
+            let documentation = s[0] == 0x2001 && s[1] == 0x0db8;
+            let local_nat64 = s[0] == 0x64 && s[1] == 0xff9b;
+            global_unicast && !teredo && !documentation && !local_nat64
         }
     }
 }
@@ -111,7 +124,16 @@ mod tests {
         ] {
             assert!(!is_public_ip(private.parse().unwrap_or_else(|_| unreachable!())), "{private}");
         }
-        for public in ["8.8.8.8", "1.1.1.1", "2606:4700:4700::1111", "172.32.0.1", "100.128.0.1"] {
+        for public in [
+            "8.8.8.8",
+            "1.1.1.1",
+            "2606:4700:4700::1111",
+            "172.32.0.1",
+            "100.128.0.1",
+            "::ffff:8.8.8.8",
+            "64:ff9b::808:808",
+            "2002:808:808::1",
+        ] {
             assert!(is_public_ip(public.parse().unwrap_or_else(|_| unreachable!())), "{public}");
         }
     }

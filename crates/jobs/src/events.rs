@@ -9,8 +9,10 @@
 //! | `large_trade` | the 100 largest holders of the market (not the trader, not the AMM) | a trade of at least `large_trade_usdc` |
 //!
 //! Each has an idempotency key per event and recipient, so scanning again is
-//! harmless: every round re-reads the last [`RESCAN_BLOCKS`] blocks before
-//! its cursor (a reorg may have replaced them). Events older than
+//! harmless: every round re-reads the proposals of the last [`RESCAN_BLOCKS`]
+//! blocks before its cursor (a reorg may have replaced them). Large trades
+//! follow their own position cursor, at most 100 per round (a reorg that
+//! replaces a trade already passed is not notified again). Events older than
 //! [`MAX_AGE`] are not notified (a backfill of history stays quiet). A
 //! notification of an event a reorg later removed stays.
 
@@ -30,8 +32,10 @@ pub const RESCAN_BLOCKS: i64 = 64;
 /// Events older than this are not notified.
 pub const MAX_AGE: Duration = Duration::from_secs(24 * 3600);
 /// Large trades one round notifies (each to up to [`LARGE_TRADE_AUDIENCE`]
-/// holders); beyond that a warning is logged.
-const MAX_LARGE_TRADES: i64 = 2_000;
+/// holders); the next rounds take the rest.
+const MAX_LARGE_TRADES: i64 = 100;
+/// The large-trade cursor: block number × 10^6 + log index of the last one notified.
+const TRADE_CURSOR: &str = "event_notifications_trades";
 /// Largest holders told of a large trade.
 const LARGE_TRADE_AUDIENCE: i64 = 100;
 
@@ -72,9 +76,11 @@ pub async fn notify_new(pool: &PgPool, large_trade_usdc: U256) -> Result<u64, sq
         .bind(CURSOR)
         .fetch_optional(&mut *tx)
         .await?;
-    let head: Option<i64> =
-        sqlx::query_scalar("SELECT max(block_number) FROM chain.checkpoints").fetch_one(&mut *tx).await?;
-    let Some(head) = head else { return Ok(0) };
+    let checkpoint: Option<(i64, i64)> =
+        sqlx::query_as("SELECT chain_id, block_number FROM chain.checkpoints ORDER BY block_number DESC LIMIT 1")
+            .fetch_optional(&mut *tx)
+            .await?;
+    let Some((chain_id, head)) = checkpoint else { return Ok(0) };
     let floor = cursor.map_or(-1, |c| c - RESCAN_BLOCKS);
     let max_age = MAX_AGE.as_secs_f64();
     let mut notes = Vec::new();
@@ -168,25 +174,42 @@ pub async fn notify_new(pool: &PgPool, large_trade_usdc: U256) -> Result<u64, sq
         }
     }
 
-    // Large trades: told to the market's largest holders.
+    // Large trades: told to the market's largest holders. Their own cursor is
+    // the chain position of the last one notified, so a burst larger than one
+    // round is worked through over the next rounds.
+    let trade_cursor: Option<i64> = sqlx::query_scalar("SELECT position FROM app.job_cursors WHERE name = $1")
+        .bind(TRADE_CURSOR)
+        .fetch_optional(&mut *tx)
+        .await?;
+    let (after_block, after_log) = match trade_cursor {
+        Some(position) => (position / 1_000_000, position % 1_000_000),
+        None => (-1, 0),
+    };
     let trades: Vec<TradeRow> = sqlx::query_as(
-        "SELECT s.tx_hash, s.log_index, s.market_type, s.market_id, s.trader, s.amm_address, s.is_buy,
+        "SELECT s.tx_hash, s.log_index, s.block_number, s.market_type, s.market_id, s.trader, s.amm_address, s.is_buy,
                 s.usdc_amount::text AS usdc_amount
            FROM swaps s
-          WHERE s.block_number > $1 AND s.block_timestamp > now() - make_interval(secs => $2)
+          WHERE s.chain_id = $6 AND s.block_number >= $1 AND s.block_number <= $5
+            AND (s.block_number, s.log_index) > ($1, $7)
+            AND s.block_timestamp > now() - make_interval(secs => $2)
             AND s.usdc_amount >= $3::numeric
           ORDER BY s.block_number, s.log_index LIMIT $4",
     )
-    .bind(floor)
+    .bind(after_block)
     .bind(max_age)
     .bind(large_trade_usdc.to_string())
-    .bind(MAX_LARGE_TRADES + 1)
+    .bind(MAX_LARGE_TRADES)
+    .bind(head)
+    .bind(chain_id)
+    .bind(i32::try_from(after_log).unwrap_or(i32::MAX))
     .fetch_all(&mut *tx)
     .await?;
-    if trades.len() as i64 > MAX_LARGE_TRADES {
-        tracing::warn!(max = MAX_LARGE_TRADES, "more large trades than one round notifies; the rest are not notified");
-    }
-    let trades = &trades[..trades.len().min(MAX_LARGE_TRADES as usize)];
+    let next_trade_cursor = match trades.last() {
+        Some(last) if trades.len() as i64 == MAX_LARGE_TRADES => {
+            last.block_number * 1_000_000 + i64::from(last.log_index)
+        }
+        _ => head * 1_000_000 + 999_999,
+    };
     for trade in trades {
         let holders: Vec<Vec<u8>> = sqlx::query_scalar(
             "SELECT holder FROM balances
@@ -227,18 +250,19 @@ pub async fn notify_new(pool: &PgPool, large_trade_usdc: U256) -> Result<u64, sq
             new += 1;
         }
     }
-    save_cursor(&mut tx, head).await?;
+    save_cursor(&mut tx, CURSOR, head).await?;
+    save_cursor(&mut tx, TRADE_CURSOR, next_trade_cursor).await?;
     tx.commit().await?;
     Ok(new)
 }
 
-async fn save_cursor(conn: &mut PgConnection, head: i64) -> Result<(), sqlx::Error> {
+async fn save_cursor(conn: &mut PgConnection, name: &str, position: i64) -> Result<(), sqlx::Error> {
     sqlx::query(
         "INSERT INTO app.job_cursors (name, position) VALUES ($1, $2)
          ON CONFLICT (name) DO UPDATE SET position = EXCLUDED.position, updated_at = now()",
     )
-    .bind(CURSOR)
-    .bind(head)
+    .bind(name)
+    .bind(position)
     .execute(conn)
     .await?;
     Ok(())
@@ -277,6 +301,7 @@ struct EndedRow {
 struct TradeRow {
     tx_hash: Vec<u8>,
     log_index: i32,
+    block_number: i64,
     market_type: i16,
     market_id: Vec<u8>,
     trader: Vec<u8>,

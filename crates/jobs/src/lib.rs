@@ -5,9 +5,10 @@
 //! [`dispatch`] loop hands due jobs to an apalis queue — Redis when `REDIS_URL`
 //! is set (any number of `work` processes share it), else in process — and
 //! hands again what the queue lost. Workers ([`runner`]) claim a job in
-//! Postgres before running it, so a job delivered twice runs once; apalis
-//! gives them retries with exponential backoff, a concurrency limit per queue,
-//! cron schedules and graceful shutdown.
+//! Postgres before running it, so a job delivered twice runs once, and put a
+//! failed attempt back in the outbox with an exponential backoff; apalis
+//! gives them a concurrency limit per queue, cron schedules and graceful
+//! shutdown.
 //!
 //! Jobs: the Ethos check of every market's issuer/owner ([`verification`]),
 //! World ID proofs of personas ([`worldid`]),

@@ -1,14 +1,14 @@
-//! `work`: the apalis workers (one per queue, concurrency-limited, retrying
-//! with exponential backoff), the cron schedules and the dispatcher, until
-//! shutdown.
+//! `work`: the apalis workers (one per queue, concurrency-limited), the cron
+//! schedules and the dispatcher, until shutdown.
 //!
 //! A worker claims its job in the outbox before running it (a job delivered
 //! twice runs once) and records the outcome there: done; a transient failure
-//! goes back to the queue and apalis retries it after a backoff; the last
-//! attempt's failure, or a permanent one, is a dead letter (`AbortError`
-//! stops apalis' retries). On shutdown the workers stop taking jobs, running
-//! ones get `shutdown_grace` to finish, and whatever this node still holds
-//! returns to pending for any node to retry.
+//! goes back to pending with an exponential backoff ([`backoff`], or the
+//! provider's `Retry-After`) and the dispatcher hands it again when due; the
+//! last attempt's failure, or a permanent one, is a dead letter. apalis never
+//! retries by itself (the handler answers `Ok` or `AbortError`). On shutdown
+//! the workers stop taking jobs, running ones get `shutdown_grace` to finish,
+//! and whatever this node still holds returns to pending for any node to retry.
 
 use std::{collections::HashMap, str::FromStr, sync::Arc, time::Duration};
 

@@ -216,3 +216,57 @@ async fn killed_at_random_points_during_backfill_it_ends_where_a_clean_index_end
     let expected = animoca_store::fingerprint::fingerprint(&clean.pool).await.unwrap();
     assert_eq!(animoca_store::fingerprint::fingerprint(&db.pool).await.unwrap(), expected);
 }
+
+#[tokio::test]
+async fn all_indexes_serves_and_runs_the_jobs_in_one_process() {
+    use wiremock::{Mock, MockServer, ResponseTemplate, matchers};
+
+    let chain = TestChain::start().await;
+    let db = TestDb::empty().await;
+    let spec = MarketSpec::new(MarketType::Credential, "all-in-one");
+    chain.create_market(&spec, chain.account(1)).await;
+    chain.buy(chain.account(2), MarketType::Credential, spec.id, usdc(10), U256::ZERO).await.unwrap();
+    let ethos = MockServer::start().await;
+    Mock::given(matchers::method("GET"))
+        .and(matchers::path("/score/address"))
+        .respond_with(
+            ResponseTemplate::new(200).set_body_json(serde_json::json!({ "score": 2000, "level": "exemplary" })),
+        )
+        .mount(&ethos)
+        .await;
+    let port = std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).unwrap();
+    let command = index_command(&chain, &db, &[]);
+    let args: Vec<_> = command.get_args().map(|a| a.to_owned()).collect();
+    assert_eq!(args, ["index"]);
+    let mut all = Command::new(command.get_program());
+    all.arg("all").current_dir(std::env::temp_dir()).env_clear();
+    for (name, value) in command.get_envs() {
+        if let Some(value) = value {
+            all.env(name, value);
+        }
+    }
+    all.env("PORT", port.to_string())
+        .env("JWT_SECRET", "a-test-secret-of-at-least-32-characters")
+        .env("ETHOS_API_URL", ethos.uri())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    let mut child = ChildGuard::new(all.spawn().unwrap());
+
+    // Indexed, checked with Ethos by the jobs, and served by the API.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let market = loop {
+        let body = reqwest::get(format!("http://127.0.0.1:{port}/api/credentials/{}", spec.id)).await.ok();
+        if let Some(response) = body
+            && response.status() == 200
+        {
+            let market: serde_json::Value = response.json().await.unwrap();
+            if market["data"]["verification_status"] == "verified" {
+                break market;
+            }
+        }
+        assert!(Instant::now() < deadline, "the market was never indexed, checked and served");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    assert_eq!(market["data"]["trades_24h"], 1, "{market}");
+    assert!(child.interrupt(Duration::from_secs(30)).success(), "Ctrl-C stops all three cleanly");
+}

@@ -179,6 +179,12 @@ pub async fn recompute(pool: &PgPool) -> Result<Value, JobError> {
             changed += write_scores(&mut tx, kind, market_type, &subjects, &totals, &components).await?;
         }
     }
+    if changed > 0 {
+        // A new change version: the API's caches drop the old scores.
+        let change =
+            animoca_store::batch::ChangeRow { kind: "reputation".to_owned(), payload: json!({ "changed": changed }) };
+        animoca_store::indexing::write_changes(&mut tx, &[change]).await?;
+    }
     tx.commit().await?;
     Ok(json!({ "users": users.len(), "markets": markets.len(), "changed": changed }))
 }

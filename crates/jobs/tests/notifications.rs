@@ -197,6 +197,12 @@ async fn governance_and_large_trades_notify_the_people_concerned_once() {
     .unwrap();
     assert_eq!(market_score, (stake_points - 100 + 2 + 20).max(0), "{components}");
     assert_eq!((components["activity"].as_i64(), components["governance"].as_i64()), (Some(2), Some(20)));
+    // Changed scores bump the change version (the API's caches refresh).
+    let published: i64 = sqlx::query_scalar("SELECT count(*) FROM app.change_feed WHERE kind = 'reputation'")
+        .fetch_one(&db.pool)
+        .await
+        .unwrap();
+    assert_eq!(published, 1);
     // Unchanged scores add no history rows.
     let rows = || async {
         sqlx::query_scalar::<_, i64>("SELECT count(*) FROM app.reputation_history").fetch_one(&db.pool).await.unwrap()
@@ -204,6 +210,11 @@ async fn governance_and_large_trades_notify_the_people_concerned_once() {
     let before = rows().await;
     animoca_jobs::reputation::recompute(&db.pool).await.unwrap();
     assert_eq!(rows().await, before);
+    let published: i64 = sqlx::query_scalar("SELECT count(*) FROM app.change_feed WHERE kind = 'reputation'")
+        .fetch_one(&db.pool)
+        .await
+        .unwrap();
+    assert_eq!(published, 1, "nothing changed, nothing published");
     shutdown.cancel();
     task.await.unwrap();
 }

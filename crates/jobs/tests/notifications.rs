@@ -254,18 +254,25 @@ async fn webhooks_get_signed_deliveries_retried_with_one_id_and_are_disabled_whe
     let db = TestDb::migrated().await;
     let ethos = MockServer::start().await;
     let receiver = MockServer::start().await;
-    // The good hook fails twice, then accepts.
+    // The good hook rate-limits once (Retry-After: 1), fails once, then accepts.
     Mock::given(method("POST"))
         .and(path("/good"))
-        .respond_with(ResponseTemplate::new(503))
-        .up_to_n_times(2)
+        .respond_with(ResponseTemplate::new(429).insert_header("Retry-After", "1"))
+        .up_to_n_times(1)
         .with_priority(1)
         .mount(&receiver)
         .await;
     Mock::given(method("POST"))
         .and(path("/good"))
-        .respond_with(ResponseTemplate::new(204))
+        .respond_with(ResponseTemplate::new(503))
+        .up_to_n_times(1)
         .with_priority(2)
+        .mount(&receiver)
+        .await;
+    Mock::given(method("POST"))
+        .and(path("/good"))
+        .respond_with(ResponseTemplate::new(204))
+        .with_priority(3)
         .mount(&receiver)
         .await;
     Mock::given(method("POST")).and(path("/bad")).respond_with(ResponseTemplate::new(500)).mount(&receiver).await;
@@ -276,6 +283,7 @@ async fn webhooks_get_signed_deliveries_retried_with_one_id_and_are_disabled_whe
     let bad = register(&db.pool, bob, &format!("{}/bad", receiver.uri()), &[]).await;
     let (shutdown, task) = start(&db.pool, config(&ethos));
 
+    let sent = std::time::Instant::now();
     notify_one(&db.pool, alice, "large_trade", "a1").await;
     let delivered = eventually("alice's delivery", async || {
         sqlx::query_as::<_, (String, i32, Option<i32>)>("SELECT status, attempts, last_status FROM app.webhook_deliveries d JOIN app.webhooks w ON w.id = d.webhook_id WHERE w.address = $1")
@@ -287,6 +295,7 @@ async fn webhooks_get_signed_deliveries_retried_with_one_id_and_are_disabled_whe
     })
     .await;
     assert_eq!(delivered, ("delivered".to_owned(), 3, Some(204)));
+    assert!(sent.elapsed() >= Duration::from_secs(1), "the receiver's Retry-After: 1 was honoured");
     let requests: Vec<_> =
         receiver.received_requests().await.unwrap().into_iter().filter(|r| r.url.path() == "/good").collect();
     assert_eq!(requests.len(), 3);

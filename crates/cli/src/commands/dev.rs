@@ -167,7 +167,7 @@ pub async fn run(
         db.options.get_host(),
         db.options.get_port(),
         db.options.get_database().unwrap_or("postgres"),
-        if db.cluster.is_some() { "  (private cluster, .data/postgres)" } else { "" }
+        if db.cluster.is_some() { format!("  (private cluster, {})", args.db_dir.display()) } else { String::new() }
     );
     println!(
         "  simulator  {}",

@@ -2,37 +2,16 @@
 //! the reputation read.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod common;
+
 use std::num::NonZeroU32;
 
 use alloy::primitives::Address;
-use animoca_api::{AppState, auth::issue_token, router};
+use animoca_api::{AppState, router};
 use animoca_test_support::TestDb;
-use axum::{
-    Router,
-    body::Body,
-    http::{Request, StatusCode, header},
-};
-use serde_json::{Value, json};
-use tower::ServiceExt;
-
-async fn call(
-    app: &Router,
-    state: &AppState,
-    method: &str,
-    uri: &str,
-    who: Option<Address>,
-    body: Option<Value>,
-) -> (StatusCode, Value) {
-    let mut request = Request::builder().method(method).uri(uri).header(header::CONTENT_TYPE, "application/json");
-    if let Some(who) = who {
-        request = request.header(header::AUTHORIZATION, format!("Bearer {}", issue_token(&state.auth, who).unwrap().0));
-    }
-    let body = body.map_or_else(Body::empty, |b| Body::from(b.to_string()));
-    let response = app.clone().oneshot(request.body(body).unwrap()).await.unwrap();
-    let status = response.status();
-    let bytes = axum::body::to_bytes(response.into_body(), 1 << 20).await.unwrap();
-    (status, serde_json::from_slice(&bytes).unwrap_or(Value::Null))
-}
+use axum::http::StatusCode;
+use common::call;
+use serde_json::json;
 
 #[tokio::test]
 async fn webhooks_are_registered_listed_and_deleted_by_their_owner_only() {

@@ -37,3 +37,14 @@ pub fn init(sentry_dsn: Option<&str>, log_filter: &str) -> Telemetry {
     }
     Telemetry { _sentry: sentry_guard }
 }
+
+/// Serves the process' Prometheus metrics at `addr` (`METRICS_ADDR` of `index` and `work`).
+pub fn serve_metrics(addr: std::net::SocketAddr) -> anyhow::Result<()> {
+    use anyhow::Context;
+    metrics_exporter_prometheus::PrometheusBuilder::new()
+        .with_http_listener(addr)
+        .install()
+        .with_context(|| format!("serve metrics on METRICS_ADDR {addr}"))?;
+    tracing::info!(%addr, "Prometheus metrics at http://{addr}/metrics");
+    Ok(())
+}

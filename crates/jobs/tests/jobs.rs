@@ -2,6 +2,8 @@
 //! HTTP server that answers in Ethos' documented shapes.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod common;
+
 use std::{
     process::{Child, Command, Stdio},
     time::Duration,
@@ -11,10 +13,9 @@ use alloy_primitives::{Address, B256};
 use animoca_jobs::{JobsConfig, dispatch::JobRef};
 use animoca_test_support::TestDb;
 use apalis::prelude::TaskSink;
+use common::{eventually, start, stop};
 use serde_json::{Value, json};
 use sqlx::PgPool;
-use tokio::task::JoinHandle;
-use tokio_util::sync::CancellationToken;
 use wiremock::{
     Mock, MockServer, ResponseTemplate,
     matchers::{header, method, path, query_param},
@@ -36,21 +37,6 @@ fn uuid_like() -> String {
         "{:x}",
         std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0)
     )
-}
-
-fn start(pool: &PgPool, config: JobsConfig) -> (CancellationToken, JoinHandle<()>) {
-    let shutdown = CancellationToken::new();
-    let task = tokio::spawn({
-        let pool = pool.clone();
-        let shutdown = shutdown.clone();
-        async move { animoca_jobs::run(pool, config, shutdown).await.expect("work runs") }
-    });
-    (shutdown, task)
-}
-
-async fn stop(shutdown: CancellationToken, task: JoinHandle<()>) {
-    shutdown.cancel();
-    tokio::time::timeout(Duration::from_secs(20), task).await.expect("work stops").expect("work task");
 }
 
 fn owner(n: u8) -> Address {
@@ -111,17 +97,6 @@ async fn job(pool: &PgPool, n: u8) -> Option<(String, i32, Option<String>)> {
         .fetch_optional(pool)
         .await
         .expect("read job")
-}
-
-async fn eventually<T>(what: &str, mut probe: impl AsyncFnMut() -> Option<T>) -> T {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-    loop {
-        if let Some(value) = probe().await {
-            return value;
-        }
-        assert!(tokio::time::Instant::now() < deadline, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
 }
 
 async fn requests_for(server: &MockServer, n: u8) -> usize {

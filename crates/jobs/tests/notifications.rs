@@ -3,6 +3,8 @@
 //! a webhook that keeps failing disabled and its owner told.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod common;
+
 use std::time::Duration;
 
 use alloy_primitives::{Address, U256};
@@ -14,10 +16,9 @@ use animoca_jobs::{
     webhooks,
 };
 use animoca_test_support::{MarketSpec, TestChain, TestDb, tokens, usdc};
+use common::{eventually, start};
 use serde_json::{Value, json};
 use sqlx::PgPool;
-use tokio::task::JoinHandle;
-use tokio_util::sync::CancellationToken;
 use wiremock::{
     Mock, MockServer, ResponseTemplate,
     matchers::{method, path},
@@ -32,26 +33,6 @@ fn config(ethos: &MockServer) -> JobsConfig {
     // The receivers here listen on 127.0.0.1.
     config.webhooks_allow_private = true;
     config
-}
-
-fn start(pool: &PgPool, config: JobsConfig) -> (CancellationToken, JoinHandle<()>) {
-    let shutdown = CancellationToken::new();
-    let task = tokio::spawn({
-        let (pool, shutdown) = (pool.clone(), shutdown.clone());
-        async move { animoca_jobs::run(pool, config, shutdown).await.unwrap() }
-    });
-    (shutdown, task)
-}
-
-async fn eventually<T>(what: &str, mut probe: impl AsyncFnMut() -> Option<T>) -> T {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-    loop {
-        if let Some(value) = probe().await {
-            return value;
-        }
-        assert!(tokio::time::Instant::now() < deadline, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
 }
 
 /// (recipient, kind, title) of every notification but the issuer checks.

@@ -1,11 +1,13 @@
 //! Calling the API in-process, as the route tests do.
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
-use animoca_api::{AppState, router};
+use alloy::primitives::Address;
+use animoca_api::{AppState, auth::issue_token, router};
 use animoca_test_support::TestDb;
 use axum::{
+    Router,
     body::Body,
-    http::{Request, StatusCode},
+    http::{Request, StatusCode, header},
 };
 use serde_json::Value;
 use tower::ServiceExt;
@@ -25,4 +27,25 @@ pub async fn ok(db: &TestDb, uri: &str) -> Value {
     assert_eq!(status, StatusCode::OK, "{uri}: {body}");
     assert_eq!(body["success"], true, "{uri}: {body}");
     body
+}
+
+/// `method uri` on `app` with a JSON `body`, signed in as `who` when given:
+/// status and JSON body.
+pub async fn call(
+    app: &Router,
+    state: &AppState,
+    method: &str,
+    uri: &str,
+    who: Option<Address>,
+    body: Option<Value>,
+) -> (StatusCode, Value) {
+    let mut request = Request::builder().method(method).uri(uri).header(header::CONTENT_TYPE, "application/json");
+    if let Some(who) = who {
+        request = request.header(header::AUTHORIZATION, format!("Bearer {}", issue_token(&state.auth, who).unwrap().0));
+    }
+    let body = body.map_or_else(Body::empty, |b| Body::from(b.to_string()));
+    let response = app.clone().oneshot(request.body(body).unwrap()).await.unwrap();
+    let status = response.status();
+    let bytes = axum::body::to_bytes(response.into_body(), 1 << 20).await.unwrap();
+    (status, serde_json::from_slice(&bytes).unwrap_or(Value::Null))
 }

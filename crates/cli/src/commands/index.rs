@@ -32,11 +32,7 @@ pub struct IndexArgs {
 /// Migrates, waits for the indexer lock, then indexes until `shutdown`.
 pub async fn run(config: IndexConfig, args: IndexArgs, shutdown: CancellationToken) -> anyhow::Result<()> {
     if let Some(addr) = config.metrics_addr {
-        metrics_exporter_prometheus::PrometheusBuilder::new()
-            .with_http_listener(addr)
-            .install()
-            .with_context(|| format!("serve metrics on METRICS_ADDR {addr}"))?;
-        tracing::info!(%addr, "Prometheus metrics at http://{addr}/metrics");
+        crate::telemetry::serve_metrics(addr)?;
     }
     let pool = animoca_store::connect(config.database.clone(), 8).await?;
     animoca_store::migrate(&pool).await?;

@@ -10,11 +10,7 @@ use crate::config::{MigrateConfig, WorkConfig};
 /// `JOBS_SHUTDOWN_GRACE_SECS` to finish; the rest return to the queue).
 pub async fn run(config: WorkConfig, shutdown: CancellationToken) -> anyhow::Result<()> {
     if let Some(addr) = config.metrics_addr {
-        metrics_exporter_prometheus::PrometheusBuilder::new()
-            .with_http_listener(addr)
-            .install()
-            .with_context(|| format!("serve metrics on METRICS_ADDR {addr}"))?;
-        tracing::info!(%addr, "Prometheus metrics at http://{addr}/metrics");
+        crate::telemetry::serve_metrics(addr)?;
     }
     let pool = animoca_store::connect(config.database.clone(), 8).await?;
     animoca_store::migrate(&pool).await?;

@@ -100,6 +100,33 @@ async fn dev_runs_a_devnet_with_markets_and_trades_until_interrupted() {
         assert!(Instant::now() < deadline, "{swaps} swaps and {markets} markets indexed");
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+    // The job workers check every issuer with the offline Ethos stand-in.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let checks: Vec<(Vec<u8>, Option<i32>, String)> = loop {
+        let rows: Vec<(Vec<u8>, Option<i32>, String)> = sqlx::query_as(
+            "SELECT m.creator_address, md.ethos_score, md.verification_status
+               FROM derived.markets m JOIN app.market_metadata md USING (market_type, market_id)
+              WHERE md.ethos_checked_at IS NOT NULL",
+        )
+        .fetch_all(&pool)
+        .await
+        .unwrap();
+        if rows.len() == 6 {
+            break rows;
+        }
+        assert!(Instant::now() < deadline, "{} of 6 issuers checked", rows.len());
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    for (creator, score, status) in checks {
+        let expected = animoca_devnet::ethos::score_of(Address::from_slice(&creator));
+        assert_eq!(score.map(|s| s as u32), expected, "the stand-in's score");
+        let decided = match expected {
+            Some(s) if s >= 1400 => "verified",
+            Some(s) if s < 800 => "rejected",
+            _ => "pending",
+        };
+        assert_eq!(status, decided);
+    }
     pool.close().await;
 
     // The API answers with the indexed sample markets.

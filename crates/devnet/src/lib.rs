@@ -3,6 +3,7 @@
 
 pub mod anvil;
 pub mod driver;
+pub mod ethos;
 pub mod postgres;
 pub mod sample;
 pub mod simulator;

@@ -42,9 +42,10 @@ pub struct DevArgs {
     /// Folder of the private PostgreSQL cluster.
     #[arg(long, default_value = ".data/postgres")]
     pub db_dir: PathBuf,
-    /// The Ethos API the job workers check issuers with.
-    #[arg(long, env = "ETHOS_API_URL", default_value = config::DEFAULT_ETHOS_API_URL, value_parser = config::http_url)]
-    pub ethos_api_url: url::Url,
+    /// The Ethos API the job workers check issuers with (default: the devnet's
+    /// offline stand-in, deterministic scores per address).
+    #[arg(long, env = "ETHOS_API_URL", value_parser = config::http_url)]
+    pub ethos_api_url: Option<url::Url>,
 }
 
 /// Where `dev` keeps its data.
@@ -151,7 +152,15 @@ pub async fn run(
     };
 
     // Background jobs, in process (no Redis): issuer checks of the sample markets.
-    let mut jobs_config = animoca_jobs::JobsConfig::new(args.ethos_api_url.clone());
+    let (ethos_url, ethos_label) = match &args.ethos_api_url {
+        Some(url) => (url.clone(), url.to_string()),
+        None => {
+            let base = animoca_devnet::ethos::serve(shutdown.clone()).await.context("start the Ethos stand-in")?;
+            let url = url::Url::parse(&base).context("the Ethos stand-in's URL")?;
+            (url, format!("{base} (offline stand-in; set ETHOS_API_URL for the real one)"))
+        }
+    };
+    let mut jobs_config = animoca_jobs::JobsConfig::new(ethos_url);
     jobs_config.webhooks_allow_private = true;
     let jobs = tokio::spawn(animoca_jobs::run(pool.clone(), jobs_config, shutdown.clone()));
 
@@ -159,7 +168,7 @@ pub async fn run(
     println!("  API        http://{api_addr}/api  (e.g. http://{api_addr}/api/credentials?status=all)");
     println!("  Socket.IO  http://{api_addr}  (path /socket.io; subscribe to markets, market:<id>, proposals, …)");
     println!("  JSON-RPC   {}  (chain id {})", anvil.endpoint(), anvil.chain_id());
-    println!("  jobs       in process; issuers checked with Ethos at {}", args.ethos_api_url);
+    println!("  jobs       in process; issuers checked with Ethos at {ethos_label}");
     println!("  markets    {} credential, {} persona", args.markets, args.markets);
     println!(
         "  indexer    DATABASE_URL=postgres://{}@{}:{}/{}{}",

@@ -100,6 +100,18 @@ async fn dev_runs_a_devnet_with_markets_and_trades_until_interrupted() {
         assert!(Instant::now() < deadline, "{swaps} swaps and {markets} markets indexed");
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+    // Now and then the simulator opens a slashing proposal.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let proposals: i64 =
+            sqlx::query_scalar("SELECT count(*) FROM derived.proposals").fetch_one(&pool).await.unwrap();
+        if proposals > 0 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "no simulated proposal within 60 s");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
     // The job workers check every issuer with the offline Ethos stand-in.
     let deadline = Instant::now() + Duration::from_secs(60);
     let checks: Vec<(Vec<u8>, Option<i32>, String)> = loop {

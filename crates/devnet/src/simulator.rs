@@ -1,5 +1,6 @@
 //! A trade simulator: random buys and sells by the devnet's traders, at a
-//! configurable rate, so every live view has something to show.
+//! configurable rate, with now and then a slashing proposal and votes on the
+//! open ones, so every live view has something to show.
 
 use std::time::Duration;
 
@@ -48,8 +49,9 @@ impl Rng {
 }
 
 /// Runs until `stop` is cancelled: every `interval`, one trader buys (60%) or
-/// sells part of their balance (40%) in a random market. A failed trade is
-/// logged and skipped.
+/// sells part of their balance (40%) in a random market; one tick in 40 also
+/// opens a small slashing proposal, one in 5 votes on an open one. A failed
+/// transaction is logged and skipped.
 pub async fn run(
     driver: Driver,
     markets: Vec<LiveMarket>,
@@ -63,6 +65,7 @@ pub async fn run(
     let mut rng = Rng::new(0x00A1_1CE5);
     let mut ticker = tokio::time::interval(interval);
     let mut trades = 0u64;
+    let mut governance = Governance::default();
     loop {
         tokio::select! {
             () = stop.cancelled() => break,
@@ -70,6 +73,12 @@ pub async fn run(
         }
         let market = &markets[usize::try_from(rng.below(markets.len() as u64)).unwrap_or(0)];
         let trader = traders[usize::try_from(rng.below(traders.len() as u64)).unwrap_or(0)];
+        // Now and then a slashing proposal, and votes on the open ones.
+        if rng.below(PROPOSAL_EVERY) == 0 {
+            governance.propose(&driver, market, trader, &mut rng).await;
+        } else if rng.below(VOTE_EVERY) == 0 {
+            governance.vote(&driver, trader, &mut rng).await;
+        }
         match trade_once(&driver, market, trader, &mut rng).await {
             Ok(Some(side)) => {
                 trades += 1;
@@ -80,6 +89,57 @@ pub async fn run(
         }
     }
     tracing::info!(trades, "trade simulator stopped");
+}
+
+/// One tick in this many opens a slashing proposal.
+const PROPOSAL_EVERY: u64 = 40;
+/// One tick in this many casts a vote on an open proposal.
+const VOTE_EVERY: u64 = 5;
+
+/// The proposals the simulator opened and who voted on them (a second vote
+/// by the same address would revert).
+#[derive(Debug, Default)]
+struct Governance {
+    proposals: Vec<(U256, Vec<Address>)>,
+}
+
+impl Governance {
+    async fn propose(&mut self, driver: &Driver, market: &LiveMarket, proposer: Address, rng: &mut Rng) {
+        let amount = usdc(1 + rng.below(20));
+        match driver.propose(proposer, market.spec.market, market.spec.id, amount).await {
+            Ok((id, _)) => {
+                tracing::debug!(%id, market = %market.spec.symbol, "simulated proposal");
+                self.proposals.push((id, Vec::new()));
+                // The newest few stay open for votes.
+                if self.proposals.len() > 8 {
+                    self.proposals.remove(0);
+                }
+            }
+            Err(error) => tracing::debug!(%error, market = %market.spec.symbol, "simulated proposal refused"),
+        }
+    }
+
+    async fn vote(&mut self, driver: &Driver, voter: Address, rng: &mut Rng) {
+        if self.proposals.is_empty() {
+            return;
+        }
+        let index = usize::try_from(rng.below(self.proposals.len() as u64)).unwrap_or(0);
+        let (id, voters) = &mut self.proposals[index];
+        if voters.contains(&voter) {
+            return;
+        }
+        // Mostly for, sometimes against, now and then abstain.
+        let support = match rng.below(10) {
+            0..6 => 1,
+            6..9 => 0,
+            _ => 2,
+        };
+        voters.push(voter);
+        if let Err(error) = driver.cast_vote(voter, *id, support).await {
+            // No voting power at the snapshot, or voting ended: both normal here.
+            tracing::debug!(%error, %id, "simulated vote refused");
+        }
+    }
 }
 
 async fn trade_once(

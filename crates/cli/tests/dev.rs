@@ -147,6 +147,17 @@ async fn dev_runs_a_devnet_with_markets_and_trades_until_interrupted() {
     assert_eq!(response.status(), 200);
     let body: serde_json::Value = serde_json::from_str(&response.text().await.unwrap()).unwrap();
     assert_eq!(body["data"].as_array().map(Vec::len), Some(3), "{body}");
+    // With the metadata a creator would register, and personas linked to credentials.
+    assert!(
+        body["data"].as_array().unwrap().iter().all(|m| m["display_name"].is_string() && m["category"].is_string())
+    );
+    let personas: serde_json::Value =
+        reqwest::get(format!("{api}/personas?status=all")).await.unwrap().json().await.unwrap();
+    let persona = personas["data"][0]["persona_id"].as_str().unwrap().to_owned();
+    let detail: serde_json::Value =
+        reqwest::get(format!("{api}/personas/{persona}")).await.unwrap().json().await.unwrap();
+    assert!(!detail["data"]["linked_credentials"].as_array().unwrap().is_empty(), "{detail}");
+    assert_eq!(detail["data"]["social_links"][0]["platform"], "x", "{detail}");
 
     // Live updates on the same port: the simulator's trades reach a Socket.IO client.
     let base = api.trim_end_matches("/api");

@@ -93,7 +93,9 @@ pub async fn run(
         let deployment = animoca_chain::deploy(&provider, accounts[0], &DeployParams::devnet(accounts[0])).await?;
         let driver = Driver { provider: provider.clone(), deployment };
         let mut live = Vec::new();
-        for sample in sample_markets(usize::from(args.markets), 7) {
+        let samples = sample_markets(usize::from(args.markets), 7);
+        write_sample_metadata(&pool, &samples, &accounts).await?;
+        for sample in samples {
             let (token, _) = driver.create_market(&sample.spec, accounts[sample.creator]).await?;
             tracing::info!("created {}", describe(&sample.spec, token));
             live.push(LiveMarket::new(&sample, token));
@@ -213,6 +215,63 @@ pub async fn run(
     anvil.stop().await;
     stop_cluster(&db).await;
     indexed.context("indexer")?;
+    Ok(())
+}
+
+/// The sample markets' off-chain metadata, social accounts and persona
+/// credential links, as their creators would register them through the API.
+async fn write_sample_metadata(
+    pool: &sqlx::PgPool,
+    samples: &[animoca_devnet::sample::SampleMarket],
+    accounts: &[alloy::primitives::Address],
+) -> anyhow::Result<()> {
+    use animoca_devnet::sample::{linked_credentials, metadata_of};
+    use animoca_domain::MarketType;
+    let credentials: Vec<_> = samples.iter().filter(|s| s.spec.market == MarketType::Credential).collect();
+    let personas: Vec<_> = samples.iter().filter(|s| s.spec.market == MarketType::Persona).collect();
+    let mut tx = pool.begin().await?;
+    for sample in samples {
+        let meta = metadata_of(sample);
+        let creator = accounts[sample.creator];
+        sqlx::query(
+            "INSERT INTO app.market_metadata (market_type, market_id, display_name, category, description, registered_by)
+             VALUES ($1, $2, $3, $4, $5, $6)
+             ON CONFLICT (market_type, market_id) DO UPDATE SET display_name = EXCLUDED.display_name,
+                    category = EXCLUDED.category, description = EXCLUDED.description",
+        )
+        .bind(i16::from(sample.spec.market.as_u8()))
+        .bind(sample.spec.id.as_slice())
+        .bind(&meta.display_name)
+        .bind(&meta.category)
+        .bind(&meta.description)
+        .bind(creator.as_slice())
+        .execute(&mut *tx)
+        .await?;
+        if let Some((platform, handle)) = &meta.social {
+            sqlx::query(
+                "INSERT INTO app.social_links (persona_id, platform, handle) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
+            )
+            .bind(sample.spec.id.as_slice())
+            .bind(platform)
+            .bind(handle)
+            .execute(&mut *tx)
+            .await?;
+        }
+    }
+    for (index, persona) in personas.iter().enumerate() {
+        for credential in linked_credentials(index, credentials.len()) {
+            sqlx::query(
+                "INSERT INTO app.persona_credentials (persona_id, credential_id, linked_by) VALUES ($1, $2, $3)
+                 ON CONFLICT DO NOTHING",
+            )
+            .bind(persona.spec.id.as_slice())
+            .bind(credentials[credential].spec.id.as_slice())
+            .bind(accounts[persona.creator].as_slice())
+            .execute(&mut *tx)
+            .await?;
+        }
+    }
+    tx.commit().await?;
     Ok(())
 }
 

@@ -272,6 +272,26 @@ pub struct LinkCredentials {
     credential_ids: Vec<String>,
 }
 
+/// 404 unless persona `id` is indexed; 403 unless `me` created it (`what`:
+/// the action refused, for the message).
+pub(crate) async fn ensure_persona_owner(
+    db: &mut PgConnection,
+    id: B256,
+    me: Address,
+    what: &str,
+) -> Result<(), ApiError> {
+    let owner: Option<Vec<u8>> =
+        sqlx::query_scalar("SELECT creator_address FROM derived.markets WHERE market_type = 1 AND market_id = $1")
+            .bind(id.as_slice())
+            .fetch_optional(&mut *db)
+            .await?;
+    let owner = owner.ok_or_else(|| ApiError::NotFound("persona".to_owned()))?;
+    if owner != me.as_slice() {
+        return Err(ApiError::Forbidden(format!("only the persona's owner {} can {what}", format::hex(&owner))));
+    }
+    Ok(())
+}
+
 /// `POST /api/personas/{id}/credentials` (the persona's owner only): links
 /// existing credential markets to the persona; answers the linked list.
 #[utoipa::path(post, operation_id = "registration_link", path = "/api/{kind}/{id}/credentials", tag = "markets", params(("kind" = crate::openapi::MarketKind, Path, description = "credentials or personas"), ("id" = String, Path, description = "The market id, 0x + 64 hex digits")), request_body = crate::registration::LinkCredentials, security(("bearer" = [])), responses((status = 200, description = "The persona's linked credentials", body = crate::openapi::LinkedCredentialList), (status = "4XX", description = "Bad input (a 400 names the field), not signed in, forbidden, not found, conflict, chain proof failed (422), rate limited (429 with Retry-After)", body = crate::openapi::ErrorReply), (status = "5XX", description = "A dependency is down (503) or a bug (500)", body = crate::openapi::ErrorReply)))]
@@ -290,18 +310,7 @@ pub async fn link(
     }
     let linked = parse_ids("credential_ids", &body.credential_ids)?;
     let mut db = state.pool.begin().await?;
-    let owner: Option<Vec<u8>> =
-        sqlx::query_scalar("SELECT creator_address FROM derived.markets WHERE market_type = 1 AND market_id = $1")
-            .bind(id.as_slice())
-            .fetch_optional(&mut *db)
-            .await?;
-    let owner = owner.ok_or_else(|| ApiError::NotFound("persona".to_owned()))?;
-    if owner != me.as_slice() {
-        return Err(ApiError::Forbidden(format!(
-            "only the persona's owner {} can link credentials",
-            format::hex(&owner)
-        )));
-    }
+    ensure_persona_owner(&mut db, id, me, "link credentials").await?;
     for (i, credential) in linked.iter().enumerate() {
         ensure_credential(&mut db, &format!("credential_ids[{i}]"), *credential).await?;
     }

@@ -92,15 +92,7 @@ pub async fn verify(
     }
 
     let mut db = state.pool.begin().await?;
-    let owner: Option<Vec<u8>> =
-        sqlx::query_scalar("SELECT creator_address FROM derived.markets WHERE market_type = 1 AND market_id = $1")
-            .bind(id.as_slice())
-            .fetch_optional(&mut *db)
-            .await?;
-    let owner = owner.ok_or_else(|| ApiError::NotFound("persona".to_owned()))?;
-    if owner != me.as_slice() {
-        return Err(ApiError::Forbidden(format!("only the persona's owner {} can verify it", format::hex(&owner))));
-    }
+    crate::registration::ensure_persona_owner(&mut db, id, me, "verify it").await?;
     let used_by: Option<Vec<u8>> =
         sqlx::query_scalar("SELECT persona_id FROM app.worldid_nullifiers WHERE nullifier_hash = $1 LIMIT 1")
             .bind(&nullifier_hash)

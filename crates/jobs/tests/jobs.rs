@@ -49,17 +49,22 @@ fn market_id(n: u8) -> B256 {
 
 /// A market as the indexer writes it, created by `owner(n)`.
 async fn add_market(pool: &PgPool, n: u8) {
+    insert_market(pool, 0, n).await;
+}
+
+async fn insert_market(pool: &PgPool, market_type: i16, n: u8) {
     sqlx::query(
         "INSERT INTO markets (market_type, market_id, token_address, creator_address, factory_address, amm_address,
                               token_name, token_symbol, initial_stake, chain_id, created_block, created_block_hash,
                               created_tx_hash, created_log_index, created_at)
-         VALUES (0, $1, $2, $3, $4, $4, 'T', 'T', 1000, 31337, 1, $1, $1, $5, now())",
+         VALUES ($1, $2, $3, $4, $5, $5, 'T', 'T', 1000, 31337, 1, $2, $2, $6, now())",
     )
+    .bind(market_type)
     .bind(market_id(n).as_slice())
-    .bind(Address::repeat_byte(n ^ 0x80).as_slice())
+    .bind(Address::repeat_byte(n ^ if market_type == 0 { 0x80 } else { 0x40 }).as_slice())
     .bind(owner(n).as_slice())
     .bind(Address::ZERO.as_slice())
-    .bind(i32::from(n))
+    .bind(i32::from(market_type) * 1000 + i32::from(n))
     .execute(pool)
     .await
     .expect("insert market");
@@ -471,20 +476,7 @@ async fn cron_prunes_old_rows_and_rechecks_unverified_issuers() {
 
 /// A persona market of `owner(n)`, as the indexer writes it.
 async fn add_persona(pool: &PgPool, n: u8) {
-    sqlx::query(
-        "INSERT INTO markets (market_type, market_id, token_address, creator_address, factory_address, amm_address,
-                              token_name, token_symbol, initial_stake, chain_id, created_block, created_block_hash,
-                              created_tx_hash, created_log_index, created_at)
-         VALUES (1, $1, $2, $3, $4, $4, 'P', 'P', 1000, 31337, 1, $1, $1, $5, now())",
-    )
-    .bind(market_id(n).as_slice())
-    .bind(Address::repeat_byte(n ^ 0x40).as_slice())
-    .bind(owner(n).as_slice())
-    .bind(Address::ZERO.as_slice())
-    .bind(1000 + i32::from(n))
-    .execute(pool)
-    .await
-    .expect("insert persona");
+    insert_market(pool, 1, n).await;
 }
 
 /// What `POST /api/personas/{id}/verify/worldcoin` queues.

@@ -35,6 +35,8 @@ async fn dev_runs_a_devnet_with_markets_and_trades_until_interrupted() {
         .args(["--db-port", &db_port])
         .arg("--db-dir")
         .arg(&db_dir)
+        .arg("--state-dir")
+        .arg(db_dir.with_extension("state"))
         .current_dir(std::env::temp_dir())
         .env("RUST_LOG", "warn")
         .env_remove("DATABASE_URL")
@@ -173,6 +175,7 @@ async fn dev_runs_a_devnet_with_markets_and_trades_until_interrupted() {
     assert!(exit.success(), "dev exits 0 on Ctrl-C: {exit:?}");
     assert!(rest.iter().any(|l| l.starts_with("devnet stopped at block")), "{rest:?}");
     let _ = std::fs::remove_dir_all(&db_dir);
+    let _ = std::fs::remove_dir_all(db_dir.with_extension("state"));
 }
 
 async fn reserves<P: Provider>(provider: &P, pools: &[(Address, B256)]) -> Vec<(U256, U256)> {
@@ -182,4 +185,113 @@ async fn reserves<P: Provider>(provider: &P, pools: &[(Address, B256)]) -> Vec<(
         out.push((pool.tokenReserves, pool.usdcReserves));
     }
     out
+}
+
+/// One `dev` run: the process and what it printed up to its `.env` lines.
+struct DevRun {
+    child: ChildGuard,
+    printed: Vec<String>,
+    rest: std::io::Lines<BufReader<std::process::ChildStdout>>,
+}
+
+impl DevRun {
+    fn start(db_dir: &std::path::Path, db_port: &str, extra: &[&str]) -> DevRun {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_animoca-trade"))
+            .args(["dev", "--rpc-port", "0", "--api-port", "0", "--markets", "1", "--trade-interval-ms", "50"])
+            .args(["--db-port", db_port])
+            .arg("--db-dir")
+            .arg(db_dir)
+            .arg("--state-dir")
+            .arg(db_dir.with_extension("state"))
+            .args(extra)
+            .current_dir(std::env::temp_dir())
+            .env("RUST_LOG", "warn")
+            .env_remove("DATABASE_URL")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .map(ChildGuard::new)
+            .unwrap();
+        let mut rest = BufReader::new(child.child().stdout.take().unwrap()).lines();
+        let mut printed = Vec::new();
+        for line in rest.by_ref() {
+            let line = line.unwrap();
+            let done = line.starts_with("START_BLOCK=");
+            printed.push(line);
+            if done {
+                break;
+            }
+        }
+        DevRun { child, printed, rest }
+    }
+
+    fn value(&self, prefix: &str) -> String {
+        let line =
+            self.printed.iter().find_map(|l| l.trim().strip_prefix(prefix)).unwrap_or_else(|| panic!("{prefix}"));
+        line.split_whitespace().next().unwrap().to_owned()
+    }
+
+    fn resumed(&self) -> bool {
+        self.printed.iter().any(|l| l.starts_with("Resuming the devnet"))
+    }
+
+    async fn swaps(&self) -> i64 {
+        let pool = sqlx::PgPool::connect(&self.value("indexer    DATABASE_URL=")).await.unwrap();
+        let swaps = sqlx::query_scalar("SELECT count(*) FROM derived.swaps").fetch_one(&pool).await.unwrap_or(0);
+        pool.close().await;
+        swaps
+    }
+
+    async fn wait_for_swaps(&self, more_than: i64) -> i64 {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let swaps = self.swaps().await;
+            if swaps > more_than {
+                return swaps;
+            }
+            assert!(Instant::now() < deadline, "{swaps} swaps indexed, expected more than {more_than}");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    fn stop(mut self) {
+        let exit = self.child.interrupt(Duration::from_secs(30));
+        let rest: Vec<String> = self.rest.map_while(Result::ok).collect();
+        assert!(exit.success(), "dev exits 0 on Ctrl-C: {exit:?} {rest:?}");
+    }
+}
+
+#[tokio::test]
+async fn a_rerun_resumes_the_devnet_and_fresh_starts_over() {
+    let db_dir = std::env::temp_dir().join(format!("animoca-dev-resume-{}", std::process::id()));
+    let db_port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port().to_string();
+
+    let first = DevRun::start(&db_dir, &db_port, &[]);
+    assert!(!first.resumed());
+    let factory = first.value("CREDENTIAL_TOKEN_FACTORY=");
+    let before = first.wait_for_swaps(3).await;
+    first.stop();
+
+    // The same chain, contracts, markets and database: indexing goes on.
+    let second = DevRun::start(&db_dir, &db_port, &[]);
+    assert!(second.resumed(), "{:?}", second.printed);
+    assert_eq!(second.value("CREDENTIAL_TOKEN_FACTORY="), factory);
+    let rpc: String = second.value("RPC_URL=");
+    let provider = ProviderBuilder::new().connect_http(rpc.parse().unwrap());
+    let head = provider.get_block_number().await.unwrap();
+    let factory_address: Address = factory.parse().unwrap();
+    assert_eq!(IMarketFactory::new(factory_address, &provider).marketCount().call().await.unwrap(), U256::from(1));
+    assert!(second.swaps().await >= before, "the database was kept");
+    second.wait_for_swaps(before).await;
+    second.stop();
+
+    // --fresh: a new chain from block 0 and an empty database.
+    let third = DevRun::start(&db_dir, &db_port, &["--fresh"]);
+    assert!(!third.resumed());
+    let rpc: String = third.value("RPC_URL=");
+    let provider = ProviderBuilder::new().connect_http(rpc.parse().unwrap());
+    assert!(provider.get_block_number().await.unwrap() < head, "a new chain");
+    third.stop();
+    let _ = std::fs::remove_dir_all(&db_dir);
+    let _ = std::fs::remove_dir_all(db_dir.with_extension("state"));
 }

@@ -108,7 +108,8 @@ impl Anvil {
             command.args(["--block-time", &seconds.to_string()]);
         }
         if let Some(file) = &options.state_file {
-            command.arg("--state").arg(file);
+            // Also written every few seconds, so a crash loses little.
+            command.arg("--state").arg(file).args(["--state-interval", "5"]);
         }
         if let Some(timestamp) = options.genesis_timestamp {
             command.args(["--timestamp", &timestamp.to_string()]);
@@ -198,6 +199,13 @@ impl Anvil {
 
     /// Stops the process and waits for it.
     pub async fn stop(mut self) {
+        // SIGINT first: anvil then writes its `--state` file before exiting.
+        if let Some(pid) = self.child.id() {
+            let _ = Command::new("kill").args(["-INT", &pid.to_string()]).status().await;
+            if tokio::time::timeout(Duration::from_secs(10), self.child.wait()).await.is_ok() {
+                return;
+            }
+        }
         let _ = self.child.kill().await;
     }
 }

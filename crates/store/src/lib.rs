@@ -118,6 +118,25 @@ pub async fn recreate_database(options: &PgConnectOptions) -> Result<(), StoreEr
     Ok(())
 }
 
+/// Creates the database `options` points at unless it exists. Returns
+/// whether it had to be created.
+pub async fn create_database_if_missing(options: &PgConnectOptions) -> Result<bool, StoreError> {
+    let name = options.get_database().unwrap_or("postgres").to_owned();
+    let target = format!("{}:{}/{name}", options.get_host(), options.get_port());
+    let admin = options.clone().database("postgres");
+    let mut conn = PgConnection::connect_with(&admin).await.map_err(|source| StoreError::Connect { target, source })?;
+    let exists: bool = sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)")
+        .bind(&name)
+        .fetch_one(&mut conn)
+        .await?;
+    if !exists {
+        let quoted = name.replace('"', "\"\"");
+        sqlx::query(sqlx::AssertSqlSafe(format!(r#"CREATE DATABASE "{quoted}""#))).execute(&mut conn).await?;
+    }
+    conn.close().await?;
+    Ok(!exists)
+}
+
 impl StoreError {
     /// The driver error inside, for APIs that want a `sqlx::Error`.
     fn into_sqlx(self) -> sqlx::Error {

@@ -42,6 +42,12 @@ pub struct DevArgs {
     /// Folder of the private PostgreSQL cluster.
     #[arg(long, default_value = ".data/postgres")]
     pub db_dir: PathBuf,
+    /// Where the devnet keeps its chain state and contract addresses between runs.
+    #[arg(long, default_value = ".data/devnet")]
+    pub state_dir: PathBuf,
+    /// Start over: a new chain and an empty database (by default a rerun resumes).
+    #[arg(long)]
+    pub fresh: bool,
     /// The Ethos API the job workers check issuers with (default: the devnet's
     /// offline stand-in, deterministic scores per address).
     #[arg(long, env = "ETHOS_API_URL", value_parser = config::http_url)]
@@ -50,14 +56,19 @@ pub struct DevArgs {
 
 /// Where `dev` keeps its data.
 pub struct DevDatabase {
-    /// The database (recreated on every run: the devnet chain starts anew).
+    /// The database (kept between runs; recreated when the chain starts anew).
     pub options: PgConnectOptions,
     /// The private cluster `dev` started, if it did.
     pub cluster: Option<PrivateCluster>,
 }
 
-/// `DATABASE_URL` if set, else a private cluster; either way a fresh `animoca_dev`-style database.
-pub async fn database(args: &DevArgs, database_url: Option<PgConnectOptions>) -> anyhow::Result<DevDatabase> {
+/// `DATABASE_URL` if set, else a private cluster; the `animoca_dev`-style
+/// database recreated when `fresh`, else created if missing.
+pub async fn database(
+    args: &DevArgs,
+    database_url: Option<PgConnectOptions>,
+    fresh: bool,
+) -> anyhow::Result<DevDatabase> {
     let (options, cluster) = match database_url {
         Some(options) => (options, None),
         None => {
@@ -66,8 +77,43 @@ pub async fn database(args: &DevArgs, database_url: Option<PgConnectOptions>) ->
             (options, Some(cluster))
         }
     };
-    animoca_store::recreate_database(&options).await?;
+    if fresh {
+        animoca_store::recreate_database(&options).await?;
+    } else {
+        animoca_store::create_database_if_missing(&options).await?;
+    }
     Ok(DevDatabase { options, cluster })
+}
+
+/// The devnet kept between runs: anvil's state and the contracts deployed in it.
+struct SavedDevnet {
+    state_file: PathBuf,
+    deployment_file: PathBuf,
+}
+
+impl SavedDevnet {
+    fn at(dir: &std::path::Path) -> Self {
+        SavedDevnet { state_file: dir.join("anvil-state.json"), deployment_file: dir.join("deployment.json") }
+    }
+
+    /// The deployment of the previous run, if both files are there.
+    fn deployment(&self) -> Option<animoca_chain::Deployment> {
+        if !self.state_file.exists() {
+            return None;
+        }
+        let text = std::fs::read_to_string(&self.deployment_file).ok()?;
+        serde_json::from_str(&text).ok()
+    }
+
+    fn forget(&self) -> std::io::Result<()> {
+        for file in [&self.state_file, &self.deployment_file] {
+            match std::fs::remove_file(file) {
+                Err(error) if error.kind() != std::io::ErrorKind::NotFound => return Err(error),
+                _ => {}
+            }
+        }
+        Ok(())
+    }
 }
 
 /// Runs the devnet until `shutdown`.
@@ -77,27 +123,60 @@ pub async fn run(
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
     ensure_anvil_installed().await?;
-    let db = database(&args, database_url).await?;
-    let pool = animoca_store::connect(db.options.clone(), 8).await?;
-    animoca_store::migrate(&pool).await?;
-    let anvil =
-        Anvil::spawn(&AnvilOptions { port: args.rpc_port, ..AnvilOptions::default() }).await.with_context(|| {
-            format!("start anvil on port {} (is another node using it? try --rpc-port 0)", args.rpc_port)
-        })?;
+    // A rerun resumes the previous devnet (chain state, contracts, database)
+    // unless told to start over or there is nothing to resume.
+    std::fs::create_dir_all(&args.state_dir).with_context(|| format!("create {}", args.state_dir.display()))?;
+    let saved = SavedDevnet::at(&args.state_dir);
+    let previous = if args.fresh { None } else { saved.deployment() };
+    if previous.is_none() {
+        saved.forget().with_context(|| format!("clear {}", args.state_dir.display()))?;
+    }
+    let anvil_options =
+        AnvilOptions { port: args.rpc_port, state_file: Some(saved.state_file.clone()), ..AnvilOptions::default() };
+    let anvil = Anvil::spawn(&anvil_options).await.with_context(|| {
+        format!("start anvil on port {} (is another node using it? try --rpc-port 0)", args.rpc_port)
+    })?;
     let keys = anvil.keys().to_vec();
     anyhow::ensure!(keys.len() >= 10, "anvil printed {} dev accounts, expected 10", keys.len());
     let accounts: Vec<_> = keys.iter().map(|k| k.address()).collect();
     let provider = anvil.wallet_provider()?;
+    // Resumable only if the saved chain still has the saved contracts.
+    let previous = match previous {
+        Some(deployment) if !provider.get_code_at(deployment.credential_factory).await?.is_empty() => Some(deployment),
+        _ => None,
+    };
+    let db = database(&args, database_url, previous.is_none()).await?;
+    let pool = animoca_store::connect(db.options.clone(), 8).await?;
+    animoca_store::migrate(&pool).await?;
 
     let setup = async {
-        let deployment = animoca_chain::deploy(&provider, accounts[0], &DeployParams::devnet(accounts[0])).await?;
+        let deployment = match previous {
+            Some(deployment) => {
+                println!("Resuming the devnet in {} (--fresh starts over)", args.state_dir.display());
+                deployment
+            }
+            None => {
+                let deployment =
+                    animoca_chain::deploy(&provider, accounts[0], &DeployParams::devnet(accounts[0])).await?;
+                std::fs::write(&saved.deployment_file, serde_json::to_string_pretty(&deployment)?)
+                    .with_context(|| format!("write {}", saved.deployment_file.display()))?;
+                deployment
+            }
+        };
         let driver = Driver { provider: provider.clone(), deployment };
         let mut live = Vec::new();
         let samples = sample_markets(usize::from(args.markets), 7);
         write_sample_metadata(&pool, &samples, &accounts).await?;
         for sample in samples {
-            let (token, _) = driver.create_market(&sample.spec, accounts[sample.creator]).await?;
-            tracing::info!("created {}", describe(&sample.spec, token));
+            // A resumed devnet has its markets already.
+            let existing = driver.token_of(sample.spec.market, sample.spec.id).await?;
+            let token = if existing.is_zero() {
+                let (token, _) = driver.create_market(&sample.spec, accounts[sample.creator]).await?;
+                tracing::info!("created {}", describe(&sample.spec, token));
+                token
+            } else {
+                existing
+            };
             live.push(LiveMarket::new(&sample, token));
         }
         anyhow::Ok((driver, live))

@@ -422,3 +422,47 @@ async fn the_webhook_client_resolves_names_to_public_addresses_only() {
     let answer = webhooks::client(true).unwrap().post(format!("http://localhost:{port}/")).send().await.unwrap();
     assert_eq!(answer.status(), 200);
 }
+
+#[tokio::test]
+async fn a_burst_of_large_trades_is_notified_over_several_rounds() {
+    let chain = TestChain::start().await;
+    let db = TestDb::migrated().await;
+    let market = MarketSpec::new(MarketType::Persona, "burst");
+    let creator = chain.account(1);
+    chain.create_market(&market, creator).await;
+    // More large trades than one round notifies (100).
+    let trades = 105;
+    for n in 0..trades {
+        chain.buy(chain.account(2 + n % 3), MarketType::Persona, market.id, usdc(2), U256::ZERO).await.unwrap();
+    }
+    let settings = IndexerConfig::new(31_337, chain.deployment.start_block, 0);
+    let mut indexer = Indexer::new(db.pool.clone(), chain.provider.clone(), chain.deployment, settings).await.unwrap();
+    indexer.catch_up().await.unwrap();
+
+    let ethos = MockServer::start().await;
+    Mock::given(method("GET")).respond_with(ResponseTemplate::new(404)).mount(&ethos).await;
+    let mut config = config(&ethos);
+    config.large_trade_usdc = usdc(1);
+    let (shutdown, task) = start(&db.pool, config);
+    let notified = eventually("every large trade notified", async || {
+        let notified: i64 = sqlx::query_scalar(
+            "SELECT count(DISTINCT data->>'tx_hash') FROM app.notifications WHERE kind = 'large_trade'",
+        )
+        .fetch_one(&db.pool)
+        .await
+        .unwrap();
+        (notified == trades as i64).then_some(notified)
+    })
+    .await;
+    assert_eq!(notified, 105);
+    // Each to the market's holders but its trader: the creator and the two other traders.
+    let per_trade: Vec<i64> = sqlx::query_scalar(
+        "SELECT count(*) FROM app.notifications WHERE kind = 'large_trade' GROUP BY data->>'tx_hash'",
+    )
+    .fetch_all(&db.pool)
+    .await
+    .unwrap();
+    assert!(per_trade.iter().all(|n| (1..=3).contains(n)), "{per_trade:?}");
+    shutdown.cancel();
+    task.await.unwrap();
+}

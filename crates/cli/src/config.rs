@@ -456,39 +456,26 @@ impl WorkConfig {
         );
         jobs.redis_url = redis_url;
         jobs.webhooks_allow_private = webhooks_allow_private;
-        if let Some(url) = worldcoin_url {
-            jobs.worldid.base_url = url;
-        }
         jobs.worldid.app_id = worldcoin_app_id;
-        if let Some(action) = worldcoin_action {
-            jobs.worldid.action = action;
-        }
-        if let Some(min_score) = min_score {
-            jobs.ethos.min_score = min_score;
-        }
-        if let Some(concurrency) = concurrency {
-            jobs.concurrency = concurrency;
-        }
         jobs.queue_concurrency = per_queue.into_iter().filter_map(|(queue, n)| Some((queue, n?))).collect();
-        if let Some(grace) = grace {
-            jobs.shutdown_grace = grace;
-        }
-        if let Some(retention) = retention {
-            jobs.retention = retention;
-        }
-        if let Some(cron) = maintenance_cron {
-            jobs.maintenance_cron = cron;
-        }
-        if let Some(cron) = recheck_cron {
-            jobs.recheck_cron = cron;
-        }
-        if let Some(cron) = reputation_cron {
-            jobs.reputation_cron = cron;
-        }
-        if let Some(large_trade) = large_trade {
-            jobs.large_trade_usdc = large_trade;
-        }
+        set(&mut jobs.worldid.base_url, worldcoin_url);
+        set(&mut jobs.worldid.action, worldcoin_action);
+        set(&mut jobs.ethos.min_score, min_score);
+        set(&mut jobs.concurrency, concurrency);
+        set(&mut jobs.shutdown_grace, grace);
+        set(&mut jobs.retention, retention);
+        set(&mut jobs.maintenance_cron, maintenance_cron);
+        set(&mut jobs.recheck_cron, recheck_cron);
+        set(&mut jobs.reputation_cron, reputation_cron);
+        set(&mut jobs.large_trade_usdc, large_trade);
         Some(WorkConfig { database, jobs, metrics_addr })
+    }
+}
+
+/// Overrides a default with a value that was given.
+fn set<T>(slot: &mut T, value: Option<T>) {
+    if let Some(value) = value {
+        *slot = value;
     }
 }
 

@@ -30,46 +30,11 @@ async fn dev_runs_a_devnet_with_markets_and_trades_until_interrupted() {
     // A private PostgreSQL cluster in a folder of its own, on a free port.
     let db_dir = std::env::temp_dir().join(format!("animoca-dev-test-{}", std::process::id()));
     let db_port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port().to_string();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_animoca-trade"))
-        .args(["dev", "--rpc-port", "0", "--api-port", "0", "--markets", "3", "--trade-interval-ms", "50"])
-        .args(["--db-port", &db_port])
-        .arg("--db-dir")
-        .arg(&db_dir)
-        .arg("--state-dir")
-        .arg(db_dir.with_extension("state"))
-        .current_dir(std::env::temp_dir())
-        .env("RUST_LOG", "warn")
-        .env_remove("DATABASE_URL")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .map(ChildGuard::new)
-        .unwrap();
-    let mut stdout = BufReader::new(child.child().stdout.take().unwrap()).lines();
-    let mut env = Vec::new();
-    let mut database_url = None;
-    let mut api = None;
-    for line in stdout.by_ref() {
-        let line = line.unwrap();
-        if let Some(url) = line.trim().strip_prefix("API        ") {
-            api = Some(url.split_whitespace().next().unwrap().to_owned());
-            continue;
-        }
-        if let Some(url) = line.trim().strip_prefix("indexer    DATABASE_URL=") {
-            database_url = Some(url.split_whitespace().next().unwrap().to_owned());
-            continue;
-        }
-        if let Some((name, value)) = line.split_once('=') {
-            env.push((name.to_owned(), value.to_owned()));
-            if name == "START_BLOCK" {
-                break;
-            }
-        }
-    }
-    let get = |name: &str| -> Address {
-        env.iter().find(|(k, _)| k == name).unwrap_or_else(|| panic!("{name} printed")).1.parse().unwrap()
-    };
-    let rpc_url = &env.iter().find(|(k, _)| k == "RPC_URL").expect("RPC_URL printed").1;
+    let run = DevRun::start(&db_dir, &db_port, &["--markets", "3"]);
+    let get = |name: &str| -> Address { run.value(&format!("{name}=")).parse().unwrap() };
+    let database_url = run.value("indexer    DATABASE_URL=");
+    let api = run.value("API        ");
+    let rpc_url = run.value("RPC_URL=");
     let provider = ProviderBuilder::new().connect_http(rpc_url.parse().unwrap());
     let markets =
         [(get("CREDENTIAL_TOKEN_FACTORY"), get("CREDENTIAL_AMM")), (get("PERSONA_TOKEN_FACTORY"), get("PERSONA_AMM"))];
@@ -91,7 +56,7 @@ async fn dev_runs_a_devnet_with_markets_and_trades_until_interrupted() {
     }
 
     // The indexer keeps up: the simulated trades reach the database.
-    let pool = sqlx::PgPool::connect(&database_url.expect("dev prints its DATABASE_URL")).await.unwrap();
+    let pool = sqlx::PgPool::connect(&database_url).await.unwrap();
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
         let swaps: i64 = sqlx::query_scalar("SELECT count(*) FROM derived.swaps").fetch_one(&pool).await.unwrap();
@@ -144,7 +109,6 @@ async fn dev_runs_a_devnet_with_markets_and_trades_until_interrupted() {
     pool.close().await;
 
     // The API answers with the indexed sample markets.
-    let api = api.expect("dev prints the API URL");
     let response = reqwest::get(format!("{api}/credentials?status=all")).await.unwrap();
     assert_eq!(response.status(), 200);
     let body: serde_json::Value = serde_json::from_str(&response.text().await.unwrap()).unwrap();
@@ -170,9 +134,7 @@ async fn dev_runs_a_devnet_with_markets_and_trades_until_interrupted() {
     assert!(rooms.contains(&format!("market:{}", trade["market"]["market_id"].as_str().unwrap())), "{trade}");
     client.close().await;
 
-    let exit = child.interrupt(Duration::from_secs(30));
-    let rest: Vec<String> = stdout.map_while(Result::ok).collect();
-    assert!(exit.success(), "dev exits 0 on Ctrl-C: {exit:?}");
+    let rest = run.stop();
     assert!(rest.iter().any(|l| l.starts_with("devnet stopped at block")), "{rest:?}");
     let _ = std::fs::remove_dir_all(&db_dir);
     let _ = std::fs::remove_dir_all(db_dir.with_extension("state"));
@@ -197,7 +159,7 @@ struct DevRun {
 impl DevRun {
     fn start(db_dir: &std::path::Path, db_port: &str, extra: &[&str]) -> DevRun {
         let mut child = Command::new(env!("CARGO_BIN_EXE_animoca-trade"))
-            .args(["dev", "--rpc-port", "0", "--api-port", "0", "--markets", "1", "--trade-interval-ms", "50"])
+            .args(["dev", "--rpc-port", "0", "--api-port", "0", "--trade-interval-ms", "50"])
             .args(["--db-port", db_port])
             .arg("--db-dir")
             .arg(db_dir)
@@ -254,10 +216,12 @@ impl DevRun {
         }
     }
 
-    fn stop(mut self) {
+    /// Ctrl-C; asserts a clean exit and returns what it printed since the `.env` lines.
+    fn stop(mut self) -> Vec<String> {
         let exit = self.child.interrupt(Duration::from_secs(30));
         let rest: Vec<String> = self.rest.map_while(Result::ok).collect();
         assert!(exit.success(), "dev exits 0 on Ctrl-C: {exit:?} {rest:?}");
+        rest
     }
 }
 
@@ -266,14 +230,14 @@ async fn a_rerun_resumes_the_devnet_and_fresh_starts_over() {
     let db_dir = std::env::temp_dir().join(format!("animoca-dev-resume-{}", std::process::id()));
     let db_port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port().to_string();
 
-    let first = DevRun::start(&db_dir, &db_port, &[]);
+    let first = DevRun::start(&db_dir, &db_port, &["--markets", "1"]);
     assert!(!first.resumed());
     let factory = first.value("CREDENTIAL_TOKEN_FACTORY=");
     let before = first.wait_for_swaps(3).await;
     first.stop();
 
     // The same chain, contracts, markets and database: indexing goes on.
-    let second = DevRun::start(&db_dir, &db_port, &[]);
+    let second = DevRun::start(&db_dir, &db_port, &["--markets", "1"]);
     assert!(second.resumed(), "{:?}", second.printed);
     assert_eq!(second.value("CREDENTIAL_TOKEN_FACTORY="), factory);
     let rpc: String = second.value("RPC_URL=");
@@ -286,7 +250,7 @@ async fn a_rerun_resumes_the_devnet_and_fresh_starts_over() {
     second.stop();
 
     // --fresh: a new chain from block 0 and an empty database.
-    let third = DevRun::start(&db_dir, &db_port, &["--fresh"]);
+    let third = DevRun::start(&db_dir, &db_port, &["--markets", "1", "--fresh"]);
     assert!(!third.resumed());
     let rpc: String = third.value("RPC_URL=");
     let provider = ProviderBuilder::new().connect_http(rpc.parse().unwrap());

@@ -19,6 +19,7 @@ use animoca_test_support::{MarketSpec, TestChain, TestDb, tokens, usdc};
 use common::{eventually, start};
 use serde_json::{Value, json};
 use sqlx::PgPool;
+use tokio_util::sync::CancellationToken;
 use wiremock::{
     Mock, MockServer, ResponseTemplate,
     matchers::{method, path},
@@ -33,6 +34,24 @@ fn config(ethos: &MockServer) -> JobsConfig {
     // The receivers here listen on 127.0.0.1.
     config.webhooks_allow_private = true;
     config
+}
+
+/// Indexes what happened on `chain`, then runs the job workers (no Ethos
+/// profiles; trades of at least `large_trade` notify holders).
+async fn index_then_work(
+    chain: &TestChain,
+    db: &TestDb,
+    large_trade: U256,
+) -> (MockServer, CancellationToken, tokio::task::JoinHandle<()>) {
+    let settings = IndexerConfig::new(31_337, chain.deployment.start_block, 0);
+    let mut indexer = Indexer::new(db.pool.clone(), chain.provider.clone(), chain.deployment, settings).await.unwrap();
+    indexer.catch_up().await.unwrap();
+    let ethos = MockServer::start().await;
+    Mock::given(method("GET")).respond_with(ResponseTemplate::new(404)).mount(&ethos).await;
+    let mut config = config(&ethos);
+    config.large_trade_usdc = large_trade;
+    let (shutdown, task) = start(&db.pool, config);
+    (ethos, shutdown, task)
 }
 
 /// (recipient, kind, title) of every notification but the issuer checks.
@@ -77,15 +96,7 @@ async fn governance_and_large_trades_notify_the_people_concerned_once() {
     chain.buy(whale, MarketType::Credential, id, usdc(50), U256::ZERO).await.unwrap();
     chain.buy(whale, MarketType::Credential, id, usdc(500), U256::ZERO).await.unwrap();
     chain.mine().await;
-    let settings = IndexerConfig::new(31_337, chain.deployment.start_block, 0);
-    let mut indexer = Indexer::new(db.pool.clone(), chain.provider.clone(), chain.deployment, settings).await.unwrap();
-    indexer.catch_up().await.unwrap();
-
-    let ethos = MockServer::start().await;
-    Mock::given(method("GET")).respond_with(ResponseTemplate::new(404)).mount(&ethos).await;
-    let mut config = config(&ethos);
-    config.large_trade_usdc = usdc(100);
-    let (shutdown, task) = start(&db.pool, config);
+    let (_ethos, shutdown, task) = index_then_work(&chain, &db, usdc(100)).await;
     let expected = 4 + 8 + 1 + 3;
     let got = eventually("the notifications", async || {
         let got = notes(&db.pool).await;
@@ -435,15 +446,7 @@ async fn a_burst_of_large_trades_is_notified_over_several_rounds() {
     for n in 0..trades {
         chain.buy(chain.account(2 + n % 3), MarketType::Persona, market.id, usdc(2), U256::ZERO).await.unwrap();
     }
-    let settings = IndexerConfig::new(31_337, chain.deployment.start_block, 0);
-    let mut indexer = Indexer::new(db.pool.clone(), chain.provider.clone(), chain.deployment, settings).await.unwrap();
-    indexer.catch_up().await.unwrap();
-
-    let ethos = MockServer::start().await;
-    Mock::given(method("GET")).respond_with(ResponseTemplate::new(404)).mount(&ethos).await;
-    let mut config = config(&ethos);
-    config.large_trade_usdc = usdc(1);
-    let (shutdown, task) = start(&db.pool, config);
+    let (_ethos, shutdown, task) = index_then_work(&chain, &db, usdc(1)).await;
     let notified = eventually("every large trade notified", async || {
         let notified: i64 = sqlx::query_scalar(
             "SELECT count(DISTINCT data->>'tx_hash') FROM app.notifications WHERE kind = 'large_trade'",

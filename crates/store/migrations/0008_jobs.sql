@@ -30,6 +30,11 @@ CREATE TABLE app.jobs (
 CREATE INDEX jobs_due_idx ON app.jobs (run_after) WHERE state = 'pending';
 CREATE INDEX jobs_in_flight_idx ON app.jobs (queue, state) WHERE state IN ('queued', 'running');
 CREATE INDEX jobs_dead_idx ON app.jobs (queue, finished_at DESC) WHERE state = 'dead';
+-- Unfinished jobs of a kind (e.g. a persona's World ID proof still being checked).
+CREATE INDEX jobs_open_kind_idx ON app.jobs (kind) WHERE state IN ('pending', 'queued', 'running');
+
+-- Whether an address proved World ID (issuer checks, reputation).
+CREATE INDEX worldid_nullifiers_address_idx ON app.worldid_nullifiers (address);
 
 -- A new job wakes the dispatchers at once (they also poll). Per row, so an
 -- insert of no rows notifies nobody; Postgres folds the identical

@@ -159,6 +159,8 @@ pub fn router(mut state: AppState) -> Router {
         .route("/metrics", get(telemetry::render))
         .route("/openapi.json", get(openapi::openapi_json))
         .route("/docs", get(openapi::docs_page))
+        // The explorer page at `/` and its embedded assets.
+        .merge(animoca_explorer::routes())
         .fallback(error::not_found)
         .method_not_allowed_fallback(error::method_not_allowed)
         .with_state(Shared::new(state.clone()));

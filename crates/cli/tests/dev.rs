@@ -159,7 +159,8 @@ struct DevRun {
 impl DevRun {
     fn start(db_dir: &std::path::Path, db_port: &str, extra: &[&str]) -> DevRun {
         let mut child = Command::new(env!("CARGO_BIN_EXE_animoca-trade"))
-            .args(["dev", "--rpc-port", "0", "--api-port", "0", "--trade-interval-ms", "50"])
+            .args(["dev", "--rpc-port", "0", "--api-port", "0"])
+            .args(if extra.contains(&"--trade-interval-ms") { &[][..] } else { &["--trade-interval-ms", "50"][..] })
             .args(["--db-port", db_port])
             .arg("--db-dir")
             .arg(db_dir)
@@ -258,4 +259,143 @@ async fn a_rerun_resumes_the_devnet_and_fresh_starts_over() {
     third.stop();
     let _ = std::fs::remove_dir_all(&db_dir);
     let _ = std::fs::remove_dir_all(db_dir.with_extension("state"));
+}
+
+/// The explorer page of `dev` in headless Chromium (`crates/test-support/node/explorer.mjs`,
+/// `playwright-core`): both market lists, a market's chart drawing candles in every
+/// timeframe, its trades, holders, stake, linked credentials and a proposal with vote
+/// bars and a countdown; a trade sent on the chain appears without a reload; no
+/// console error, failed request or HTTP error on the way. Screenshots are saved
+/// in `$CARGO_TARGET_TMPDIR/explorer/`.
+#[tokio::test]
+async fn the_explorer_page_shows_the_markets_and_a_trade_appears_live() {
+    use alloy::{network::EthereumWallet, signers::local::PrivateKeySigner};
+    use animoca_devnet::{Driver, usdc};
+    use animoca_domain::MarketType;
+    use std::io::Write;
+
+    let chromium = chromium();
+    let db_dir = std::env::temp_dir().join(format!("animoca-dev-explorer-{}", std::process::id()));
+    let db_port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port().to_string();
+    // The simulator is off: the test's own account 0 trades, proposes and votes.
+    let run = DevRun::start(&db_dir, &db_port, &["--markets", "2", "--trade-interval-ms", "0"]);
+    let api = run.value("API        ");
+    // `dev` prints the explorer's URL.
+    let base = run.value("explorer   ").trim_end_matches('/').to_owned();
+    assert_eq!(format!("{base}/api"), api);
+    let deployment: animoca_chain::Deployment =
+        serde_json::from_str(&std::fs::read_to_string(db_dir.with_extension("state").join("deployment.json")).unwrap())
+            .unwrap();
+    let key: PrivateKeySigner = "0xac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80".parse().unwrap();
+    let me = key.address();
+    let provider = ProviderBuilder::new()
+        .wallet(EthereumWallet::new(key))
+        .connect_http(run.value("RPC_URL=").parse().unwrap())
+        .erased();
+    let driver = Driver { provider: provider.clone(), deployment };
+
+    // Trades, then a proposal with a vote, on the first credential market.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let market = loop {
+        let list: serde_json::Value =
+            reqwest::get(format!("{api}/credentials?status=all")).await.unwrap().json().await.unwrap();
+        if let Some(id) = list["data"][0]["credential_id"].as_str() {
+            break id.to_owned();
+        }
+        assert!(Instant::now() < deadline, "no credential market indexed: {list}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let id: B256 = market.parse().unwrap();
+    for amount in [500, 120, 2_000] {
+        driver.buy(me, MarketType::Credential, id, usdc(amount), U256::ZERO).await.unwrap();
+    }
+    let (proposal, _) = driver.propose(me, MarketType::Credential, id, usdc(5)).await.unwrap();
+    // The vote counts the balance at the snapshot block: one more block first.
+    driver.mint_usdc(me, usdc(1)).await.unwrap();
+    driver.cast_vote(me, proposal, 1).await.unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let body: serde_json::Value =
+            reqwest::get(format!("{api}/proposals/{proposal}")).await.unwrap().json().await.unwrap();
+        if body["data"]["voter_count"] == 1 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the vote was not indexed: {body}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
+    let screenshots = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("explorer");
+    std::fs::create_dir_all(&screenshots).unwrap();
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../test-support/node/explorer.mjs");
+    let options = serde_json::json!({
+        "base": base, "market": format!("credential/{market}"),
+        "screenshots": screenshots, "chromium": chromium,
+    });
+    let mut browser = Command::new("node")
+        .arg(script)
+        .arg(options.to_string())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .map(ChildGuard::new)
+        .unwrap();
+    let mut stdin = browser.child().stdin.take().unwrap();
+    let mut steps = BufReader::new(browser.child().stdout.take().unwrap()).lines();
+    let mut next_step = move || -> serde_json::Value {
+        let line = steps.next().expect("the browser script ended early").unwrap();
+        let step: serde_json::Value = serde_json::from_str(&line).unwrap();
+        assert_ne!(step["step"], "failed", "{step:#}");
+        step
+    };
+
+    let home = next_step();
+    assert_eq!(
+        (home["step"].as_str(), home["credentials"].as_u64(), home["personas"].as_u64()),
+        (Some("home"), Some(2), Some(2)),
+        "{home}"
+    );
+
+    let page = next_step();
+    assert_eq!(page["step"], "market", "{page}");
+    assert!(page["candles"].as_u64().unwrap() >= 1, "{page}");
+    assert!(page["candle_pixels"].as_u64().unwrap() > 20, "the chart drew no candle: {page}");
+    for tf in ["5m", "1h", "1d", "1m"] {
+        assert!(page["timeframes"][tf].as_u64().unwrap() >= 1, "{tf}: {page}");
+    }
+    assert_eq!(page["proposals"], 1, "{page}");
+    assert_eq!(page["bar_for"], "100%", "one vote, for: {page}");
+    assert!(page["countdown"].as_str().unwrap().ends_with("left"), "{page}");
+    assert!(page["holders"].as_u64().unwrap() >= 1, "{page}");
+    assert!(page["staked"].as_str().unwrap().ends_with("USDC"), "{page}");
+
+    // A trade sent on the chain now appears on the open page.
+    let receipt = driver.buy(me, MarketType::Credential, id, usdc(77), U256::ZERO).await.unwrap();
+    writeln!(stdin, "{:#x}", receipt.transaction_hash).unwrap();
+    let trade = next_step();
+    assert_eq!(
+        (trade["step"].as_str(), trade["first"].as_bool(), trade["reloaded"].as_bool()),
+        (Some("trade"), Some(true), Some(false)),
+        "{trade}"
+    );
+    let done = next_step();
+    assert_eq!(done["errors"], serde_json::json!([]), "the page logged errors: {done:#}");
+    for name in ["explorer-home.png", "explorer-market.png", "explorer-live-trade.png"] {
+        let png = std::fs::read(screenshots.join(name)).unwrap();
+        assert!(png.starts_with(b"\x89PNG") && png.len() > 10_000, "{name}: {} bytes", png.len());
+    }
+    println!("screenshots in {}", screenshots.display());
+
+    run.stop();
+    let _ = std::fs::remove_dir_all(&db_dir);
+    let _ = std::fs::remove_dir_all(db_dir.with_extension("state"));
+}
+
+/// Debian's Chromium (`CHROMIUM` overrides); `scripts/install-browser` installs it.
+fn chromium() -> String {
+    let path = std::env::var("CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".to_owned());
+    assert!(
+        std::path::Path::new(&path).exists(),
+        "headless Chromium is needed at {path} for the browser test: run scripts/install-browser (or set CHROMIUM)"
+    );
+    path
 }

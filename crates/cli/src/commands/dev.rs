@@ -246,6 +246,7 @@ pub async fn run(
     let jobs = tokio::spawn(animoca_jobs::run(pool.clone(), jobs_config, shutdown.clone()));
 
     println!("\nAnimoca Trade devnet is running (Ctrl-C stops it)\n");
+    println!("  explorer   http://{api_addr}/  (live markets, charts, trades, proposals)");
     println!("  API        http://{api_addr}/api  (e.g. http://{api_addr}/api/credentials?status=all)");
     println!("  Socket.IO  http://{api_addr}  (path /socket.io; subscribe to markets, market:<id>, proposals, …)");
     println!("  JSON-RPC   {}  (chain id {})", anvil.endpoint(), anvil.chain_id());

@@ -70,6 +70,7 @@ pub async fn run(config: ServeConfig, shutdown: CancellationToken) -> anyhow::Re
     tracing::info!(%addr, "API listening on http://{addr}/api");
     println!("API: http://{addr}/api");
     println!("Socket.IO: http://{addr} (path /socket.io)");
+    println!("Explorer: http://{addr}/");
     let app = app.into_make_service_with_connect_info::<std::net::SocketAddr>();
     // No Nagle delay: Socket.IO frames and API responses go out as soon as written.
     let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {

@@ -90,8 +90,8 @@ impl Cache {
     /// Follows the change feed until `shutdown`.
     pub async fn start(pool: PgPool, redis_url: Option<&str>, shutdown: CancellationToken) -> Result<Self, CacheError> {
         // Redis keys are per database: nodes sharing a database share entries.
-        let database: String = sqlx::query_scalar("SELECT current_database()").fetch_one(&pool).await?;
-        let redis = redis_url.map(|url| RedisLink::new(url, &database)).transpose()?.map(Arc::new);
+        let namespace = animoca_store::redis_namespace(&pool).await?;
+        let redis = redis_url.map(|url| RedisLink::new(url, &namespace)).transpose()?.map(Arc::new);
         if let Some(link) = &redis {
             tokio::spawn(link.clone().keep_connected(shutdown.clone()));
         }
@@ -310,7 +310,7 @@ async fn follow_changes(pool: PgPool, version: Arc<AtomicI64>, shutdown: Cancell
 /// A Redis connection that reconnects in the background and is skipped while down.
 struct RedisLink {
     client: redis::Client,
-    /// Key prefix: `animoca:api:<database>:`.
+    /// Key prefix: `<namespace>:api:` (`animoca_store::redis_namespace`).
     prefix: String,
     connection: RwLock<Option<redis::aio::ConnectionManager>>,
     /// When the last call failed; calls are skipped for a second after.
@@ -318,10 +318,10 @@ struct RedisLink {
 }
 
 impl RedisLink {
-    fn new(url: &str, database: &str) -> Result<Self, redis::RedisError> {
+    fn new(url: &str, namespace: &str) -> Result<Self, redis::RedisError> {
         Ok(Self {
             client: redis::Client::open(url)?,
-            prefix: format!("animoca:api:{database}:"),
+            prefix: format!("{namespace}:api:"),
             connection: RwLock::new(None),
             failed_at: Default::default(),
         })

@@ -447,13 +447,6 @@ impl WorkConfig {
         let database = database?;
         let default_ethos = Url::parse(DEFAULT_ETHOS_API_URL).ok()?;
         let mut jobs = animoca_jobs::JobsConfig::new(ethos_url.unwrap_or(default_ethos));
-        // Per database server and name: deployments sharing a Redis never take each other's jobs.
-        jobs.redis_prefix = format!(
-            "animoca:{}:{}:{}:jobs",
-            database.get_host(),
-            database.get_port(),
-            database.get_database().unwrap_or("postgres")
-        );
         jobs.redis_url = redis_url;
         jobs.webhooks_allow_private = webhooks_allow_private;
         jobs.worldid.app_id = worldcoin_app_id;

@@ -74,7 +74,8 @@ fn main() -> ExitCode {
         Command::Verify => config::RederiveConfig::read(&mut env).map(Prepared::Verify),
         Command::Dev(args) => {
             let database = env.optional("DATABASE_URL", config::postgres_url);
-            Some(Prepared::Dev(args, database.map(Box::new)))
+            let redis = env.optional("REDIS_URL", config::redis_url);
+            Some(Prepared::Dev(args, Box::new(commands::dev::DevEnv { database, redis })))
         }
     };
     if let Err(error) = env.finish() {
@@ -105,7 +106,7 @@ fn main() -> ExitCode {
             Prepared::Jobs(config, command) => commands::work::jobs(config, command).await,
             Prepared::Rederive(config) => commands::rederive::run(config, shutdown).await,
             Prepared::Verify(config) => commands::rederive::verify(config, shutdown).await,
-            Prepared::Dev(args, database) => commands::dev::run(args, database.map(|d| *d), shutdown).await,
+            Prepared::Dev(args, env) => commands::dev::run(args, *env, shutdown).await,
         }
     });
     match result {
@@ -128,7 +129,7 @@ enum Prepared {
     Jobs(config::MigrateConfig, commands::work::JobsCommand),
     Rederive(config::RederiveConfig),
     Verify(config::RederiveConfig),
-    Dev(commands::dev::DevArgs, Option<Box<sqlx::postgres::PgConnectOptions>>),
+    Dev(commands::dev::DevArgs, Box<commands::dev::DevEnv>),
 }
 
 fn config_failure(error: &ConfigError) -> ExitCode {

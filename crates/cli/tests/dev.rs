@@ -30,7 +30,14 @@ async fn dev_runs_a_devnet_with_markets_and_trades_until_interrupted() {
     // A private PostgreSQL cluster in a folder of its own, on a free port.
     let db_dir = std::env::temp_dir().join(format!("animoca-dev-test-{}", std::process::id()));
     let db_port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port().to_string();
-    let run = DevRun::start(&db_dir, &db_port, &["--markets", "3"]);
+    let run = DevRun::start(
+        &db_dir.with_extension("state"),
+        &DevDb::Private { dir: &db_dir, port: &db_port },
+        &["--markets", "3"],
+    );
+    // Without REDIS_URL, the Redis on 127.0.0.1:6379 (the test machine runs one).
+    assert_eq!(run.value("Redis      "), "redis://127.0.0.1:6379", "{:?}", run.printed);
+    assert!(run.printed.iter().any(|l| l.contains("(private cluster,")), "{:?}", run.printed);
     let get = |name: &str| -> Address { run.value(&format!("{name}=")).parse().unwrap() };
     let database_url = run.value("indexer    DATABASE_URL=");
     let api = run.value("API        ");
@@ -149,6 +156,14 @@ async fn reserves<P: Provider>(provider: &P, pools: &[(Address, B256)]) -> Vec<(
     out
 }
 
+/// Where a test's `dev` keeps its database.
+enum DevDb<'a> {
+    /// A private cluster in `dir` on `port` (`--private-db`).
+    Private { dir: &'a std::path::Path, port: &'a str },
+    /// `DATABASE_URL`.
+    Url(String),
+}
+
 /// One `dev` run: the process and what it printed up to its `.env` lines.
 struct DevRun {
     child: ChildGuard,
@@ -157,19 +172,24 @@ struct DevRun {
 }
 
 impl DevRun {
-    fn start(db_dir: &std::path::Path, db_port: &str, extra: &[&str]) -> DevRun {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_animoca-trade"))
-            .args(["dev", "--rpc-port", "0", "--api-port", "0"])
+    fn start(state_dir: &std::path::Path, db: &DevDb, extra: &[&str]) -> DevRun {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_animoca-trade"));
+        command.arg("dev");
+        match db {
+            DevDb::Private { dir, port } => {
+                command.args(["--private-db", "--db-port", port]).arg("--db-dir").arg(dir).env_remove("DATABASE_URL")
+            }
+            DevDb::Url(url) => command.env("DATABASE_URL", url),
+        };
+        let mut child = command
+            .args(["--rpc-port", "0", "--api-port", "0"])
             .args(if extra.contains(&"--trade-interval-ms") { &[][..] } else { &["--trade-interval-ms", "50"][..] })
-            .args(["--db-port", db_port])
-            .arg("--db-dir")
-            .arg(db_dir)
             .arg("--state-dir")
-            .arg(db_dir.with_extension("state"))
+            .arg(state_dir)
             .args(extra)
             .current_dir(std::env::temp_dir())
             .env("RUST_LOG", "warn")
-            .env_remove("DATABASE_URL")
+            .env_remove("REDIS_URL")
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
             .spawn()
@@ -228,17 +248,19 @@ impl DevRun {
 
 #[tokio::test]
 async fn a_rerun_resumes_the_devnet_and_fresh_starts_over() {
-    let db_dir = std::env::temp_dir().join(format!("animoca-dev-resume-{}", std::process::id()));
-    let db_port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port().to_string();
+    // DATABASE_URL names a database that does not exist yet: dev creates it.
+    let db = animoca_test_support::TestDb::not_created();
+    let db_spec = DevDb::Url(db.url());
+    let state_dir = std::env::temp_dir().join(format!("animoca-dev-resume-{}.state", std::process::id()));
 
-    let first = DevRun::start(&db_dir, &db_port, &["--markets", "1"]);
+    let first = DevRun::start(&state_dir, &db_spec, &["--markets", "1"]);
     assert!(!first.resumed());
     let factory = first.value("CREDENTIAL_TOKEN_FACTORY=");
     let before = first.wait_for_swaps(3).await;
     first.stop();
 
     // The same chain, contracts, markets and database: indexing goes on.
-    let second = DevRun::start(&db_dir, &db_port, &["--markets", "1"]);
+    let second = DevRun::start(&state_dir, &db_spec, &["--markets", "1"]);
     assert!(second.resumed(), "{:?}", second.printed);
     assert_eq!(second.value("CREDENTIAL_TOKEN_FACTORY="), factory);
     let rpc: String = second.value("RPC_URL=");
@@ -251,14 +273,14 @@ async fn a_rerun_resumes_the_devnet_and_fresh_starts_over() {
     second.stop();
 
     // --fresh: a new chain from block 0 and an empty database.
-    let third = DevRun::start(&db_dir, &db_port, &["--markets", "1", "--fresh"]);
+    let third = DevRun::start(&state_dir, &db_spec, &["--markets", "1", "--fresh"]);
     assert!(!third.resumed());
     let rpc: String = third.value("RPC_URL=");
     let provider = ProviderBuilder::new().connect_http(rpc.parse().unwrap());
     assert!(provider.get_block_number().await.unwrap() < head, "a new chain");
+    assert_eq!(third.value("indexer    DATABASE_URL=").rsplit('/').next(), Some(db.name.as_str()));
     third.stop();
-    let _ = std::fs::remove_dir_all(&db_dir);
-    let _ = std::fs::remove_dir_all(db_dir.with_extension("state"));
+    let _ = std::fs::remove_dir_all(&state_dir);
 }
 
 /// The explorer page of `dev` in headless Chromium (`crates/test-support/node/explorer.mjs`,
@@ -275,17 +297,19 @@ async fn the_explorer_page_shows_the_markets_and_a_trade_appears_live() {
     use std::io::Write;
 
     let chromium = chromium();
-    let db_dir = std::env::temp_dir().join(format!("animoca-dev-explorer-{}", std::process::id()));
-    let db_port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port().to_string();
+    let db = animoca_test_support::TestDb::not_created();
+    let state_dir = std::env::temp_dir().join(format!("animoca-dev-explorer-{}.state", std::process::id()));
     // The simulator is off: the test's own account 0 trades, proposes and votes.
-    let run = DevRun::start(&db_dir, &db_port, &["--markets", "2", "--trade-interval-ms", "0"]);
+    // No Redis: cache, Socket.IO and jobs in process.
+    let extra = ["--markets", "2", "--trade-interval-ms", "0", "--no-redis"];
+    let run = DevRun::start(&state_dir, &DevDb::Url(db.url()), &extra);
+    assert!(run.value("Redis      ").starts_with("none"), "{:?}", run.printed);
     let api = run.value("API        ");
     // `dev` prints the explorer's URL.
     let base = run.value("explorer   ").trim_end_matches('/').to_owned();
     assert_eq!(format!("{base}/api"), api);
     let deployment: animoca_chain::Deployment =
-        serde_json::from_str(&std::fs::read_to_string(db_dir.with_extension("state").join("deployment.json")).unwrap())
-            .unwrap();
+        serde_json::from_str(&std::fs::read_to_string(state_dir.join("deployment.json")).unwrap()).unwrap();
     let key: PrivateKeySigner = "0xac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80".parse().unwrap();
     let me = key.address();
     let provider = ProviderBuilder::new()
@@ -386,8 +410,7 @@ async fn the_explorer_page_shows_the_markets_and_a_trade_appears_live() {
     println!("screenshots in {}", screenshots.display());
 
     run.stop();
-    let _ = std::fs::remove_dir_all(&db_dir);
-    let _ = std::fs::remove_dir_all(db_dir.with_extension("state"));
+    let _ = std::fs::remove_dir_all(&state_dir);
 }
 
 /// Debian's Chromium (`CHROMIUM` overrides); `scripts/install-browser` installs it.

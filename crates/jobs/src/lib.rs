@@ -89,8 +89,9 @@ pub const DEFAULT_WORLDCOIN_API_URL: &str = "https://developer.worldcoin.org";
 pub struct JobsConfig {
     /// The shared queue (`REDIS_URL`); `None`: in process, one node.
     pub redis_url: Option<String>,
-    /// Prefix of every Redis key (tests use one per database).
-    pub redis_prefix: String,
+    /// Prefix of every Redis key; `None`: `<namespace>:jobs`, the deployment's
+    /// namespace read from the database (`animoca_store::redis_namespace`).
+    pub redis_prefix: Option<String>,
     /// This process' name in `app.jobs.locked_by` and the workers' names.
     pub node: String,
     /// Ethos API.
@@ -132,7 +133,7 @@ impl JobsConfig {
     pub fn new(ethos_base_url: Url) -> JobsConfig {
         JobsConfig {
             redis_url: None,
-            redis_prefix: "animoca:jobs".to_owned(),
+            redis_prefix: None,
             node: default_node_name(),
             ethos: ethos::EthosConfig {
                 base_url: ethos_base_url.clone(),

@@ -65,12 +65,16 @@ pub async fn run(pool: PgPool, config: JobsConfig, shutdown: CancellationToken) 
         Some(url) => Some(redis::Client::open(url.as_str())?.get_connection_manager().await?),
         None => None,
     };
+    let prefix = match (&redis, &config.redis_prefix) {
+        (None, _) => String::new(),
+        (Some(_), Some(prefix)) => prefix.clone(),
+        (Some(_), None) => format!("{}:jobs", animoca_store::redis_namespace(&pool).await?),
+    };
     let storages: Vec<(Queue, RedisStorage<JobRef>)> = match &redis {
         Some(conn) => Queue::ALL
             .into_iter()
             .map(|queue| {
-                let queue_config =
-                    apalis_redis::Config::default().queue(format!("{}:{}", config.redis_prefix, queue.name()));
+                let queue_config = apalis_redis::Config::default().queue(format!("{prefix}:{}", queue.name()));
                 (queue, RedisStorage::<JobRef>::new(conn.clone()).with_config(queue_config))
             })
             .collect(),
@@ -97,11 +101,7 @@ pub async fn run(pool: PgPool, config: JobsConfig, shutdown: CancellationToken) 
                     build_worker!(name, PollWith::new(storage.clone(), poll.clone()), queue, context)
                 });
             }
-            Transport::Redis {
-                conn,
-                storages: storages.into_iter().collect(),
-                epoch_key: format!("{}:epoch", config.redis_prefix),
-            }
+            Transport::Redis { conn, storages: storages.into_iter().collect(), epoch_key: format!("{prefix}:epoch") }
         }
         None => {
             let mut senders = HashMap::new();

@@ -350,7 +350,7 @@ async fn a_job_delivered_twice_runs_once() {
     let redis = PrivateRedis::start(port);
     let mut config = config(&ethos);
     config.redis_url = Some(redis.url());
-    let prefix = config.redis_prefix.clone();
+    let prefix = format!("{}:jobs", animoca_store::redis_namespace(&db.pool).await.unwrap());
     add_market(&db.pool, 1).await;
     let (shutdown, task) = start(&db.pool, config);
     let (id, _) = eventually("job running", async || {

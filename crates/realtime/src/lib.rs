@@ -66,6 +66,9 @@ pub enum RealtimeError {
     /// The namespace could not join the adapter.
     #[error("Socket.IO adapter initialisation: {0}")]
     Adapter(String),
+    /// The database did not answer (the Redis namespace is read from it).
+    #[error("database: {0}")]
+    Database(#[from] sqlx::Error),
 }
 
 /// Adds Socket.IO to `router` and starts the relay. On `shutdown` the relay
@@ -94,10 +97,10 @@ pub async fn attach(
     match &config.redis_url {
         Some(url) => {
             let client = redis::Client::open(resp3(url))?;
-            // One deployment's nodes share a database: its name keeps deployments
-            // that share a Redis apart.
-            let database = pool.connect_options().get_database().unwrap_or("postgres").to_owned();
-            let adapter_config = RedisAdapterConfig::new().with_prefix(format!("animoca:{database}:socket.io"));
+            // One deployment's nodes share a database: its namespace keeps
+            // deployments that share a Redis apart.
+            let namespace = animoca_store::redis_namespace(&pool).await?;
+            let adapter_config = RedisAdapterConfig::new().with_prefix(format!("{namespace}:socket.io"));
             let adapter = RedisAdapterCtr::new_with_redis_config(&client, adapter_config).await?;
             let (service, io) = builder.with_adapter::<RedisAdapter<_>>(adapter).build_svc();
             register(&io, context).await.map_err(|e| RealtimeError::Adapter(e.to_string()))?;

@@ -137,6 +137,23 @@ pub async fn create_database_if_missing(options: &PgConnectOptions) -> Result<bo
     Ok(!exists)
 }
 
+/// The prefix of every Redis key a deployment uses:
+/// `animoca:<database>:<cluster>.<oid>`, where `<cluster>` is the server's system
+/// identifier and `<oid>` the database's. Every node of one deployment gets the same
+/// one whatever host name it reaches the database by (physical replicas share both);
+/// deployments sharing a Redis stay apart even with the same database name on
+/// different servers, and a database dropped and created again (`dev --fresh`)
+/// never sees the keys of the one before.
+pub async fn redis_namespace(pool: &PgPool) -> Result<String, sqlx::Error> {
+    let (database, cluster, oid): (String, i64, i64) = sqlx::query_as(
+        "SELECT d.datname::text, c.system_identifier, d.oid::int8
+           FROM pg_control_system() c, pg_database d WHERE d.datname = current_database()",
+    )
+    .fetch_one(pool)
+    .await?;
+    Ok(format!("animoca:{database}:{cluster}.{oid}"))
+}
+
 impl StoreError {
     /// The driver error inside, for APIs that want a `sqlx::Error`.
     fn into_sqlx(self) -> sqlx::Error {

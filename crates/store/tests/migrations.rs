@@ -126,3 +126,24 @@ async fn schema_fingerprint(db: &TestDb) -> Vec<(String, String, String)> {
     .await
     .unwrap()
 }
+
+/// The Redis namespace: the same for every pool on one database, different for
+/// another database, and new once a database is dropped and created again.
+#[tokio::test]
+async fn the_redis_namespace_names_one_incarnation_of_one_database() {
+    let first = TestDb::empty().await;
+    let second = TestDb::empty().await;
+    let namespace = animoca_store::redis_namespace(&first.pool).await.unwrap();
+    assert!(namespace.starts_with(&format!("animoca:{}:", first.name)), "{namespace}");
+    let again = sqlx::PgPool::connect_with(first.options.clone()).await.unwrap();
+    assert_eq!(animoca_store::redis_namespace(&again).await.unwrap(), namespace);
+    again.close().await;
+    assert_ne!(animoca_store::redis_namespace(&second.pool).await.unwrap(), namespace);
+
+    first.pool.close().await;
+    animoca_store::recreate_database(&first.options).await.unwrap();
+    let recreated = sqlx::PgPool::connect_with(first.options.clone()).await.unwrap();
+    let fresh = animoca_store::redis_namespace(&recreated).await.unwrap();
+    assert!(fresh.starts_with(&format!("animoca:{}:", first.name)) && fresh != namespace, "{fresh} vs {namespace}");
+    recreated.close().await;
+}

@@ -32,6 +32,16 @@ impl TestDb {
         TestDb { pool, name, options }
     }
 
+    /// A database name of its own that does not exist yet, for code under test
+    /// that creates it (the pool connects lazily). Dropped with this if created.
+    pub fn not_created() -> TestDb {
+        let admin = PgConnectOptions::from_str(&admin_url()).expect("TEST_DATABASE_URL is a postgres URL");
+        let name = format!("test_{}", uuid::Uuid::new_v4().simple());
+        let options = admin.database(&name);
+        let pool = animoca_store::pool_options(8).connect_lazy_with(options.clone());
+        TestDb { pool, name, options }
+    }
+
     /// Creates a database with every migration applied.
     pub async fn migrated() -> TestDb {
         let db = TestDb::empty().await;

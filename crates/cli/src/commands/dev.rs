@@ -1,8 +1,9 @@
 //! `animoca-trade dev`: a local devnet in one command. Starts anvil, deploys
-//! the contracts, creates sample credential and persona markets, indexes the
-//! chain into PostgreSQL (`DATABASE_URL`, or a private cluster in `.data/` when
-//! unset) and runs a trade simulator until Ctrl-C. (The API and live updates
-//! join this command as they land; see the README.)
+//! the contracts, creates sample credential and persona markets, and runs the
+//! indexer, the API with Socket.IO and the explorer page, the job workers and a
+//! trade simulator in one process until Ctrl-C. PostgreSQL: `DATABASE_URL`, else
+//! the server on 127.0.0.1:5432 if one answers, else a private cluster in `.data/`.
+//! Redis: `REDIS_URL`, else 127.0.0.1:6379 if it answers, else none (in process).
 
 use std::{path::PathBuf, time::Duration};
 
@@ -36,12 +37,21 @@ pub struct DevArgs {
     /// Port of the REST API (0 picks a free one).
     #[arg(long, default_value_t = 3000)]
     pub api_port: u16,
-    /// Port of the private PostgreSQL cluster started when DATABASE_URL is unset.
+    /// Port of the private PostgreSQL cluster, started when DATABASE_URL is unset
+    /// and no server answers on 127.0.0.1:5432 (or with --private-db).
     #[arg(long, default_value_t = 54329)]
     pub db_port: u16,
     /// Folder of the private PostgreSQL cluster.
     #[arg(long, default_value = ".data/postgres")]
     pub db_dir: PathBuf,
+    /// Always use the private PostgreSQL cluster (--db-dir, --db-port), even with
+    /// DATABASE_URL set or a server on 127.0.0.1:5432.
+    #[arg(long)]
+    pub private_db: bool,
+    /// No Redis, even if one answers on 127.0.0.1:6379: cache, Socket.IO and the
+    /// job queue stay in process.
+    #[arg(long)]
+    pub no_redis: bool,
     /// Where the devnet keeps its chain state and contract addresses between runs.
     #[arg(long, default_value = ".data/devnet")]
     pub state_dir: PathBuf,
@@ -54,27 +64,49 @@ pub struct DevArgs {
     pub ethos_api_url: Option<url::Url>,
 }
 
+/// What `dev` reads from the environment.
+#[derive(Debug, Clone, Default)]
+pub struct DevEnv {
+    /// `DATABASE_URL`.
+    pub database: Option<PgConnectOptions>,
+    /// `REDIS_URL`.
+    pub redis: Option<String>,
+}
+
+/// The database `dev` uses without `DATABASE_URL`, on a server it finds running.
+const DEV_DATABASE: &str = "animoca_dev";
+/// The Redis `dev` uses without `REDIS_URL`, if it answers.
+const LOCAL_REDIS: &str = "redis://127.0.0.1:6379";
+
 /// Where `dev` keeps its data.
 pub struct DevDatabase {
     /// The database (kept between runs; recreated when the chain starts anew).
     pub options: PgConnectOptions,
     /// The private cluster `dev` started, if it did.
     pub cluster: Option<PrivateCluster>,
+    /// Where the server came from, for the banner.
+    pub source: String,
 }
 
-/// `DATABASE_URL` if set, else a private cluster; the `animoca_dev`-style
-/// database recreated when `fresh`, else created if missing.
+/// `DATABASE_URL` if set, else `animoca_dev` on the server at 127.0.0.1:5432 if it
+/// answers, else a private cluster (always with `--private-db`). The database is
+/// recreated when `fresh`, else created if missing.
 pub async fn database(
     args: &DevArgs,
     database_url: Option<PgConnectOptions>,
     fresh: bool,
 ) -> anyhow::Result<DevDatabase> {
-    let (options, cluster) = match database_url {
-        Some(options) => (options, None),
+    let found = match (args.private_db, database_url) {
+        (true, _) => None,
+        (false, Some(options)) => Some((options, "DATABASE_URL".to_owned())),
+        (false, None) => local_postgres().await.map(|o| (o, "the server on 127.0.0.1:5432".to_owned())),
+    };
+    let (options, cluster, source) = match found {
+        Some((options, source)) => (options, None, source),
         None => {
             let cluster = PrivateCluster::start(&args.db_dir, args.db_port).await.context("private PostgreSQL")?;
-            let options = config::postgres_url(&cluster.url("animoca_dev")).map_err(anyhow::Error::msg)?;
-            (options, Some(cluster))
+            let options = config::postgres_url(&cluster.url(DEV_DATABASE)).map_err(anyhow::Error::msg)?;
+            (options, Some(cluster), format!("private cluster, {}", args.db_dir.display()))
         }
     };
     if fresh {
@@ -82,7 +114,50 @@ pub async fn database(
     } else {
         animoca_store::create_database_if_missing(&options).await?;
     }
-    Ok(DevDatabase { options, cluster })
+    Ok(DevDatabase { options, cluster, source })
+}
+
+/// `animoca_dev` on 127.0.0.1:5432 as `PGUSER` (default `postgres`), if that server
+/// lets us in within 3 s.
+async fn local_postgres() -> Option<PgConnectOptions> {
+    use sqlx::Connection;
+    let user = std::env::var("PGUSER").unwrap_or_else(|_| "postgres".to_owned());
+    let options = PgConnectOptions::new().host("127.0.0.1").port(5432).username(&user).database(DEV_DATABASE);
+    let admin = options.clone().database("postgres");
+    let probe = sqlx::PgConnection::connect_with(&admin);
+    match tokio::time::timeout(Duration::from_secs(3), probe).await {
+        Ok(Ok(conn)) => {
+            let _ = conn.close().await;
+            Some(options)
+        }
+        Ok(Err(error)) => {
+            tracing::info!(%error, "no PostgreSQL for dev on 127.0.0.1:5432; starting a private cluster");
+            None
+        }
+        Err(_) => None,
+    }
+}
+
+/// `REDIS_URL` if set (it must answer), else 127.0.0.1:6379 if it answers within
+/// a second, else none.
+async fn redis(args: &DevArgs, redis_url: Option<String>) -> anyhow::Result<Option<String>> {
+    let ping = |url: String| async move {
+        let client = redis::Client::open(url.as_str())?;
+        let mut conn = client.get_multiplexed_async_connection().await?;
+        redis::cmd("PING").query_async::<String>(&mut conn).await
+    };
+    if args.no_redis {
+        return Ok(None);
+    }
+    if let Some(url) = redis_url {
+        match tokio::time::timeout(Duration::from_secs(3), ping(url.clone())).await {
+            Ok(Ok(_)) => return Ok(Some(url)),
+            Ok(Err(error)) => anyhow::bail!("REDIS_URL does not answer: {error} (unset it, or use --no-redis)"),
+            Err(_) => anyhow::bail!("REDIS_URL does not answer within 3 s (unset it, or use --no-redis)"),
+        }
+    }
+    let found = matches!(tokio::time::timeout(Duration::from_secs(1), ping(LOCAL_REDIS.to_owned())).await, Ok(Ok(_)));
+    Ok(found.then(|| LOCAL_REDIS.to_owned()))
 }
 
 /// The devnet kept between runs: anvil's state and the contracts deployed in it.
@@ -117,12 +192,9 @@ impl SavedDevnet {
 }
 
 /// Runs the devnet until `shutdown`.
-pub async fn run(
-    args: DevArgs,
-    database_url: Option<PgConnectOptions>,
-    shutdown: CancellationToken,
-) -> anyhow::Result<()> {
+pub async fn run(args: DevArgs, env: DevEnv, shutdown: CancellationToken) -> anyhow::Result<()> {
     ensure_anvil_installed().await?;
+    let redis_url = redis(&args, env.redis).await?;
     // A rerun resumes the previous devnet (chain state, contracts, database)
     // unless told to start over or there is nothing to resume.
     std::fs::create_dir_all(&args.state_dir).with_context(|| format!("create {}", args.state_dir.display()))?;
@@ -145,7 +217,7 @@ pub async fn run(
         Some(deployment) if !provider.get_code_at(deployment.credential_factory).await?.is_empty() => Some(deployment),
         _ => None,
     };
-    let db = database(&args, database_url, previous.is_none()).await?;
+    let db = database(&args, env.database, previous.is_none()).await?;
     let pool = animoca_store::connect(db.options.clone(), 8).await?;
     animoca_store::migrate(&pool).await?;
 
@@ -209,21 +281,20 @@ pub async fn run(
         state.auth.uri_prefix = format!("http://localhost:{}", api_addr.port());
         state.chain =
             Some(animoca_api::proof::ChainAccess { provider: provider.clone(), index_wait: Duration::from_secs(5) });
-        state.cache = Some(animoca_api::cache::Cache::start(pool.clone(), None, shutdown.clone()).await?);
+        state.cache =
+            Some(animoca_api::cache::Cache::start(pool.clone(), redis_url.as_deref(), shutdown.clone()).await?);
         // A devnet's webhooks point at the developer's own machine.
         state.webhooks_allow_private = true;
         let auth = state.auth.clone();
         let app = animoca_api::router(state);
-        // Socket.IO on the same port, one node (no Redis).
-        let app = animoca_realtime::attach(
-            app,
-            pool.clone(),
-            auth,
-            animoca_realtime::RealtimeConfig::default(),
-            shutdown.clone(),
-        )
-        .await
-        .context("start Socket.IO")?;
+        // Socket.IO on the same port (with Redis, through the adapter as in production).
+        let realtime = animoca_realtime::RealtimeConfig {
+            redis_url: redis_url.clone(),
+            ..animoca_realtime::RealtimeConfig::default()
+        };
+        let app = animoca_realtime::attach(app, pool.clone(), auth, realtime, shutdown.clone())
+            .await
+            .context("start Socket.IO")?;
         let app = app.into_make_service_with_connect_info::<std::net::SocketAddr>();
         let stop = shutdown.clone();
         let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
@@ -232,7 +303,8 @@ pub async fn run(
         tokio::spawn(async move { axum::serve(listener, app).with_graceful_shutdown(stop.cancelled_owned()).await })
     };
 
-    // Background jobs, in process (no Redis): issuer checks of the sample markets.
+    // Background jobs in process (queued through Redis when there is one): issuer
+    // checks of the sample markets, notifications, reputation.
     let (ethos_url, ethos_label) = match &args.ethos_api_url {
         Some(url) => (url.clone(), url.to_string()),
         None => {
@@ -243,6 +315,7 @@ pub async fn run(
     };
     let mut jobs_config = animoca_jobs::JobsConfig::new(ethos_url);
     jobs_config.webhooks_allow_private = true;
+    jobs_config.redis_url = redis_url.clone();
     let jobs = tokio::spawn(animoca_jobs::run(pool.clone(), jobs_config, shutdown.clone()));
 
     println!("\nAnimoca Trade devnet is running (Ctrl-C stops it)\n");
@@ -251,14 +324,20 @@ pub async fn run(
     println!("  Socket.IO  http://{api_addr}  (path /socket.io; subscribe to markets, market:<id>, proposals, …)");
     println!("  JSON-RPC   {}  (chain id {})", anvil.endpoint(), anvil.chain_id());
     println!("  jobs       in process; issuers checked with Ethos at {ethos_label}");
+    match &redis_url {
+        Some(url) => println!("  Redis      {url}  (API cache, Socket.IO adapter, job queue)"),
+        None => println!(
+            "  Redis      none: cache, Socket.IO and jobs in process (REDIS_URL or a Redis on 127.0.0.1:6379 is used when there)"
+        ),
+    }
     println!("  markets    {} credential, {} persona", args.markets, args.markets);
     println!(
-        "  indexer    DATABASE_URL=postgres://{}@{}:{}/{}{}",
+        "  indexer    DATABASE_URL=postgres://{}@{}:{}/{}  ({})",
         db.options.get_username(),
         db.options.get_host(),
         db.options.get_port(),
         db.options.get_database().unwrap_or("postgres"),
-        if db.cluster.is_some() { format!("  (private cluster, {})", args.db_dir.display()) } else { String::new() }
+        db.source
     );
     println!(
         "  simulator  {}",
@@ -378,5 +457,21 @@ async fn ensure_anvil_installed() -> anyhow::Result<()> {
             Anvil::binary().map(|_| ()).context("anvil after install-tools")
         }
         Err(other) => Err(other.into()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Without DATABASE_URL, `dev` takes `animoca_dev` on the server the machine
+    /// runs on 127.0.0.1:5432 (the test machine runs one, as the README requires).
+    #[tokio::test]
+    async fn the_default_database_is_animoca_dev_on_the_local_server() {
+        let options = local_postgres().await.expect("a PostgreSQL server answers on 127.0.0.1:5432");
+        assert_eq!(
+            (options.get_host(), options.get_port(), options.get_database()),
+            ("127.0.0.1", 5432, Some(DEV_DATABASE))
+        );
     }
 }

@@ -4,7 +4,7 @@
 # Run:   docker compose up   (docker-compose.yml: postgres, redis, api, indexer, worker)
 
 # ---- build: the release binary (contract artifacts and migrations are compiled in)
-FROM rust:1.94-bookworm AS build
+FROM rust:1.95-bookworm AS build
 WORKDIR /src
 COPY Cargo.toml Cargo.lock rustfmt.toml clippy.toml ./
 COPY crates crates

@@ -24,7 +24,7 @@ use crate::{
 /// 24h volume, trades and distinct traders, total stake.
 #[utoipa::path(get, operation_id = "analytics_overview", path = "/api/analytics/overview", tag = "analytics", responses((status = 200, description = "OK", body = crate::openapi::OverviewReply), (status = "4XX", description = "Bad input (a 400 names the field), not signed in, forbidden, not found, conflict, chain proof failed (422), rate limited (429 with Retry-After)", body = crate::openapi::ErrorReply), (status = "5XX", description = "A dependency is down (503) or a bug (500)", body = crate::openapi::ErrorReply)))]
 pub async fn overview(State(state): State<Shared>) -> Result<Json<Value>, ApiError> {
-    let mut tx = crate::read_tx(&state.pool).await?;
+    let mut tx = crate::read_tx(&state).await?;
     let row = sqlx::query(
         "SELECT (SELECT count(*) FROM derived.markets),
                 (SELECT count(*) FROM derived.markets WHERE market_type = 0),
@@ -79,7 +79,7 @@ pub async fn trending(State(state): State<Shared>, RawQuery(query): RawQuery) ->
             AND ($2::text IS NULL OR coalesce(md.verification_status, 'pending') = $2)
           ORDER BY s.trades_24h DESC, s.volume_24h DESC, m.market_id LIMIT $3 OFFSET $4"
     );
-    let mut tx = crate::read_tx(&state.pool).await?;
+    let mut tx = crate::read_tx(&state).await?;
     let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
         .bind(market_type)
         .bind(status)
@@ -108,7 +108,7 @@ pub async fn leaderboard(State(state): State<Shared>, RawQuery(query): RawQuery)
     let offset = params.offset()?;
     let by = params.choice("by", &["realized_pnl", "reputation"])?.unwrap_or("realized_pnl");
     let data = if by == "reputation" {
-        let mut tx = crate::read_tx(&state.pool).await?;
+        let mut tx = crate::read_tx(&state).await?;
         let rows = sqlx::query(
             "SELECT address, reputation_score, username FROM app.users
               ORDER BY reputation_score DESC, address LIMIT $1 OFFSET $2",
@@ -130,7 +130,7 @@ pub async fn leaderboard(State(state): State<Shared>, RawQuery(query): RawQuery)
             })
             .collect::<Result<Vec<_>, ApiError>>()?
     } else {
-        let mut tx = crate::read_tx(&state.pool).await?;
+        let mut tx = crate::read_tx(&state).await?;
         let rows = sqlx::query(
             "SELECT b.holder, sum(b.realized_pnl)::text, count(*)
                FROM derived.balances b

@@ -43,6 +43,9 @@ pub type Shared = std::sync::Arc<AppState>;
 pub struct AppState {
     /// The database (its connections resolve derived tables through `search_path`).
     pub pool: PgPool,
+    /// A read replica of it for public reads (`DATABASE_READ_URL`), used while it
+    /// has replayed the newest change this node knows of (see [`read_tx`]).
+    pub read_pool: Option<PgPool>,
     /// Indexer lag above which `/ready` reports not ready.
     pub max_lag: Duration,
     /// Rate, size and time limits, CORS.
@@ -66,6 +69,7 @@ impl AppState {
     pub fn new(pool: PgPool) -> Self {
         Self {
             pool,
+            read_pool: None,
             max_lag: Duration::from_secs(120),
             limits: protection::Limits::default(),
             metrics: None,
@@ -113,7 +117,50 @@ pub(crate) async fn record_change(
 /// swap in progress is waited for (then the new tables are locked and the
 /// snapshot sees their rows), and no swap can start until the request ends
 /// (it needs `markets` exclusively, and takes it first).
-pub(crate) async fn read_tx(pool: &PgPool) -> Result<sqlx::Transaction<'static, sqlx::Postgres>, sqlx::Error> {
+///
+/// With a read replica (`read_pool`), the snapshot is taken there when the replica
+/// has replayed the newest change version this node knows of (the response cache
+/// follows it; a write of this node moves it at once), so a reader never sees
+/// older data on the replica than it could on the primary a moment before, and
+/// the cache never stores a replica's stale answer under a newer version. When
+/// the replica is behind (or does not answer), the primary serves the request.
+pub(crate) async fn read_tx(state: &AppState) -> Result<sqlx::Transaction<'static, sqlx::Postgres>, sqlx::Error> {
+    if let Some(replica) = &state.read_pool {
+        match replica_tx(replica, state.cache.as_ref().and_then(cache::Cache::version)).await {
+            Ok(Some(tx)) => {
+                metrics::counter!("animoca_api_read_replica_total", "served_by" => "replica").increment(1);
+                return Ok(tx);
+            }
+            Ok(None) => {
+                metrics::counter!("animoca_api_read_replica_total", "served_by" => "primary_behind").increment(1)
+            }
+            Err(error) => {
+                tracing::warn!(%error, "read replica unavailable; reading from the primary");
+                metrics::counter!("animoca_api_read_replica_total", "served_by" => "primary_error").increment(1);
+            }
+        }
+    }
+    read_tx_on(&state.pool).await
+}
+
+/// A read snapshot on the replica if it has replayed `wanted` (any, if unknown).
+async fn replica_tx(
+    replica: &PgPool,
+    wanted: Option<i64>,
+) -> Result<Option<sqlx::Transaction<'static, sqlx::Postgres>>, sqlx::Error> {
+    let mut tx = read_tx_on(replica).await?;
+    let Some(wanted) = wanted else { return Ok(Some(tx)) };
+    let replayed: i64 = sqlx::query_scalar("SELECT version FROM app.change_version").fetch_one(&mut *tx).await?;
+    if replayed >= wanted {
+        Ok(Some(tx))
+    } else {
+        tx.rollback().await?;
+        Ok(None)
+    }
+}
+
+/// [`read_tx`] on `pool` itself: write handlers read their own writes on the primary.
+pub(crate) async fn read_tx_on(pool: &PgPool) -> Result<sqlx::Transaction<'static, sqlx::Postgres>, sqlx::Error> {
     // One round trip: both statements in the transaction's opening message.
     pool.begin_with("BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY; LOCK TABLE derived.markets IN ACCESS SHARE MODE")
         .await

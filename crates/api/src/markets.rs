@@ -88,7 +88,7 @@ pub async fn list(
         "SELECT count(*) FROM derived.markets m LEFT JOIN app.market_metadata md USING (market_type, market_id)
           WHERE {filters}"
     );
-    let mut tx = crate::read_tx(&state.pool).await?;
+    let mut tx = crate::read_tx(&state).await?;
     let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
         .bind(i16::from(market_type.as_u8()))
         .bind(status)
@@ -121,7 +121,7 @@ pub async fn detail(
 ) -> Result<Json<Value>, ApiError> {
     // One transaction: every table read from the same generation (a `rederive`
     // swap waits for it), and from one indexed state.
-    let mut tx = crate::read_tx(&state.pool).await?;
+    let mut tx = crate::read_tx(&state).await?;
     let market = detail_json(&mut tx, market_type, id).await?;
     tx.commit().await?;
     Ok(reply::data(market))
@@ -148,7 +148,7 @@ pub async fn pool(
     State(state): State<Shared>,
     MarketPath { market_type, id }: MarketPath,
 ) -> Result<Json<Value>, ApiError> {
-    let mut tx = crate::read_tx(&state.pool).await?;
+    let mut tx = crate::read_tx(&state).await?;
     let pool = pool_json(&mut tx, market_type, id).await?.ok_or_else(|| not_found(market_type))?;
     tx.commit().await?;
     Ok(reply::data(pool))
@@ -165,7 +165,7 @@ pub async fn trades(
     let params = Params::parse(query.as_deref());
     let limit = params.limit(50, 100)?;
     let cursor = params.get("cursor").map(parse_trade_cursor).transpose()?;
-    let mut tx = crate::read_tx(&state.pool).await?;
+    let mut tx = crate::read_tx(&state).await?;
     ensure_market(&mut tx, market_type, id).await?;
     // No cursor: the newest page (no bound), not a made-up "end of time".
     let (ts, block, log) = cursor.map_or((None, None, None), |(t, b, l)| (Some(t as f64), Some(b), Some(l)));
@@ -236,7 +236,7 @@ pub async fn holders(
     let params = Params::parse(query.as_deref());
     let limit = params.limit(50, 100)?;
     let offset = params.offset()?;
-    let mut tx = crate::read_tx(&state.pool).await?;
+    let mut tx = crate::read_tx(&state).await?;
     let row = market_row(&mut tx, market_type, id).await?;
     let rows = sqlx::query(
         "SELECT b.holder, b.balance::text
@@ -285,7 +285,7 @@ pub async fn quote(
     let amount_text = params.get("amount").ok_or_else(|| ApiError::bad("amount", "required"))?;
     let buy = side == "buy";
     let amount = format::parse_units("amount", amount_text, if buy { 6 } else { 18 })?;
-    let mut tx = crate::read_tx(&state.pool).await?;
+    let mut tx = crate::read_tx(&state).await?;
     let row = sqlx::query(
         "SELECT token_reserves::text, usdc_reserves::text, fee_bps FROM derived.pools
           WHERE market_type = $1 AND market_id = $2",
@@ -347,7 +347,7 @@ pub async fn chart(
     {
         return Err(ApiError::bad("from", "must not be after `to`"));
     }
-    let mut tx = crate::read_tx(&state.pool).await?;
+    let mut tx = crate::read_tx(&state).await?;
     ensure_market(&mut tx, market_type, id).await?;
     let newest: Option<f64> = sqlx::query_scalar("SELECT extract(epoch FROM as_of)::float8 FROM derived.window_state")
         .fetch_optional(&mut *tx)

@@ -220,7 +220,7 @@ pub async fn vote(
         )));
     }
     if proof::indexed(&state, tx.block_number).await? {
-        let mut read = crate::read_tx(&state.pool).await?;
+        let mut read = crate::read_tx_on(&state.pool).await?;
         let vote = proposals::vote_in_tx(&mut read, id, me.as_slice(), tx.hash.as_slice()).await?;
         read.commit().await?;
         if let Some(mut vote) = vote {
@@ -287,7 +287,7 @@ async fn indexed_proposal(state: &AppState, block: u64, id: U256) -> Result<Opti
     if !proof::indexed(state, block).await? {
         return Ok(None);
     }
-    let mut read = crate::read_tx(&state.pool).await?;
+    let mut read = crate::read_tx_on(&state.pool).await?;
     let detail = match proposals::detail_json(&mut read, id).await {
         Ok(mut detail) => {
             detail["indexed"] = json!(true);

@@ -47,7 +47,7 @@ pub async fn list(State(state): State<Shared>, RawQuery(query): RawQuery) -> Res
         .transpose()
         .map_err(|_| ApiError::bad("marketType", "not a market type"))?;
     let market_id = params.get("marketId").map(|id| bytes32("marketId", id)).transpose()?;
-    let mut tx = crate::read_tx(&state.pool).await?;
+    let mut tx = crate::read_tx(&state).await?;
     let t = newest_time(&mut tx).await?;
     let sql = format!(
         "SELECT *, count(*) OVER () AS total FROM (
@@ -82,7 +82,7 @@ pub async fn list(State(state): State<Shared>, RawQuery(query): RawQuery) -> Res
 #[utoipa::path(get, operation_id = "proposals_detail", path = "/api/proposals/{id}", tag = "governance", params(("id" = String, Path, description = "The proposal id, a decimal number")), responses((status = 200, description = "With votes and vote_breakdown", body = crate::openapi::ProposalReply), (status = "4XX", description = "Bad input (a 400 names the field), not signed in, forbidden, not found, conflict, chain proof failed (422), rate limited (429 with Retry-After)", body = crate::openapi::ErrorReply), (status = "5XX", description = "A dependency is down (503) or a bug (500)", body = crate::openapi::ErrorReply)))]
 pub async fn detail(State(state): State<Shared>, Segments(id): Segments<String>) -> Result<Json<Value>, ApiError> {
     let id = proposal_id(&id)?;
-    let mut tx = crate::read_tx(&state.pool).await?;
+    let mut tx = crate::read_tx(&state).await?;
     let proposal = detail_json(&mut tx, id).await?;
     tx.commit().await?;
     Ok(reply::data(proposal))
@@ -132,7 +132,7 @@ pub async fn votes(
     let params = Params::parse(query.as_deref());
     let limit = params.limit(50, 100)?;
     let offset = params.offset()?;
-    let mut tx = crate::read_tx(&state.pool).await?;
+    let mut tx = crate::read_tx(&state).await?;
     let t = newest_time(&mut tx).await?;
     let row = proposal_row(&mut tx, t, id).await?;
     let votes = votes_json(&mut tx, id, limit, offset).await?;

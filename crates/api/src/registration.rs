@@ -227,7 +227,7 @@ pub async fn register(
 
     let status = if inserted { StatusCode::CREATED } else { StatusCode::OK };
     if proof::indexed(&state, tx.block_number).await? {
-        let mut read = crate::read_tx(&state.pool).await?;
+        let mut read = crate::read_tx_on(&state.pool).await?;
         match markets::detail_json(&mut read, market_type, market.id).await {
             Ok(mut detail) => {
                 read.commit().await?;

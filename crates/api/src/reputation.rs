@@ -55,7 +55,7 @@ pub async fn user(
 ) -> Result<Json<Value>, ApiError> {
     let who = params::address("address", &who)?;
     let limit = Params::parse(query.as_deref()).limit(100, 1000)?;
-    let mut db = crate::read_tx(&state.pool).await?;
+    let mut db = crate::read_tx(&state).await?;
     let current: Option<(i32, Option<DateTime<Utc>>)> =
         sqlx::query_as("SELECT reputation_score, reputation_at FROM app.users WHERE address = $1")
             .bind(who.as_slice())
@@ -80,7 +80,7 @@ pub async fn market(
     RawQuery(query): RawQuery,
 ) -> Result<Json<Value>, ApiError> {
     let limit = Params::parse(query.as_deref()).limit(100, 1000)?;
-    let mut db = crate::read_tx(&state.pool).await?;
+    let mut db = crate::read_tx(&state).await?;
     let current: Option<(Option<i32>, Option<DateTime<Utc>>)> = sqlx::query_as(
         "SELECT reputation_score, reputation_at FROM app.market_metadata WHERE market_type = $1 AND market_id = $2",
     )

@@ -15,7 +15,7 @@ use crate::{Shared, error::ApiError, format, params::Segments, reply};
 #[utoipa::path(get, operation_id = "users_portfolio", path = "/api/users/{address}/portfolio", tag = "users", params(("address" = String, Path, description = "0x + 40 hex digits")), responses((status = 200, description = "OK", body = crate::openapi::PortfolioReply), (status = "4XX", description = "Bad input (a 400 names the field), not signed in, forbidden, not found, conflict, chain proof failed (422), rate limited (429 with Retry-After)", body = crate::openapi::ErrorReply), (status = "5XX", description = "A dependency is down (503) or a bug (500)", body = crate::openapi::ErrorReply)))]
 pub async fn portfolio(State(state): State<Shared>, Segments(who): Segments<String>) -> Result<Json<Value>, ApiError> {
     let who = crate::params::address("address", &who)?;
-    let mut tx = crate::read_tx(&state.pool).await?;
+    let mut tx = crate::read_tx(&state).await?;
     let rows = sqlx::query(
         "SELECT b.market_type, b.market_id, m.token_symbol, b.balance::text, b.cost_basis::text,
                 b.realized_pnl::text, coalesce(p.price, 0)::text
@@ -103,7 +103,7 @@ fn signed(value: U256) -> I256 {
 #[utoipa::path(get, operation_id = "users_profile", path = "/api/users/{address}", tag = "users", params(("address" = String, Path, description = "0x + 40 hex digits")), responses((status = 200, description = "OK", body = crate::openapi::ProfileReply), (status = "4XX", description = "Bad input (a 400 names the field), not signed in, forbidden, not found, conflict, chain proof failed (422), rate limited (429 with Retry-After)", body = crate::openapi::ErrorReply), (status = "5XX", description = "A dependency is down (503) or a bug (500)", body = crate::openapi::ErrorReply)))]
 pub async fn profile(State(state): State<Shared>, Segments(who): Segments<String>) -> Result<Json<Value>, ApiError> {
     let who = crate::params::address("address", &who)?;
-    let mut tx = crate::read_tx(&state.pool).await?;
+    let mut tx = crate::read_tx(&state).await?;
     let row = sqlx::query(
         "SELECT u.username, u.display_name, u.bio, u.avatar_url, coalesce(u.reputation_score, 0), u.created_at,
                 (SELECT count(*) FROM derived.markets WHERE creator_address = $1),
@@ -172,7 +172,7 @@ pub async fn activity(
     let params = crate::params::Params::parse(query.as_deref());
     let limit = params.limit(50, 100)?;
     let offset = params.offset()?;
-    let mut tx = crate::read_tx(&state.pool).await?;
+    let mut tx = crate::read_tx(&state).await?;
     let rows = sqlx::query(
         "SELECT * FROM (
            (SELECT 'trade' AS kind, block_number, log_index, block_timestamp, tx_hash, market_type, market_id,

@@ -236,6 +236,8 @@ impl RederiveConfig {
 pub struct ServeConfig {
     /// The database.
     pub database: PgConnectOptions,
+    /// A read replica of it for public reads (`DATABASE_READ_URL`, optional).
+    pub database_read: Option<PgConnectOptions>,
     /// TCP port to listen on, all interfaces (`PORT`, default 3000).
     pub port: u16,
     /// `/ready` reports not ready when the newest checkpoint is older than this
@@ -357,11 +359,12 @@ pub fn write_wait(value: &str) -> Result<std::time::Duration, String> {
 }
 
 impl ServeConfig {
-    /// Reads `DATABASE_URL`, `PORT`, `READY_MAX_LAG_SECS`, `CORS_ORIGINS`, `RATE_LIMIT_PER_MINUTE`,
+    /// Reads `DATABASE_URL`, `DATABASE_READ_URL`, `PORT`, `READY_MAX_LAG_SECS`, `CORS_ORIGINS`, `RATE_LIMIT_PER_MINUTE`,
     /// `RATE_LIMIT_PER_ADDRESS_PER_MINUTE`, `JWT_SECRET`, `SIWE_DOMAIN`, `SIWE_URI`, `CHAIN_ID`, `RPC_URL`, `REDIS_URL`, `API_CACHE`, `TRUST_PROXY`, `WRITE_INDEX_WAIT_MS`,
     /// `REALTIME_MARKETS_TICKS_PER_SECOND`.
     pub fn read(env: &mut Env<'_>) -> Option<Self> {
         let database = env.required("DATABASE_URL", postgres_url);
+        let database_read = env.optional("DATABASE_READ_URL", postgres_url);
         let port = env.optional("PORT", port).unwrap_or(3000);
         let max_lag = env.optional("READY_MAX_LAG_SECS", seconds).unwrap_or(std::time::Duration::from_secs(120));
         let cors_origins = env.optional("CORS_ORIGINS", origins).unwrap_or_else(|| vec!["*".to_owned()]);
@@ -385,6 +388,7 @@ impl ServeConfig {
         let webhooks_allow_private = env.optional("WEBHOOKS_ALLOW_PRIVATE", on_off).unwrap_or(false);
         Some(ServeConfig {
             database: database?,
+            database_read,
             port,
             max_lag,
             cors_origins,

@@ -351,8 +351,17 @@ async fn the_explorer_page_shows_the_markets_and_a_trade_appears_live() {
     let screenshots = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("explorer");
     std::fs::create_dir_all(&screenshots).unwrap();
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../test-support/node/explorer.mjs");
+    let get = |path: String| {
+        let url = format!("{api}{path}");
+        async move {
+            let body: serde_json::Value = reqwest::get(url).await.unwrap().json().await.unwrap();
+            body["data"].clone()
+        }
+    };
+    let persona = get("/personas?status=all".to_owned()).await[0].clone();
+    let persona_id = persona["persona_id"].as_str().unwrap().to_owned();
     let options = serde_json::json!({
-        "base": base, "market": format!("credential/{market}"),
+        "base": base, "market": format!("credential/{market}"), "persona": format!("persona/{persona_id}"),
         "screenshots": screenshots, "chromium": chromium,
     });
     let mut browser = Command::new("node")
@@ -372,7 +381,15 @@ async fn the_explorer_page_shows_the_markets_and_a_trade_appears_live() {
         step
     };
 
+    // A shown amount (thousands separators, a unit) as a number, to compare with the API's.
+    let shown = |text: &serde_json::Value| -> f64 {
+        text.as_str().unwrap().trim_end_matches(" USDC").replace(',', "").parse().unwrap()
+    };
+    let number = |text: &serde_json::Value| -> f64 { text.as_str().unwrap().parse().unwrap() };
+    let detail = get(format!("/credentials/{market}")).await;
+
     let home = next_step();
+    assert!((shown(&home["price"]) - number(&detail["price"])).abs() < 1e-6, "{home} vs {}", detail["price"]);
     assert_eq!(
         (home["step"].as_str(), home["credentials"].as_u64(), home["personas"].as_u64()),
         (Some("home"), Some(2), Some(2)),
@@ -382,15 +399,16 @@ async fn the_explorer_page_shows_the_markets_and_a_trade_appears_live() {
     let page = next_step();
     assert_eq!(page["step"], "market", "{page}");
     assert!(page["candles"].as_u64().unwrap() >= 1, "{page}");
-    assert!(page["candle_pixels"].as_u64().unwrap() > 20, "the chart drew no candle: {page}");
-    for tf in ["5m", "1h", "1d", "1m"] {
-        assert!(page["timeframes"][tf].as_u64().unwrap() >= 1, "{tf}: {page}");
+    assert_eq!(page["drawn"], page["candles"], "every bar drawn: {page}");
+    for tf in ["5m", "15m", "1h", "4h", "1d", "1w", "1m"] {
+        let [candles, drawn] = [&page["timeframes"][tf][0], &page["timeframes"][tf][1]];
+        assert!(candles.as_u64().unwrap() >= 1 && drawn == candles, "{tf}: {page}");
     }
     assert_eq!(page["proposals"], 1, "{page}");
     assert_eq!(page["bar_for"], "100%", "one vote, for: {page}");
     assert!(page["countdown"].as_str().unwrap().ends_with("left"), "{page}");
     assert!(page["holders"].as_u64().unwrap() >= 1, "{page}");
-    assert!(page["staked"].as_str().unwrap().ends_with("USDC"), "{page}");
+    assert_eq!(shown(&page["staked"]), number(&detail["total_staked"]), "{page}");
 
     // A trade sent on the chain now appears on the open page.
     let receipt = driver.buy(me, MarketType::Credential, id, usdc(77), U256::ZERO).await.unwrap();
@@ -401,9 +419,14 @@ async fn the_explorer_page_shows_the_markets_and_a_trade_appears_live() {
         (Some("trade"), Some(true), Some(false)),
         "{trade}"
     );
+    assert_eq!(trade["chart_close"], trade["api_close"], "the chart follows the live candle: {trade}");
+    let persona_page = next_step();
+    let persona = get(format!("/personas/{persona_id}")).await;
+    assert_eq!(persona_page["linked"].as_u64(), persona["linked_credentials"].as_array().map(|l| l.len() as u64));
+    assert_eq!(persona_page["social"].as_u64(), persona["social_links"].as_array().map(|l| l.len() as u64));
     let done = next_step();
     assert_eq!(done["errors"], serde_json::json!([]), "the page logged errors: {done:#}");
-    for name in ["explorer-home.png", "explorer-market.png", "explorer-live-trade.png"] {
+    for name in ["explorer-home.png", "explorer-market.png", "explorer-live-trade.png", "explorer-persona.png"] {
         let png = std::fs::read(screenshots.join(name)).unwrap();
         assert!(png.starts_with(b"\x89PNG") && png.len() > 10_000, "{name}: {} bytes", png.len());
     }

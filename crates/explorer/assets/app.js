@@ -134,13 +134,14 @@ function clearError() { banner.hidden = true; }
 
 // ---------------------------------------------------------------- live updates
 
-const socket = io({ transports: ["websocket", "polling"] });
+// WebSocket first; long-polling if WebSocket cannot connect (behind some proxies).
+const socket = io({ transports: ["websocket", "polling"], tryAllTransports: true });
 const liveBadge = document.getElementById("live");
 let view = null; // the current view: { channels, on: {event: handler}, reload(), destroy() }
 
 async function subscribe(channels) {
   if (!socket.connected || channels.length === 0) return;
-  const ack = await socket.emitWithAck("subscribe", channels);
+  const ack = await socket.timeout(10_000).emitWithAck("subscribe", channels);
   if (!ack?.success) showError(new Error(`subscribe: ${ack?.error?.message ?? "refused"}`));
 }
 
@@ -148,7 +149,7 @@ socket.on("connect", async () => {
   liveBadge.dataset.state = "live";
   liveBadge.textContent = "live";
   if (view) {
-    await subscribe(view.channels);
+    subscribe(view.channels).catch(showError);
     view.reload(); // events sent while away are not replayed: refetch
   }
 });
@@ -158,11 +159,13 @@ for (const event of ["trade", "price", "candle", "proposal", "vote", "backfill"]
   socket.on(event, (payload) => view?.on[event]?.(payload));
 }
 // The chain reorganised or the tables were rebuilt: refetch what is shown.
-for (const event of ["reorg", "refresh"]) socket.on(event, () => view?.reload());
+socket.on("reorg", (payload) => { view?.on.reorg?.(payload); view?.reload(); });
+socket.on("refresh", () => view?.reload());
 
-// One clock for every countdown on the page.
+// One clock for every countdown and "… ago" on the page.
 setInterval(() => {
   for (const el of document.querySelectorAll("[data-ends]")) el.textContent = countdown(el.dataset.ends);
+  for (const el of document.querySelectorAll("[data-at]")) el.textContent = ago(Number(el.dataset.at));
 }, 1000);
 
 // ---------------------------------------------------------------- views
@@ -174,8 +177,9 @@ function stat(label, value, id) {
 function proposalsPanel(list) {
   if (list.length === 0) return h("p", { class: "muted" }, "No proposals.");
   return list.map((p) => {
-    const votes = { for: units(p.votes_for, 18), against: units(p.votes_against, 18), abstain: units(p.votes_abstain, 18) };
-    const total = votes.for + votes.against + votes.abstain;
+    // As SPEC §5 counts them: the total is for + against; abstain is shown apart.
+    const votes = { for: units(p.votes_for, 18), against: units(p.votes_against, 18) };
+    const total = votes.for + votes.against;
     const quorum = units(p.quorum_required, 18);
     const kind = p.entity_type;
     const marketId = p[KINDS[kind]?.idField];
@@ -186,12 +190,12 @@ function proposalsPanel(list) {
       h("div", {}, badge(p.status), " ", h("span", { class: "title" }, p.title || `Proposal #${p.proposal_id}`),
         " ", h("a", { href: marketHref(kind, marketId), class: "muted" }, `${kind} ${shortHex(marketId)}`)),
       h("div", { class: "muted" }, `slash ${usdc(p.slash_amount)} · ${p.voter_count} voters · quorum ${formatDecimal(p.quorum_required, 2)} tokens`,
-        total >= quorum && quorum > 0n ? " (reached)" : ""),
-      h("div", { class: "bars" }, bar("for"), bar("against"), bar("abstain")),
+        total >= quorum ? " (reached)" : ""),
+      h("div", { class: "bars" }, bar("for"), bar("against")),
       h("div", { class: "legend" },
         h("span", { class: "up" }, `for ${percent(votes.for, total).toFixed(2)}%`),
         h("span", { class: "down" }, `against ${percent(votes.against, total).toFixed(2)}%`),
-        h("span", {}, `abstain ${percent(votes.abstain, total).toFixed(2)}%`),
+        h("span", {}, `abstain ${formatDecimal(p.votes_abstain, 2)} tokens`),
         p.status === "active" ? h("span", { class: "countdown", dataset: { ends: p.voting_ends_at } }, countdown(p.voting_ends_at)) : h("span", {}, `ended ${ago(p.voting_ends_at)}`)),
     );
   });
@@ -270,11 +274,15 @@ function homeView() {
 function marketView(type, id) {
   const kind = KINDS[type];
   const controller = new AbortController();
-  let timeframe = "1m";
+  let timeframe = "1m"; // chosen
+  let shownTimeframe = null; // whose bars the chart holds
+  let chartRequest = 0;
   let chart = null;
   let candles = null;
   let volumes = null;
-  const seenTrades = new Set();
+  // Trades received live, by `tx_hash:log_index`, kept over reloads while newer
+  // than what the API answered (its cache may be a second behind).
+  const liveTrades = new Map();
   const header = h("div");
   const stakePanel = h("section", { class: "panel", id: "stake" });
   const tradesBody = h("tbody");
@@ -294,9 +302,11 @@ function marketView(type, id) {
       holdersPanel, stakePanel, linksPanel,
       h("section", { class: "panel", id: "proposals" }, h("h2", {}, "Proposals"), proposalsBody)));
 
+  const emptyRow = () => h("tr", { class: "empty" }, h("td", { colspan: 6, class: "muted" }, "No trades yet."));
+
   function tradeRow(t, fresh) {
     return h("tr", { class: fresh ? "fresh" : undefined, dataset: { tx: t.tx_hash, log: String(t.log_index) } },
-      h("td", { title: toDate(t.block_timestamp).toISOString() }, ago(t.block_timestamp)),
+      h("td", { title: toDate(t.block_timestamp).toISOString(), dataset: { at: String(unixSeconds(t.block_timestamp)) } }, ago(t.block_timestamp)),
       h("td", { class: t.swap_type === "buy" ? "up" : "down" }, t.swap_type),
       h("td", {}, formatDecimal(t.token_amount, 4)), h("td", {}, formatDecimal(t.usdc_amount, 2)),
       h("td", {}, formatDecimal(t.price, 6)), h("td", { class: "mono", title: t.trader_address }, shortHex(t.trader_address)));
@@ -348,16 +358,22 @@ function marketView(type, id) {
   };
   const loadTrades = async () => {
     const trades = await api(`/${kind.path}/${id}/trades?limit=${TRADES_SHOWN}`, controller.signal);
-    seenTrades.clear();
-    for (const t of trades.data) seenTrades.add(`${t.tx_hash}:${t.log_index}`);
-    tradesBody.replaceChildren(...trades.data.map((t) => tradeRow(t, false)));
+    const newest = Math.max(0, ...trades.data.map((t) => t.block_number));
+    for (const [key, t] of liveTrades) if (t.block_number <= newest) liveTrades.delete(key);
+    const rows = [...liveTrades.values()].reverse().map((t) => tradeRow(t, false));
+    const seen = new Set(liveTrades.keys());
+    for (const t of trades.data) if (!seen.has(`${t.tx_hash}:${t.log_index}`)) rows.push(tradeRow(t, false));
+    tradesBody.replaceChildren(...(rows.length ? rows.slice(0, TRADES_SHOWN) : [emptyRow()]));
   };
   const loadProposals = async () => {
     const list = await api(`/proposals?marketType=${type}&marketId=${id}&limit=10`, controller.signal);
     proposalsBody.replaceChildren(...[proposalsPanel(list.data)].flat());
   };
   const loadChart = async () => {
-    const body = await api(`/${kind.path}/${id}/chart?timeFrame=${timeframe}&limit=300`, controller.signal);
+    const request = ++chartRequest;
+    const wanted = timeframe;
+    const body = await api(`/${kind.path}/${id}/chart?timeFrame=${wanted}&limit=300`, controller.signal);
+    if (request !== chartRequest) return; // a newer request (another timeframe) wins
     if (!chart) {
       chart = createChart(chartBox, {
         autoSize: true,
@@ -366,18 +382,21 @@ function marketView(type, id) {
         timeScale: { timeVisible: true, secondsVisible: false, borderColor: "#263043" },
         rightPriceScale: { borderColor: "#263043" },
       });
+      // Volume first, so the candles are drawn over it.
+      volumes = chart.addSeries(HistogramSeries, { priceScaleId: "volume", priceFormat: { type: "volume" }, lastValueVisible: false, priceLineVisible: false });
+      chart.priceScale("volume").applyOptions({ scaleMargins: { top: 0.8, bottom: 0 } });
       candles = chart.addSeries(CandlestickSeries, {
         upColor: UP, downColor: DOWN, borderVisible: false, wickUpColor: UP, wickDownColor: DOWN,
         priceFormat: { type: "price", precision: 6, minMove: 0.000001 },
       });
-      volumes = chart.addSeries(HistogramSeries, { priceScaleId: "volume", priceFormat: { type: "volume" }, lastValueVisible: false, priceLineVisible: false });
-      chart.priceScale("volume").applyOptions({ scaleMargins: { top: 0.8, bottom: 0 } });
+      chartBox.explorer = { chart, candles }; // read by the browser test
     }
     const bars = body.data.map(bar);
     candles.setData(bars);
     volumes.setData(body.data.map(volumeBar));
+    shownTimeframe = wanted;
     chartBox.dataset.candles = String(bars.length);
-    chartBox.dataset.timeframe = timeframe;
+    chartBox.dataset.timeframe = wanted;
     chart.timeScale().fitContent();
   };
   const bar = (c) => ({ time: unixSeconds(c.time), open: Number(c.open), high: Number(c.high), low: Number(c.low), close: Number(c.close) });
@@ -410,8 +429,10 @@ function marketView(type, id) {
       trade(t) {
         if (!mine(t)) return;
         const key = `${t.tx_hash}:${t.log_index}`;
-        if (seenTrades.has(key)) return;
-        seenTrades.add(key);
+        if (liveTrades.has(key) || tradesBody.querySelector(`tr[data-tx="${CSS.escape(t.tx_hash)}"][data-log="${t.log_index}"]`)) return;
+        liveTrades.set(key, t);
+        if (liveTrades.size > 4 * TRADES_SHOWN) liveTrades.delete(liveTrades.keys().next().value);
+        tradesBody.querySelector("tr.empty")?.remove();
         tradesBody.prepend(tradeRow(t, true));
         while (tradesBody.children.length > TRADES_SHOWN) tradesBody.lastElementChild.remove();
         refreshMarket();
@@ -427,7 +448,7 @@ function marketView(type, id) {
       },
       candle(c) {
         if (!mine(c) || !candles) return;
-        const newest = c.candles.find((x) => x.timeframe === timeframe);
+        const newest = c.candles.find((x) => x.timeframe === shownTimeframe);
         if (!newest) return;
         try {
           candles.update(bar(newest));
@@ -440,6 +461,9 @@ function marketView(type, id) {
       proposal(p) { if (!p.market || mine(p)) refreshProposals(); },
       vote(v) { if (proposalsBody.querySelector(`[data-proposal="${CSS.escape(String(v.proposal_id))}"]`)) refreshProposals(); },
       backfill: load,
+      reorg(r) {
+        for (const [key, t] of liveTrades) if (t.block_number >= r.from_block) liveTrades.delete(key);
+      },
     },
     destroy() {
       controller.abort();
@@ -468,7 +492,7 @@ async function route() {
   clearError();
   document.getElementById("view").replaceChildren(next.root);
   window.scrollTo(0, 0);
-  await subscribe(next.channels);
+  subscribe(next.channels).catch(showError);
   await next.reload();
   document.body.dataset.view = match ? "market" : path === "/" ? "home" : "none";
 }

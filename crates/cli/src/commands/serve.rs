@@ -10,6 +10,13 @@ pub async fn run(config: ServeConfig, shutdown: CancellationToken) -> anyhow::Re
     let pool = animoca_store::connect(config.database.clone(), 16).await?;
     animoca_store::migrate(&pool).await?;
     let mut state = animoca_api::AppState::new(pool.clone());
+    if let Some(replica) = config.database_read.clone() {
+        // Lazily: a replica that is down at start-up only sends reads to the primary.
+        // A short acquire timeout: when the replica is unreachable, reads fall back to
+        // the primary after a second rather than after the pool's usual ten.
+        let options = animoca_store::pool_options(16).acquire_timeout(std::time::Duration::from_secs(1));
+        state.read_pool = Some(options.connect_lazy_with(replica));
+    }
     state.max_lag = config.max_lag;
     state.webhooks_allow_private = config.webhooks_allow_private;
     state.limits.cors_origins = config.cors_origins.clone();

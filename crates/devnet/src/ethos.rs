@@ -4,8 +4,6 @@
 //! with a score derived from the address alone ([`score_of`]), so the sample
 //! markets come out verified, pending and rejected in a stable mix.
 
-use std::net::SocketAddr;
-
 use alloy::primitives::{Address, keccak256};
 use axum::{
     Json, Router,
@@ -61,15 +59,7 @@ async fn score(Query(query): Query<AddressQuery>) -> Response {
 
 /// Serves the stand-in on a free local port until `stop`; returns its base URL.
 pub async fn serve(stop: CancellationToken) -> std::io::Result<String> {
-    let listener = tokio::net::TcpListener::bind(SocketAddr::from(([127, 0, 0, 1], 0))).await?;
-    let addr = listener.local_addr()?;
-    let app = Router::new().route("/score/address", get(score));
-    tokio::spawn(async move {
-        if let Err(error) = axum::serve(listener, app).with_graceful_shutdown(stop.cancelled_owned()).await {
-            tracing::warn!(%error, "devnet Ethos stand-in stopped");
-        }
-    });
-    Ok(format!("http://{addr}"))
+    crate::serve_locally(Router::new().route("/score/address", get(score)), "Ethos", stop).await
 }
 
 #[cfg(test)]

@@ -481,6 +481,10 @@ async fn add_persona(pool: &PgPool, n: u8) {
 
 /// What `POST /api/personas/{id}/verify/worldcoin` queues.
 async fn queue_proof(pool: &PgPool, n: u8, nullifier: &str) -> i64 {
+    queue_proof_with(pool, n, nullifier, "0x1aa8b8f3b2d2de5ff452c0e1a83e29d6bf46fb83ef35dc5957121ff3d3698a11").await
+}
+
+async fn queue_proof_with(pool: &PgPool, n: u8, nullifier: &str, proof: &str) -> i64 {
     let mut conn = pool.acquire().await.unwrap();
     animoca_store::jobs::enqueue(
         &mut conn,
@@ -492,7 +496,7 @@ async fn queue_proof(pool: &PgPool, n: u8, nullifier: &str) -> i64 {
                 "address": format!("{:#x}", owner(n)),
                 "nullifier_hash": nullifier,
                 "merkle_root": "0x2264a66d162d7893e12ea8e3c072c51e785bc085ad655f64c10c1a61e00f0bc2",
-                "proof": "0x1aa8b8f3b2d2de5ff452c0e1a83e29d6bf46fb83ef35dc5957121ff3d3698a11",
+                "proof": proof,
                 "verification_level": "orb",
                 "signal_hash": "0x00c5d2460186f7233c927e7db2dcc703c0e500b653ca82273b7bfad8045d85a4",
             }),
@@ -508,6 +512,37 @@ async fn queue_proof(pool: &PgPool, n: u8, nullifier: &str) -> i64 {
 
 async fn job_by_id(pool: &PgPool, id: i64) -> (String, i32, Option<Value>) {
     sqlx::query_as("SELECT state, attempts, result FROM app.jobs WHERE id = $1").bind(id).fetch_one(pool).await.unwrap()
+}
+
+/// `dev` verifies World ID offline against the devnet's Worldcoin stand-in: a
+/// proof is accepted, an all-zero one refused with Worldcoin's `invalid_proof`.
+#[tokio::test]
+async fn world_id_works_offline_against_the_devnet_stand_in() {
+    let db = TestDb::migrated().await;
+    let ethos = MockServer::start().await;
+    let stand_in_stop = tokio_util::sync::CancellationToken::new();
+    let stand_in = animoca_devnet::worldcoin::serve(stand_in_stop.clone()).await.unwrap();
+    for n in 1..=2 {
+        add_persona(&db.pool, n).await;
+    }
+    let mut config = config(&ethos);
+    config.worldid.base_url = stand_in.parse().unwrap();
+    config.worldid.app_id = Some(animoca_devnet::worldcoin::DEV_APP_ID.to_owned());
+    let (shutdown, task) = start(&db.pool, config);
+
+    let accepted = queue_proof(&db.pool, 1, "0xc1").await;
+    let refused = queue_proof_with(&db.pool, 2, "0xc2", &format!("0x{}", "0".repeat(64))).await;
+    for (job, expected) in [(accepted, "verified"), (refused, "rejected")] {
+        let (_, attempts, result) =
+            eventually("proof done", async || Some(job_by_id(&db.pool, job).await).filter(|j| j.0 == "done")).await;
+        let result = result.unwrap();
+        assert_eq!((attempts, result["status"].as_str()), (1, Some(expected)), "{result}");
+        if expected == "rejected" {
+            assert!(result["reason"].as_str().unwrap().contains("invalid_proof"), "{result}");
+        }
+    }
+    stop(shutdown, task).await;
+    stand_in_stop.cancel();
 }
 
 #[tokio::test]

@@ -62,6 +62,13 @@ pub struct DevArgs {
     /// offline stand-in, deterministic scores per address).
     #[arg(long, env = "ETHOS_API_URL", value_parser = config::http_url)]
     pub ethos_api_url: Option<url::Url>,
+    /// The Worldcoin API World ID proofs are verified with (default: the devnet's
+    /// offline stand-in, which accepts any proof but an all-zero one).
+    #[arg(long, env = "WORLDCOIN_API_URL", value_parser = config::http_url)]
+    pub worldcoin_api_url: Option<url::Url>,
+    /// The World ID app id (default with the stand-in: app_staging_devnet).
+    #[arg(long, env = "WORLDCOIN_APP_ID")]
+    pub worldcoin_app_id: Option<String>,
 }
 
 /// What `dev` reads from the environment.
@@ -313,7 +320,21 @@ pub async fn run(args: DevArgs, env: DevEnv, shutdown: CancellationToken) -> any
             (url, format!("{base} (offline stand-in; set ETHOS_API_URL for the real one)"))
         }
     };
+    let (worldcoin_url, worldcoin_label) = match &args.worldcoin_api_url {
+        Some(url) => (url.clone(), url.to_string()),
+        None => {
+            let base =
+                animoca_devnet::worldcoin::serve(shutdown.clone()).await.context("start the Worldcoin stand-in")?;
+            let url = url::Url::parse(&base).context("the Worldcoin stand-in's URL")?;
+            (url, format!("{base} (offline stand-in: any proof but an all-zero one verifies)"))
+        }
+    };
     let mut jobs_config = animoca_jobs::JobsConfig::new(ethos_url);
+    jobs_config.worldid.base_url = worldcoin_url;
+    jobs_config.worldid.app_id = args
+        .worldcoin_app_id
+        .clone()
+        .or_else(|| args.worldcoin_api_url.is_none().then(|| animoca_devnet::worldcoin::DEV_APP_ID.to_owned()));
     jobs_config.webhooks_allow_private = true;
     jobs_config.redis_url = redis_url.clone();
     let jobs = tokio::spawn(animoca_jobs::run(pool.clone(), jobs_config, shutdown.clone()));
@@ -324,6 +345,7 @@ pub async fn run(args: DevArgs, env: DevEnv, shutdown: CancellationToken) -> any
     println!("  Socket.IO  http://{api_addr}  (path /socket.io; subscribe to markets, market:<id>, proposals, …)");
     println!("  JSON-RPC   {}  (chain id {})", anvil.endpoint(), anvil.chain_id());
     println!("  jobs       in process; issuers checked with Ethos at {ethos_label}");
+    println!("  World ID   proofs verified with {worldcoin_label}");
     match &redis_url {
         Some(url) => println!("  Redis      {url}  (API cache, Socket.IO adapter, job queue)"),
         None => println!(

@@ -91,6 +91,18 @@ async fn dev_runs_a_devnet_with_markets_and_trades_until_interrupted() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 
+    // Many traders: the simulator trades from every account but the deployer's (29).
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let traders: i64 =
+            sqlx::query_scalar("SELECT count(DISTINCT trader) FROM derived.swaps").fetch_one(&pool).await.unwrap();
+        if traders > 10 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "only {traders} distinct traders");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
     // The job workers check every issuer with the offline Ethos stand-in.
     let deadline = Instant::now() + Duration::from_secs(60);
     let checks: Vec<(Vec<u8>, Option<i32>, String)> = loop {

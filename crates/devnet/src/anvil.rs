@@ -53,11 +53,13 @@ pub struct AnvilOptions {
     pub state_file: Option<PathBuf>,
     /// Timestamp of the genesis block (Unix seconds).
     pub genesis_timestamp: Option<u64>,
+    /// Funded development accounts (`--accounts`; anvil's default is 10).
+    pub accounts: Option<u32>,
 }
 
 impl Default for AnvilOptions {
     fn default() -> Self {
-        Self { chain_id: 31_337, port: 0, block_time: None, state_file: None, genesis_timestamp: None }
+        Self { chain_id: 31_337, port: 0, block_time: None, state_file: None, genesis_timestamp: None, accounts: None }
     }
 }
 
@@ -110,6 +112,9 @@ impl Anvil {
         if let Some(file) = &options.state_file {
             // Also written every few seconds, so a crash loses little.
             command.arg("--state").arg(file).args(["--state-interval", "5"]);
+        }
+        if let Some(accounts) = options.accounts {
+            command.args(["--accounts", &accounts.to_string()]);
         }
         if let Some(timestamp) = options.genesis_timestamp {
             command.args(["--timestamp", &timestamp.to_string()]);

@@ -80,6 +80,10 @@ pub struct DevEnv {
     pub redis: Option<String>,
 }
 
+/// Funded accounts of the devnet: the deployer, the sample markets' creators and
+/// the simulator's traders (every account but the deployer).
+const DEV_ACCOUNTS: u32 = 30;
+
 /// The database `dev` uses without `DATABASE_URL`, on a server it finds running.
 const DEV_DATABASE: &str = "animoca_dev";
 /// The Redis `dev` uses without `REDIS_URL`, if it answers.
@@ -210,13 +214,21 @@ pub async fn run(args: DevArgs, env: DevEnv, shutdown: CancellationToken) -> any
     if previous.is_none() {
         saved.forget().with_context(|| format!("clear {}", args.state_dir.display()))?;
     }
-    let anvil_options =
-        AnvilOptions { port: args.rpc_port, state_file: Some(saved.state_file.clone()), ..AnvilOptions::default() };
+    let anvil_options = AnvilOptions {
+        port: args.rpc_port,
+        state_file: Some(saved.state_file.clone()),
+        accounts: Some(DEV_ACCOUNTS),
+        ..AnvilOptions::default()
+    };
     let anvil = Anvil::spawn(&anvil_options).await.with_context(|| {
         format!("start anvil on port {} (is another node using it? try --rpc-port 0)", args.rpc_port)
     })?;
     let keys = anvil.keys().to_vec();
-    anyhow::ensure!(keys.len() >= 10, "anvil printed {} dev accounts, expected 10", keys.len());
+    anyhow::ensure!(
+        keys.len() == DEV_ACCOUNTS as usize,
+        "anvil printed {} dev accounts, expected {DEV_ACCOUNTS}",
+        keys.len()
+    );
     let accounts: Vec<_> = keys.iter().map(|k| k.address()).collect();
     let provider = anvil.wallet_provider()?;
     // Resumable only if the saved chain still has the saved contracts.

@@ -80,28 +80,9 @@ async fn dev_runs_a_devnet_with_markets_and_trades_until_interrupted() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     // Now and then the simulator opens a slashing proposal.
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        let proposals: i64 =
-            sqlx::query_scalar("SELECT count(*) FROM derived.proposals").fetch_one(&pool).await.unwrap();
-        if proposals > 0 {
-            break;
-        }
-        assert!(Instant::now() < deadline, "no simulated proposal within 60 s");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-
+    count_reaches(&pool, "SELECT count(*) FROM derived.proposals", 1).await;
     // Many traders: the simulator trades from every account but the deployer's (29).
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        let traders: i64 =
-            sqlx::query_scalar("SELECT count(DISTINCT trader) FROM derived.swaps").fetch_one(&pool).await.unwrap();
-        if traders > 10 {
-            break;
-        }
-        assert!(Instant::now() < deadline, "only {traders} distinct traders");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    count_reaches(&pool, "SELECT count(DISTINCT trader) FROM derived.swaps", 11).await;
 
     // The job workers check every issuer with the offline Ethos stand-in.
     let deadline = Instant::now() + Duration::from_secs(60);
@@ -162,6 +143,19 @@ async fn dev_runs_a_devnet_with_markets_and_trades_until_interrupted() {
     assert!(rest.iter().any(|l| l.starts_with("devnet stopped at block")), "{rest:?}");
     let _ = std::fs::remove_dir_all(&db_dir);
     let _ = std::fs::remove_dir_all(db_dir.with_extension("state"));
+}
+
+/// Waits up to 60 s for the count `sql` returns to reach `at_least`.
+async fn count_reaches(pool: &sqlx::PgPool, sql: &'static str, at_least: i64) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let count: i64 = sqlx::query_scalar(sql).fetch_one(pool).await.unwrap();
+        if count >= at_least {
+            return;
+        }
+        assert!(Instant::now() < deadline, "{sql}: {count}, expected at least {at_least} within 60 s");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 }
 
 async fn reserves<P: Provider>(provider: &P, pools: &[(Address, B256)]) -> Vec<(U256, U256)> {

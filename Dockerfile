@@ -10,6 +10,8 @@ COPY Cargo.toml Cargo.lock rustfmt.toml clippy.toml ./
 COPY crates crates
 COPY bench bench
 COPY contracts/artifacts contracts/artifacts
+# engineioxide with a local patch ([patch.crates-io] in Cargo.toml, vendor/README.md)
+COPY vendor vendor
 RUN --mount=type=cache,target=/usr/local/cargo/registry \
     --mount=type=cache,target=/src/target \
     cargo build --release --locked --package animoca-trade --bin animoca-trade \

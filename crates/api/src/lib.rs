@@ -46,6 +46,8 @@ pub struct AppState {
     /// A read replica of it for public reads (`DATABASE_READ_URL`), used while it
     /// has replayed the newest change this node knows of (see [`read_tx`]).
     pub read_pool: Option<PgPool>,
+    /// Reads skip the replica until then, after it failed.
+    pub(crate) replica_down_until: std::sync::Arc<std::sync::Mutex<Option<std::time::Instant>>>,
     /// Indexer lag above which `/ready` reports not ready.
     pub max_lag: Duration,
     /// Rate, size and time limits, CORS.
@@ -70,6 +72,7 @@ impl AppState {
         Self {
             pool,
             read_pool: None,
+            replica_down_until: Default::default(),
             max_lag: Duration::from_secs(120),
             limits: protection::Limits::default(),
             metrics: None,
@@ -123,10 +126,15 @@ pub(crate) async fn record_change(
 /// follows it; a write of this node moves it at once), so a reader never sees
 /// older data on the replica than it could on the primary a moment before, and
 /// the cache never stores a replica's stale answer under a newer version. When
-/// the replica is behind (or does not answer), the primary serves the request.
+/// that version is unknown (no cache, or its follower is reconnecting), the
+/// replica is behind, or it failed within the last few seconds, the primary
+/// serves the request.
 pub(crate) async fn read_tx(state: &AppState) -> Result<sqlx::Transaction<'static, sqlx::Postgres>, sqlx::Error> {
-    if let Some(replica) = &state.read_pool {
-        match replica_tx(replica, state.cache.as_ref().and_then(cache::Cache::version)).await {
+    let wanted = state.cache.as_ref().and_then(cache::Cache::version);
+    if let (Some(replica), Some(wanted)) = (&state.read_pool, wanted)
+        && state.replica_down_until.lock().map_or(true, |until| until.is_none_or(|t| t <= std::time::Instant::now()))
+    {
+        match replica_tx(replica, wanted).await {
             Ok(Some(tx)) => {
                 metrics::counter!("animoca_api_read_replica_total", "served_by" => "replica").increment(1);
                 return Ok(tx);
@@ -135,21 +143,26 @@ pub(crate) async fn read_tx(state: &AppState) -> Result<sqlx::Transaction<'stati
                 metrics::counter!("animoca_api_read_replica_total", "served_by" => "primary_behind").increment(1)
             }
             Err(error) => {
-                tracing::warn!(%error, "read replica unavailable; reading from the primary");
+                tracing::warn!(%error, "read replica unavailable; reading from the primary for {REPLICA_PAUSE:?}");
                 metrics::counter!("animoca_api_read_replica_total", "served_by" => "primary_error").increment(1);
+                if let Ok(mut until) = state.replica_down_until.lock() {
+                    *until = Some(std::time::Instant::now() + REPLICA_PAUSE);
+                }
             }
         }
     }
     read_tx_on(&state.pool).await
 }
 
-/// A read snapshot on the replica if it has replayed `wanted` (any, if unknown).
+/// How long reads skip a replica that failed.
+const REPLICA_PAUSE: Duration = Duration::from_secs(5);
+
+/// A read snapshot on the replica if it has replayed `wanted`.
 async fn replica_tx(
     replica: &PgPool,
-    wanted: Option<i64>,
+    wanted: i64,
 ) -> Result<Option<sqlx::Transaction<'static, sqlx::Postgres>>, sqlx::Error> {
     let mut tx = read_tx_on(replica).await?;
-    let Some(wanted) = wanted else { return Ok(Some(tx)) };
     let replayed: i64 = sqlx::query_scalar("SELECT version FROM app.change_version").fetch_one(&mut *tx).await?;
     if replayed >= wanted {
         Ok(Some(tx))

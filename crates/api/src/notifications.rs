@@ -44,7 +44,8 @@ pub async fn list(
     let limit = params.limit(50, 100)?;
     let unread_only = params.bool("unread", false)?;
     let before = params.int("cursor", 1..=i64::MAX, i64::MAX)?;
-    let mut tx = crate::read_tx(&state).await?;
+    let mut tx = crate::read_tx_on(&state.pool) /* personal, marked read here: the primary */
+        .await?;
     let rows = sqlx::query(
         "SELECT id, kind, title, body, data, read_at, created_at FROM app.notifications
           WHERE address = $1 AND id < $2 AND (NOT $3 OR read_at IS NULL)

@@ -183,7 +183,7 @@ pub async fn status(
     if market_type != animoca_domain::MarketType::Persona {
         return Err(ApiError::NotFound("route".to_owned()));
     }
-    let mut db = crate::read_tx(&state).await?;
+    let mut db = crate::read_tx_on(&state.pool).await?;
     let row: Option<Outcome> = sqlx::query_as(
         "SELECT status, reason, level, created_at FROM app.verifications
           WHERE provider = 'worldid' AND market_type = 1 AND market_id = $1

@@ -52,6 +52,7 @@ async fn reads_use_the_replica_only_once_it_has_replayed_the_newest_change() {
     let behind = add_user(&primary.pool, 2).await;
     let caught_up = add_user(&primary.pool, 3).await;
     let fallback = add_user(&primary.pool, 4).await;
+    let uncached = add_user(&primary.pool, 5).await;
     let mut tx = primary.pool.begin().await.unwrap();
     let change = animoca_store::batch::ChangeRow { kind: "block".to_owned(), payload: serde_json::json!({}) };
     let version = animoca_store::indexing::write_changes(&mut tx, &[change]).await.unwrap().unwrap();
@@ -79,6 +80,11 @@ async fn reads_use_the_replica_only_once_it_has_replayed_the_newest_change() {
     sqlx::query("UPDATE app.change_version SET version = $1").bind(version).execute(&replica.pool).await.unwrap();
     assert_eq!(status(&app, &format!("/api/users/{caught_up}")).await, 404, "read on the replica");
     assert_eq!(status(&app, &format!("/api/users/{on_both}?")).await, 200);
+
+    // Without the cache no change version is followed: the primary serves.
+    let mut without_cache = state.clone();
+    without_cache.cache = None;
+    assert_eq!(status(&router(without_cache), &format!("/api/users/{uncached}")).await, 200, "read on the primary");
 
     // A replica that does not answer: the primary serves, after a short wait.
     let unreachable = replica.options.clone().port(1);

@@ -212,7 +212,7 @@ function homeView() {
     const rows = markets.map((m) => {
       const id = m[KINDS[type].idField];
       const price = h("td", { class: "price" }, formatDecimal(m.price, 6));
-      rowsById.set(id, price);
+      rowsById.set(`${type}:${id}`, price);
       return h("tr", { class: "link", dataset: { id }, onclick: () => { location.hash = marketHref(type, id); } },
         h("td", {}, h("a", { href: marketHref(type, id) }, marketName(m)), h("span", { class: "symbol" }, m.token_symbol), " ", badge(m.verification_status)),
         price, h("td", {}, change(m.price_change_24h)), h("td", {}, formatDecimal(m.volume_24h, 2)), h("td", {}, String(m.holders)), h("td", {}, formatDecimal(m.total_staked, 2)));
@@ -258,7 +258,7 @@ function homeView() {
     reload: load,
     on: {
       price(p) {
-        const cell = rowsById.get(p.market.market_id);
+        const cell = rowsById.get(`${p.market.market_type}:${p.market.market_id}`);
         if (cell) cell.textContent = formatDecimal(p.price, 6);
         reloadSoon(); // 24h change, volume and holders move with the price
       },
@@ -494,7 +494,7 @@ async function route() {
   window.scrollTo(0, 0);
   subscribe(next.channels).catch(showError);
   await next.reload();
-  document.body.dataset.view = match ? "market" : path === "/" ? "home" : "none";
+  if (view === next) document.body.dataset.view = match ? "market" : path === "/" ? "home" : "none";
 }
 
 window.addEventListener("hashchange", route);

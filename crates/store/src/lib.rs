@@ -144,14 +144,28 @@ pub async fn create_database_if_missing(options: &PgConnectOptions) -> Result<bo
 /// deployments sharing a Redis stay apart even with the same database name on
 /// different servers, and a database dropped and created again (`dev --fresh`)
 /// never sees the keys of the one before.
+///
+/// Where `pg_control_system()` is not granted (some managed servers), the namespace
+/// is `animoca:<database>:<oid>` (with a warning).
 pub async fn redis_namespace(pool: &PgPool) -> Result<String, sqlx::Error> {
-    let (database, cluster, oid): (String, i64, i64) = sqlx::query_as(
+    let found: Result<(String, i64, i64), sqlx::Error> = sqlx::query_as(
         "SELECT d.datname::text, c.system_identifier, d.oid::int8
            FROM pg_control_system() c, pg_database d WHERE d.datname = current_database()",
     )
     .fetch_one(pool)
-    .await?;
-    Ok(format!("animoca:{database}:{cluster}.{oid}"))
+    .await;
+    match found {
+        Ok((database, cluster, oid)) => Ok(format!("animoca:{database}:{cluster}.{oid}")),
+        Err(sqlx::Error::Database(error)) if error.code().as_deref() == Some("42501") => {
+            tracing::warn!("pg_control_system() is not granted: Redis keys are named by the database and its oid only");
+            let (database, oid): (String, i64) =
+                sqlx::query_as("SELECT datname::text, oid::int8 FROM pg_database WHERE datname = current_database()")
+                    .fetch_one(pool)
+                    .await?;
+            Ok(format!("animoca:{database}:{oid}"))
+        }
+        Err(error) => Err(error),
+    }
 }
 
 impl StoreError {

@@ -15,7 +15,14 @@ pub async fn run(config: ServeConfig, shutdown: CancellationToken) -> anyhow::Re
         // A short acquire timeout: when the replica is unreachable, reads fall back to
         // the primary after a second rather than after the pool's usual ten.
         let options = animoca_store::pool_options(16).acquire_timeout(std::time::Duration::from_secs(1));
-        state.read_pool = Some(options.connect_lazy_with(replica));
+        // On a hot standby a replayed `rederive` swap holds its tables' lock: wait a
+        // second at most, then read from the primary.
+        state.read_pool = Some(options.connect_lazy_with(replica.options([("lock_timeout", "1s")])));
+        if !config.api_cache {
+            tracing::warn!(
+                "DATABASE_READ_URL is unused with API_CACHE=off: the replica is read only once it has replayed the change version the cache follows"
+            );
+        }
     }
     state.max_lag = config.max_lag;
     state.webhooks_allow_private = config.webhooks_allow_private;

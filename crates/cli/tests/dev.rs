@@ -291,6 +291,19 @@ async fn a_rerun_resumes_the_devnet_and_fresh_starts_over() {
     assert!(provider.get_block_number().await.unwrap() < head, "a new chain");
     assert_eq!(third.value("indexer    DATABASE_URL=").rsplit('/').next(), Some(db.name.as_str()));
     third.stop();
+
+    // Another devnet (another state dir) on the same database, then this one again:
+    // the database holds the other chain, so it is started over, not resumed.
+    let other_dir = state_dir.with_extension("other");
+    let other = DevRun::start(&other_dir, &db_spec, &["--markets", "1"]);
+    other.wait_for_swaps(0).await;
+    other.stop();
+    let back = DevRun::start(&state_dir, &db_spec, &["--markets", "1"]);
+    assert!(back.resumed(), "{:?}", back.printed);
+    assert!(back.printed.iter().any(|l| l.contains("was indexed from another chain")), "{:?}", back.printed);
+    back.wait_for_swaps(0).await;
+    back.stop();
+    let _ = std::fs::remove_dir_all(&other_dir);
     let _ = std::fs::remove_dir_all(&state_dir);
 }
 

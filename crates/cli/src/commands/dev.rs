@@ -128,6 +128,23 @@ pub async fn database(
     Ok(DevDatabase { options, cluster, source })
 }
 
+/// Whether the database indexed this chain: its checkpoint's block is this chain's
+/// block at that height (nothing indexed yet counts as yes).
+async fn indexed_from(
+    pool: &sqlx::PgPool,
+    provider: &alloy::providers::DynProvider,
+    chain_id: u64,
+) -> anyhow::Result<bool> {
+    let checkpoint: Option<(i64, Vec<u8>)> =
+        sqlx::query_as("SELECT block_number, block_hash FROM chain.checkpoints WHERE chain_id = $1")
+            .bind(i64::try_from(chain_id)?)
+            .fetch_optional(pool)
+            .await?;
+    let Some((number, hash)) = checkpoint else { return Ok(true) };
+    let block = provider.get_block_by_number(u64::try_from(number)?.into()).await?;
+    Ok(block.is_some_and(|b| b.header.hash.as_slice() == hash.as_slice()))
+}
+
 /// `animoca_dev` on 127.0.0.1:5432 as `PGUSER` (default `postgres`), if that server
 /// lets us in within 3 s.
 async fn local_postgres() -> Option<PgConnectOptions> {
@@ -237,8 +254,20 @@ pub async fn run(args: DevArgs, env: DevEnv, shutdown: CancellationToken) -> any
         _ => None,
     };
     let db = database(&args, env.database, previous.is_none()).await?;
-    let pool = animoca_store::connect(db.options.clone(), 8).await?;
+    let mut pool = animoca_store::connect(db.options.clone(), 8).await?;
     animoca_store::migrate(&pool).await?;
+    // A kept database may hold another devnet's chain (another state dir or checkout
+    // sharing the local server's `animoca_dev`): start it over rather than resume it.
+    if previous.is_some() && !indexed_from(&pool, &provider, anvil.chain_id()).await? {
+        println!(
+            "The database {} was indexed from another chain: starting it over",
+            db.options.get_database().unwrap_or("postgres")
+        );
+        pool.close().await;
+        animoca_store::recreate_database(&db.options).await?;
+        pool = animoca_store::connect(db.options.clone(), 8).await?;
+        animoca_store::migrate(&pool).await?;
+    }
 
     let setup = async {
         let deployment = match previous {

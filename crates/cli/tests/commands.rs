@@ -6,7 +6,7 @@ use std::process::{Command, Output};
 use alloy::{primitives::Address, providers::Provider};
 use animoca_test_support::{TestChain, TestDb};
 
-const DEV_KEY: &str = "0xac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80";
+use animoca_devnet::anvil::FIRST_DEV_KEY as DEV_KEY;
 
 /// Runs `animoca-trade` with exactly `vars` as its configuration (no `.env`).
 fn run(args: &[&str], vars: &[(&str, &str)]) -> Output {

@@ -40,6 +40,10 @@ pub enum AnvilError {
     Startup(String),
 }
 
+/// The private key of anvil's first development account (the deployer in `dev`).
+/// Public knowledge: never use it on a real chain.
+pub const FIRST_DEV_KEY: &str = "0xac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80";
+
 /// How to start anvil.
 #[derive(Debug, Clone)]
 pub struct AnvilOptions {

@@ -6,7 +6,7 @@
 //             "screenshots": "/dir", "chromium": "/usr/bin/chromium"}
 //   stdout:  {"step":"home", credentials, personas, price}
 //            {"step":"market", candles, drawn, timeframes: {tf: [candles, drawn]}, proposals, bar_for,
-//                              countdown, holders, staked, links}
+//                              countdown, holders, staked}
 //                      drawn: bars whose body's centre pixel on the chart's canvas has a candle colour
 //            {"step":"trade", first, reloaded, chart_close, api_close}  (after a tx hash arrives on stdin)
 //            {"step":"persona", linked, social}
@@ -108,7 +108,6 @@ try {
     bar_for: forWidth,
     countdown,
     holders: await count("#holders tbody tr"),
-    links: await page.textContent("#links"),
     staked: await page.textContent("#staked"),
   });
 

@@ -128,6 +128,22 @@ pub async fn database(
     Ok(DevDatabase { options, cluster, source })
 }
 
+/// The third-party API at `given`, else the devnet's offline stand-in started by
+/// `stand_in`; with the label the banner prints.
+async fn provider_url(
+    given: &Option<url::Url>,
+    stand_in: impl std::future::Future<Output = std::io::Result<String>>,
+    what: &str,
+    note: &str,
+) -> anyhow::Result<(url::Url, String)> {
+    if let Some(url) = given {
+        return Ok((url.clone(), url.to_string()));
+    }
+    let base = stand_in.await.with_context(|| format!("start the {what} stand-in"))?;
+    let url = url::Url::parse(&base).with_context(|| format!("the {what} stand-in's URL"))?;
+    Ok((url, format!("{base} (offline stand-in; {note})")))
+}
+
 /// Whether the database indexed this chain: its checkpoint's block is this chain's
 /// block at that height (nothing indexed yet counts as yes).
 async fn indexed_from(
@@ -353,23 +369,20 @@ pub async fn run(args: DevArgs, env: DevEnv, shutdown: CancellationToken) -> any
 
     // Background jobs in process (queued through Redis when there is one): issuer
     // checks of the sample markets, notifications, reputation.
-    let (ethos_url, ethos_label) = match &args.ethos_api_url {
-        Some(url) => (url.clone(), url.to_string()),
-        None => {
-            let base = animoca_devnet::ethos::serve(shutdown.clone()).await.context("start the Ethos stand-in")?;
-            let url = url::Url::parse(&base).context("the Ethos stand-in's URL")?;
-            (url, format!("{base} (offline stand-in; set ETHOS_API_URL for the real one)"))
-        }
-    };
-    let (worldcoin_url, worldcoin_label) = match &args.worldcoin_api_url {
-        Some(url) => (url.clone(), url.to_string()),
-        None => {
-            let base =
-                animoca_devnet::worldcoin::serve(shutdown.clone()).await.context("start the Worldcoin stand-in")?;
-            let url = url::Url::parse(&base).context("the Worldcoin stand-in's URL")?;
-            (url, format!("{base} (offline stand-in: any proof but an all-zero one verifies)"))
-        }
-    };
+    let (ethos_url, ethos_label) = provider_url(
+        &args.ethos_api_url,
+        animoca_devnet::ethos::serve(shutdown.clone()),
+        "Ethos",
+        "set ETHOS_API_URL for the real one",
+    )
+    .await?;
+    let (worldcoin_url, worldcoin_label) = provider_url(
+        &args.worldcoin_api_url,
+        animoca_devnet::worldcoin::serve(shutdown.clone()),
+        "Worldcoin",
+        "any proof but an all-zero one verifies",
+    )
+    .await?;
     let mut jobs_config = animoca_jobs::JobsConfig::new(ethos_url);
     jobs_config.worldid.base_url = worldcoin_url;
     jobs_config.worldid.app_id = args

@@ -36,16 +36,15 @@ use alloy::{
 };
 use animoca_bench::{
     chain::{AnvilProcess, CHAIN_ID, DEV_KEY},
-    service::Service,
+    service::{Service, own_cpu_time},
 };
 use animoca_chain::{DeployParams, bindings::MarketAMM};
 use animoca_devnet::{Driver, MarketSpec, usdc};
 use animoca_domain::MarketType;
 use anyhow::{Context, bail, ensure};
 use clap::Parser;
-use futures_util::{SinkExt, StreamExt, future::join_all};
+use futures_util::{StreamExt, future::join_all};
 use tokio::process::Command;
-use tokio_tungstenite::tungstenite::{Message, protocol::WebSocketConfig};
 use tokio_util::sync::CancellationToken;
 
 #[derive(Debug, Parser)]
@@ -55,8 +54,12 @@ struct Args {
     #[arg(long, value_delimiter = ',', default_value = "1000,5000,10000")]
     clients: Vec<usize>,
     /// Servers to run: rust (serve, one node), rust-redis (serve with the Redis adapter), node.
+    /// `rust=PATH` (or `rust-redis=PATH`) serves from another `animoca-trade` binary, for A/B runs.
     #[arg(long, value_delimiter = ',', default_value = "rust,node")]
     servers: Vec<String>,
+    /// Times to run the whole list of servers, alternating them (A/B runs on a noisy machine).
+    #[arg(long, default_value_t = 1)]
+    rounds: usize,
     /// Layouts to run: hot (every client on one market), spread (clients over 100 markets).
     #[arg(long, value_delimiter = ',', default_value = "hot,spread")]
     layouts: Vec<String>,
@@ -100,54 +103,184 @@ type Seen = Arc<Mutex<Vec<(u64, Instant)>>>;
 
 /// A raw Engine.IO 4 / Socket.IO 5 client over WebSocket: connect, join
 /// `channel`, answer pings, record `trade` arrivals until `stop`.
+///
+/// The clients share the server's two cores, so they are kept lean: a plain
+/// TCP stream, the upgrade request written by hand and the server's (unmasked)
+/// frames parsed in place from one read buffer. A general WebSocket client
+/// (tokio-tungstenite) cost the machine about 10 µs of CPU per client and
+/// block, time the server under test then waited for.
 async fn client(port: u16, channel: String, seen: Seen, ready: tokio::sync::mpsc::Sender<()>, stop: CancellationToken) {
-    let url = format!("ws://127.0.0.1:{port}/socket.io/?EIO=4&transport=websocket");
-    let config = WebSocketConfig::default().read_buffer_size(4096).write_buffer_size(0);
-    let Ok((mut socket, _)) = tokio_tungstenite::connect_async_with_config(url, Some(config), true).await else {
+    let Ok(mut socket) = RawWebSocket::connect(port).await else {
         eprintln!("a client could not connect");
         return;
     };
-    // Engine.IO open packet, then the Socket.IO namespace connect.
-    let _ = socket.next().await;
-    if socket.send(Message::text("40")).await.is_err() {
+    // After the Engine.IO open packet, the Socket.IO namespace connect.
+    if socket.send_text(b"40").await.is_err() {
         return;
     }
     let mut subscribed = false;
-    loop {
-        let frame = tokio::select! {
-            () = stop.cancelled() => break,
-            frame = socket.next() => frame,
-        };
-        let Some(Ok(Message::Text(text))) = frame else {
-            if matches!(frame, None | Some(Err(_))) {
-                break;
-            }
-            continue;
-        };
-        let text = text.as_str();
-        if text == "2" {
-            let _ = socket.send(Message::text("3")).await;
-        } else if text.starts_with("40") && !subscribed {
-            subscribed = true;
-            let _ = socket.send(Message::text(format!("421[\"subscribe\",\"{channel}\"]"))).await;
-        } else if text.starts_with("431") {
-            let _ = ready.send(()).await;
-        } else if let Some(rest) = text.strip_prefix("42[\"trade\"") {
-            let at = Instant::now();
-            if let Some(block) = number_after(rest, "\"block_number\":")
-                && let Ok(mut seen) = seen.lock()
-            {
-                seen.push((block, at));
+    // One wait for `stop` for the client's life: a new `cancelled()` per read
+    // would register with (and leave) the shared token's waiter list each time.
+    let stopped = stop.cancelled();
+    tokio::pin!(stopped);
+    'reading: loop {
+        while let Some(frame) = socket.next_frame() {
+            let text = match frame {
+                Frame::Text(text) => text,
+                Frame::Ping(payload) => {
+                    let _ = socket.send(OPCODE_PONG, &payload).await;
+                    continue;
+                }
+                Frame::Close => break 'reading,
+            };
+            if text == b"2" {
+                let _ = socket.send_text(b"3").await;
+            } else if text.starts_with(b"40") && !subscribed {
+                subscribed = true;
+                let _ = socket.send_text(format!("421[\"subscribe\",\"{channel}\"]").as_bytes()).await;
+            } else if text.starts_with(b"431") {
+                let _ = ready.send(()).await;
+            } else if let Some(rest) = text.strip_prefix(b"42[\"trade\"") {
+                let at = Instant::now();
+                if let Some(block) = number_after(rest, b"\"block_number\":")
+                    && let Ok(mut seen) = seen.lock()
+                {
+                    seen.push((block, at));
+                }
             }
         }
+        tokio::select! {
+            () = &mut stopped => break,
+            read = socket.fill() => match read {
+                Ok(0) | Err(_) => break,
+                Ok(_) => {}
+            },
+        }
     }
-    let _ = socket.close(None).await;
+    let _ = socket.send(OPCODE_CLOSE, &[]).await;
 }
 
-fn number_after(text: &str, key: &str) -> Option<u64> {
-    let start = text.find(key)? + key.len();
-    let digits: String = text[start..].chars().take_while(char::is_ascii_digit).collect();
-    digits.parse().ok()
+const OPCODE_TEXT: u8 = 0x1;
+const OPCODE_CLOSE: u8 = 0x8;
+const OPCODE_PING: u8 = 0x9;
+const OPCODE_PONG: u8 = 0xA;
+
+/// A frame from the server.
+enum Frame {
+    Text(Vec<u8>),
+    Ping(Vec<u8>),
+    Close,
+}
+
+/// The client side of a WebSocket (RFC 6455) on a TCP stream, just what the
+/// bench needs: text frames out (masked, as a client must), whole frames in.
+struct RawWebSocket {
+    stream: tokio::net::TcpStream,
+    /// Bytes read and not yet parsed (from `start`).
+    buffer: Vec<u8>,
+    start: usize,
+}
+
+impl RawWebSocket {
+    /// Connects and upgrades `/socket.io/?EIO=4&transport=websocket`.
+    async fn connect(port: u16) -> anyhow::Result<RawWebSocket> {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", port)).await?;
+        stream.set_nodelay(true)?;
+        let request = format!(
+            "GET /socket.io/?EIO=4&transport=websocket HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n\
+             Upgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\
+             Sec-WebSocket-Version: 13\r\n\r\n"
+        );
+        stream.write_all(request.as_bytes()).await?;
+        let mut buffer = Vec::with_capacity(2048);
+        let head_end = loop {
+            if let Some(at) = buffer.windows(4).position(|w| w == b"\r\n\r\n") {
+                break at + 4;
+            }
+            ensure!(buffer.len() < 16 * 1024, "no end of the upgrade response");
+            ensure!(stream.read_buf(&mut buffer).await? > 0, "closed during the upgrade");
+        };
+        ensure!(
+            buffer.starts_with(b"HTTP/1.1 101"),
+            "upgrade refused: {}",
+            String::from_utf8_lossy(&buffer[..head_end])
+        );
+        Ok(RawWebSocket { stream, buffer, start: head_end })
+    }
+
+    /// Reads what the socket has (0 when it closed).
+    async fn fill(&mut self) -> std::io::Result<usize> {
+        use tokio::io::AsyncReadExt;
+        if self.start == self.buffer.len() {
+            self.buffer.clear();
+            self.start = 0;
+        } else if self.start > self.buffer.len() / 2 {
+            self.buffer.drain(..self.start);
+            self.start = 0;
+        }
+        if self.buffer.capacity() - self.buffer.len() < 1024 {
+            self.buffer.reserve(2048);
+        }
+        self.stream.read_buf(&mut self.buffer).await
+    }
+
+    /// The next whole frame in the buffer, if any. Fragmented messages, which
+    /// the servers under test never send for these sizes, end the client.
+    fn next_frame(&mut self) -> Option<Frame> {
+        let bytes = &self.buffer[self.start..];
+        let [first, second, ..] = *bytes else { return None };
+        let (length, header) = match second & 0x7f {
+            126 => (u64::from(u16::from_be_bytes(bytes.get(2..4)?.try_into().ok()?)), 4),
+            127 => (u64::from_be_bytes(bytes.get(2..10)?.try_into().ok()?), 10),
+            short => (u64::from(short), 2),
+        };
+        let end = header + usize::try_from(length).ok()?;
+        let payload = bytes.get(header..end)?.to_vec();
+        self.start += end;
+        let fin = first & 0x80 != 0;
+        Some(match first & 0x0f {
+            OPCODE_TEXT if fin => Frame::Text(payload),
+            OPCODE_PING => Frame::Ping(payload),
+            OPCODE_CLOSE => Frame::Close,
+            OPCODE_PONG => return self.next_frame(),
+            _ => {
+                eprintln!("a client got a frame it does not handle (byte {first:#04x})");
+                Frame::Close
+            }
+        })
+    }
+
+    async fn send_text(&mut self, payload: &[u8]) -> std::io::Result<()> {
+        self.send(OPCODE_TEXT, payload).await
+    }
+
+    /// Writes one frame, masked with the all-zero key (the payload goes as is).
+    async fn send(&mut self, opcode: u8, payload: &[u8]) -> std::io::Result<()> {
+        use tokio::io::AsyncWriteExt;
+        let mut frame = Vec::with_capacity(payload.len() + 8);
+        frame.push(0x80 | opcode);
+        match u16::try_from(payload.len()) {
+            Ok(length @ 0..=125) => frame.push(0x80 | length as u8),
+            Ok(length) => {
+                frame.push(0x80 | 126);
+                frame.extend_from_slice(&length.to_be_bytes());
+            }
+            Err(_) => {
+                frame.push(0x80 | 127);
+                frame.extend_from_slice(&(payload.len() as u64).to_be_bytes());
+            }
+        }
+        frame.extend_from_slice(&[0; 4]);
+        frame.extend_from_slice(payload);
+        self.stream.write_all(&frame).await
+    }
+}
+
+fn number_after(text: &[u8], key: &[u8]) -> Option<u64> {
+    let start = text.windows(key.len()).position(|w| w == key)? + key.len();
+    let digits: Vec<u8> = text[start..].iter().copied().take_while(u8::is_ascii_digit).collect();
+    std::str::from_utf8(&digits).ok()?.parse().ok()
 }
 
 fn percentile(sorted: &[f64], p: f64) -> f64 {
@@ -211,6 +344,7 @@ impl Bench {
             warmup_blocks.insert(receipt.block_number.context("receipt without a block")?);
             tokio::time::sleep(Duration::from_millis(self.args.hot_trade_ms.min(500))).await;
         }
+        let cpu_before = (service.cpu_time(), own_cpu_time());
         let pace = if hot { self.args.hot_trade_ms } else { self.args.spread_trade_ms };
         let mut ticker = tokio::time::interval(Duration::from_millis(pace));
         for n in 0..trades {
@@ -221,6 +355,10 @@ impl Bench {
             *traded.entry(market).or_default() += 1;
         }
         tokio::time::sleep(Duration::from_secs(2)).await;
+        // CPU per block of the server and of this process (the clients, mostly):
+        // steadier than latency on a shared machine, so A/B runs compare it too.
+        let per_block = |before: Duration, after: Duration| (after - before).as_secs_f64() * 1e3 / trades.max(1) as f64;
+        let cpu_per_block = (per_block(cpu_before.0, service.cpu_time()), per_block(cpu_before.1, own_cpu_time()));
         stop.cancel();
         join_all(tasks).await;
 
@@ -251,7 +389,8 @@ impl Bench {
         latencies.sort_by(f64::total_cmp);
         println!(
             "{server:<10} {:<6} {clients:>6} clients  p50 {:>7.1} ms  p99 {:>7.1} ms  max {:>7.1} ms  delivered {}/{}  \
-             RSS {:.0} MiB idle, {:.1} KiB/conn  (connect+subscribe {:.1} s)\n           first delivery per block p50 {:.1} ms, max {:.1} ms; slowest blocks (first-last delivery): {}",
+             RSS {:.0} MiB idle, {:.1} KiB/conn  (connect+subscribe {:.1} s)\n           \
+             CPU per block: server {:.0} ms, clients {:.0} ms; first delivery per block p50 {:.1} ms, max {:.1} ms; slowest blocks (first-last delivery): {}",
             if hot { "hot" } else { "spread" },
             percentile(&latencies, 50.0),
             percentile(&latencies, 99.0),
@@ -261,6 +400,8 @@ impl Bench {
             rss_idle / 1024.0,
             per_connection,
             connect_secs,
+            cpu_per_block.0,
+            cpu_per_block.1,
             percentile(&firsts, 50.0),
             firsts.last().copied().unwrap_or(f64::NAN),
             worst.join(", "),
@@ -278,6 +419,10 @@ impl Bench {
         server: &str,
     ) -> anyhow::Result<(Service, u16)> {
         let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
+        let (server, binary) = match server.split_once('=') {
+            Some((kind, path)) => (kind, &PathBuf::from(path)),
+            None => (server, binary),
+        };
         let service = match server {
             "rust" | "rust-redis" => {
                 let mut env = vec![
@@ -399,7 +544,8 @@ async fn main() -> anyhow::Result<()> {
     });
 
     let bench = Bench { args, driver, hot: ids[0], spread: ids[1..].to_vec(), heads };
-    for server in bench.args.servers.clone() {
+    let runs = (0..bench.args.rounds).flat_map(|_| bench.args.servers.clone());
+    for server in runs {
         println!("== {server}");
         for &clients in &bench.args.clients {
             for layout in bench.args.layouts.clone() {

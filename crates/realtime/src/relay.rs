@@ -216,8 +216,8 @@ async fn relay_once<A: Adapter>(
         loop {
             let changes = indexing::changes_after(&mut lock_conn, cursor, READ_LIMIT).await?;
             let Some(last) = changes.last().map(|c| c.version) else { break };
-            for emission in emissions_of_all(&changes) {
-                emit(io, &mut throttle, emission).await;
+            for batch in batches(emissions_of_all(&changes)) {
+                emit(io, &mut throttle, batch).await;
             }
             cursor = last;
             *resume = Some(cursor);
@@ -230,7 +230,7 @@ async fn relay_once<A: Adapter>(
             metrics::gauge!("realtime_relay_version").set(cursor as f64);
         }
         for tick in throttle.due(Instant::now()) {
-            send(io, MARKETS_EVENT, Audience::Rooms(vec![MARKETS.to_owned()]), &tick).await;
+            send(io, &Audience::Rooms(vec![MARKETS.to_owned()]), &[(MARKETS_EVENT, &tick)]).await;
         }
     }
 }
@@ -277,39 +277,67 @@ async fn start_cursor(conn: &mut sqlx::PgConnection, elected: bool) -> Result<i6
     }
 }
 
-async fn emit<A: Adapter>(io: &SocketIo<A>, throttle: &mut Throttle, emission: Emission) {
-    if let Some(key) = &emission.markets_tick
-        && let Some(tick) = throttle.offer(key, emission.payload.clone(), Instant::now())
-    {
-        send(io, MARKETS_EVENT, Audience::Rooms(vec![MARKETS.to_owned()]), &tick).await;
+/// Runs of emissions for the same rooms, in order: a block's `trade`, `price` and
+/// `candle` for one market go out together, one pass over the room's sockets and
+/// one queue item per socket (instead of one of each per event).
+fn batches(emissions: Vec<Emission>) -> Vec<Vec<Emission>> {
+    let mut batches: Vec<Vec<Emission>> = Vec::new();
+    for emission in emissions {
+        match batches.last_mut() {
+            Some(batch)
+                if matches!(emission.audience, Audience::Rooms(_)) && batch[0].audience == emission.audience =>
+            {
+                batch.push(emission);
+            }
+            _ => batches.push(vec![emission]),
+        }
     }
-    send(io, emission.event, emission.audience, &emission.payload).await;
+    batches
 }
 
-async fn send<A: Adapter>(io: &SocketIo<A>, event: &'static str, audience: Audience, payload: &Value) {
-    let sent = match &audience {
+/// Emits one batch (emissions sharing their audience), then offers its price
+/// ticks to the `markets` throttle.
+async fn emit<A: Adapter>(io: &SocketIo<A>, throttle: &mut Throttle, batch: Vec<Emission>) {
+    let events: Vec<(&str, &Value)> = batch.iter().map(|e| (e.event, &e.payload)).collect();
+    send(io, &batch[0].audience, &events).await;
+    for emission in &batch {
+        if let Some(key) = &emission.markets_tick
+            && let Some(tick) = throttle.offer(key, emission.payload.clone(), Instant::now())
+        {
+            send(io, &Audience::Rooms(vec![MARKETS.to_owned()]), &[(MARKETS_EVENT, &tick)]).await;
+        }
+    }
+}
+
+/// Sends events, in order, to an audience (each socket gets them in one go).
+async fn send<A: Adapter>(io: &SocketIo<A>, audience: &Audience, events: &[(&str, &Value)]) {
+    let sent = match audience {
         Audience::Rooms(rooms) if rooms.is_empty() => return,
-        Audience::Rooms(rooms) => io.to(rooms.clone()).emit(event, payload).await,
-        Audience::Everyone => io.emit(event, payload).await,
+        Audience::Rooms(rooms) => io.to(rooms.clone()).emit_many(events).await,
+        Audience::Everyone => io.broadcast().emit_many(events).await,
     };
-    metrics::counter!("realtime_events_total", "event" => event).increment(1);
+    for (event, _) in events {
+        metrics::counter!("realtime_events_total", "event" => event.to_string()).increment(1);
+    }
     // The Redis adapter gives up before its local delivery when it cannot
-    // publish: this node's own clients still get the event.
+    // publish: this node's own clients still get the events.
     let sent = match sent {
         Err(socketioxide::BroadcastError::Adapter(error)) => {
-            tracing::warn!(%error, event, "Redis adapter unreachable: delivering to this node's clients only");
+            tracing::warn!(%error, "Redis adapter unreachable: delivering to this node's clients only");
             match audience {
-                Audience::Rooms(rooms) => io.local().to(rooms).emit(event, payload).await,
-                Audience::Everyone => io.local().emit(event, payload).await,
+                Audience::Rooms(rooms) => io.local().to(rooms.clone()).emit_many(events).await,
+                Audience::Everyone => io.local().emit_many(events).await,
             }
         }
         other => other,
     };
     if let Err(error) = sent {
         // Full buffers of slow clients (they are skipped, never waited for), or
-        // Redis unreachable (other nodes miss this event; clients refetch on reconnect).
-        metrics::counter!("realtime_emit_errors_total", "event" => event).increment(1);
-        tracing::debug!(%error, event, "realtime emit incomplete");
+        // Redis unreachable (other nodes miss these events; clients refetch on reconnect).
+        for (event, _) in events {
+            metrics::counter!("realtime_emit_errors_total", "event" => event.to_string()).increment(1);
+        }
+        tracing::debug!(%error, "realtime emit incomplete");
     }
 }
 
@@ -350,6 +378,34 @@ mod tests {
         assert_eq!(emissions_of(&change("rederive", json!({})))[0].event, "refresh");
         assert!(emissions_of(&change("block", json!({ "block_number": 1 }))).is_empty());
         assert!(emissions_of(&change("trade", json!({}))).is_empty(), "a trade without a market goes nowhere");
+    }
+
+    #[test]
+    fn consecutive_emissions_for_the_same_rooms_go_out_together() {
+        let market = |id: &str| json!({ "market_type": "credential", "market_id": id });
+        let at = |kind: &str, id: &str| StoredChange {
+            version: 1,
+            id: 0,
+            kind: kind.into(),
+            payload: json!({ "market": market(id) }),
+        };
+        let changes = vec![
+            at("trade", "0xa"),
+            at("price", "0xa"),
+            at("candle", "0xa"),
+            at("trade", "0xb"),
+            StoredChange { version: 2, id: 0, kind: "reorg".into(), payload: json!({ "from_block": 3 }) },
+            StoredChange { version: 2, id: 0, kind: "rederive".into(), payload: json!({}) },
+            at("trade", "0xa"),
+        ];
+        let batches = batches(emissions_of_all(&changes));
+        let events: Vec<Vec<&str>> = batches.iter().map(|b| b.iter().map(|e| e.event).collect()).collect();
+        assert_eq!(
+            events,
+            [vec!["trade", "price", "candle"], vec!["trade"], vec!["reorg"], vec!["refresh"], vec!["trade"]],
+            "same rooms and adjacent: one batch, in order; everyone-events stay alone"
+        );
+        assert_eq!(batches[0][1].markets_tick.as_deref(), Some("market:0xa"), "the price still feeds `markets`");
     }
 
     #[test]

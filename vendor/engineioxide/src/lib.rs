@@ -7,7 +7,9 @@ pub use socket::{DisconnectReason, Socket};
 
 #[doc(hidden)]
 #[cfg(feature = "__test_harness")]
-pub use engineioxide_core::{OpenPacket, Packet, PacketParseError};
+pub use engineioxide_core::{OpenPacket, PacketParseError};
+/// An Engine.IO packet (for [`socket::Permit::emit_packets`]).
+pub use engineioxide_core::Packet;
 
 pub mod config;
 pub mod handler;

@@ -141,6 +141,13 @@ impl Permit<'_> {
         self.inner.send(Box::new(packets));
     }
 
+    /// Consume the permit and emit several packets to the client as one item of its
+    /// queue: the writer takes them in one go, and a broadcast of several events
+    /// reserves one place per client instead of one per event.
+    pub fn emit_packets(self, packets: impl IntoIterator<Item = Packet>) {
+        self.inner.send(Box::new(packets.into_iter().collect()));
+    }
+
     /// Consume the permit and emit a message with multiple binary data to the client.
     ///
     /// It can be used to ensure atomicity when sending a string packet with adjacent binary packets.

@@ -220,7 +220,7 @@ where
     Ok(http_response(StatusCode::OK, "ok", false))
 }
 
-mod rx_stream {
+pub(crate) mod rx_stream {
     use std::{
         pin::Pin,
         task::{Context, Poll, ready},

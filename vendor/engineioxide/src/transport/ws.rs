@@ -28,6 +28,7 @@ use engineioxide_core::{Packet, ProtocolVersion, Sid, Str, TransportType};
 use crate::{
     DisconnectReason, Socket, body::ResponseBody, config::EngineIoConfig, engine::EngineIo,
     errors::Error, handler::EngineIoHandler, socket::InternalRx, transport::make_open_packet,
+    transport::polling::rx_stream::WatchStream,
 };
 
 /// Create a response for websocket upgrade
@@ -306,6 +307,13 @@ async fn forward_to_socket<H: EngineIoHandler, S>(
             };
         }
 
+    // The waits for cancellation and for volatile packets live as long as the
+    // writer: recreated on every turn of the loop, each would join (and leave) a
+    // waiter list behind a mutex every time the writer goes idle.
+    let cancelled = socket.cancellation_token.cancelled();
+    tokio::pin!(cancelled);
+    let mut volatile = WatchStream::new(volatile_rx);
+
     // Forward buffered packets until the channel is closed or the session is cancelled.
     loop {
         tokio::select! {
@@ -325,9 +333,8 @@ async fn forward_to_socket<H: EngineIoHandler, S>(
                     None => break
                 }
             }
-            _ = socket.cancellation_token.cancelled() => break,
-            Ok(()) = volatile_rx.changed() => {
-                let val = volatile_rx.borrow_and_update().clone();
+            () = &mut cancelled => break,
+            Some(val) = volatile.next() => {
                 if let Some(packets) = val {
                     #[cfg(feature = "tracing")]
                     tracing::debug!(sid = ?socket.id, "ws volatile flush: {} packets", packets.len());

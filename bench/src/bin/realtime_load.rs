@@ -96,6 +96,9 @@ struct Args {
     /// Redis for `rust-redis`.
     #[arg(long, default_value = "redis://127.0.0.1:6379")]
     redis_url: String,
+    /// Threads of the clients' own runtime (they share the machine with the server).
+    #[arg(long, default_value_t = 2)]
+    client_threads: usize,
 }
 
 /// What one client saw: (block number of a `trade`, when it arrived).
@@ -292,11 +295,39 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
 }
 
 struct Bench {
+    /// Where the clients run: a runtime of their own (`--client-threads`).
+    clients: ClientRuntime,
     args: Args,
     driver: Driver,
     hot: B256,
     spread: Vec<B256>,
     heads: Arc<Mutex<HashMap<u64, Instant>>>,
+}
+
+/// The clients' runtime, shut down without waiting when dropped (dropping a
+/// runtime inside another one would panic).
+struct ClientRuntime {
+    runtime: Option<tokio::runtime::Runtime>,
+    handle: tokio::runtime::Handle,
+}
+
+impl ClientRuntime {
+    fn new(threads: usize) -> std::io::Result<ClientRuntime> {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(threads.max(1))
+            .thread_name("bench-client")
+            .enable_all()
+            .build()?;
+        Ok(ClientRuntime { handle: runtime.handle().clone(), runtime: Some(runtime) })
+    }
+}
+
+impl Drop for ClientRuntime {
+    fn drop(&mut self) {
+        if let Some(runtime) = self.runtime.take() {
+            runtime.shutdown_background();
+        }
+    }
 }
 
 impl Bench {
@@ -314,8 +345,13 @@ impl Bench {
                 let market = if hot { self.hot } else { self.spread[i % self.spread.len()] };
                 let seen: Seen = Arc::default();
                 seen_by.push((market, seen.clone()));
-                let task =
-                    tokio::spawn(client(port, format!("market:{market:#x}"), seen, ready_tx.clone(), stop.clone()));
+                let task = self.clients.handle.spawn(client(
+                    port,
+                    format!("market:{market:#x}"),
+                    seen,
+                    ready_tx.clone(),
+                    stop.clone(),
+                ));
                 connecting.push(task);
             }
             tasks.extend(connecting);
@@ -543,7 +579,8 @@ async fn main() -> anyhow::Result<()> {
         }
     });
 
-    let bench = Bench { args, driver, hot: ids[0], spread: ids[1..].to_vec(), heads };
+    let clients = ClientRuntime::new(args.client_threads)?;
+    let bench = Bench { clients, args, driver, hot: ids[0], spread: ids[1..].to_vec(), heads };
     let runs = (0..bench.args.rounds).flat_map(|_| bench.args.servers.clone());
     for server in runs {
         println!("== {server}");

@@ -37,9 +37,10 @@ pub struct RealtimeConfig {
     /// `CORS_ORIGINS`: origins whose pages may use the long-polling transport
     /// (the API's policy; `*` for any).
     pub cors_origins: Vec<String>,
-    /// Packets queued per connection (memory is taken only while packets wait;
-    /// a broadcast packet is encoded once and shared). A client that falls this
-    /// far behind misses packets (counted in `realtime_emit_errors_total`)
+    /// Items queued per connection (one per broadcast; a block's events for a
+    /// market are one item). Memory is taken only while items wait, and a
+    /// broadcast is encoded once and shared. A client that falls this far behind
+    /// misses events (counted in `realtime_emit_errors_total`)
     /// rather than holding anyone up; one that stops reading altogether stops
     /// answering the heartbeat and is disconnected.
     pub max_buffer: usize,

@@ -195,6 +195,14 @@ async fn trades_mined_on_anvil_reach_their_market_room_exactly() {
     let room_a = format!("market:{:#x}", a.id);
     watcher_a.subscribe(json!([room_a, "markets"])).await;
     watcher_b.subscribe(json!(format!("market:{:#x}", b.id))).await;
+    // The block's three events go out as one queue item per client: whole and in
+    // order over WebSocket and over long-polling (a payload of several packets).
+    let mut ws_only = Client::spawn(&server.url(), None, Some(&["websocket"]));
+    let mut polling_only = Client::spawn(&server.url(), None, Some(&["polling"]));
+    for client in [&mut ws_only, &mut polling_only] {
+        client.expect("connect", |line| line["type"] == "connect").await;
+        client.subscribe(json!(room_a)).await;
+    }
 
     let trader = chain.account(3);
     let receipt = chain.buy(trader, MarketType::Credential, a.id, usdc(250), U256::ZERO).await.unwrap();
@@ -220,6 +228,15 @@ async fn trades_mined_on_anvil_reach_their_market_room_exactly() {
             "the market's first trade is its candle"
         );
         assert_eq!(candle["trade_count"], 1);
+    }
+    for client in [&mut ws_only, &mut polling_only] {
+        let mut events = Vec::new();
+        for _ in 0..3 {
+            let line = client.expect("event", |line| line["type"] == "event").await;
+            events.push(line["event"].as_str().unwrap().to_owned());
+            assert_eq!(line["data"]["market"]["market_id"], format!("{:#x}", a.id));
+        }
+        assert_eq!(events, ["trade", "price", "candle"], "in order, nothing else between");
     }
     // `markets` got the tick too (the first one is never held).
     let ticks = watcher_a.drain("price", Duration::from_millis(300)).await;

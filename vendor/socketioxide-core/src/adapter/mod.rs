@@ -510,7 +510,7 @@ impl<E: SocketEmitter> CoreLocalAdapter<E> {
         let room_map = self.rooms.read().unwrap();
         let sids = self.apply_opts(&opts, &room_map);
 
-        if sids.is_empty() {
+        if sids.is_empty() || packets.is_empty() {
             return Ok(());
         }
         let parser = self.emitter.parser();

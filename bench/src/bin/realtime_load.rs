@@ -5,13 +5,17 @@
 //! connect over WebSocket and subscribe either all to one hot market or spread
 //! over 100 markets; trades are mined on anvil one block each. For every
 //! (client, trade) it measures block mined (the bench's `newHeads`
-//! subscription) → `trade` received, and prints p50/p99/max, deliveries, and
-//! the server's RSS per idle connection.
+//! subscription) → `trade` received, and prints p50/p99/max, deliveries, the
+//! server's RSS per idle connection, and the CPU time per block of the server
+//! and of the clients (steadier than latency on a shared machine).
 //!
 //! ```text
 //! ./scripts/install-tools   # anvil, socket.io + pg for the Node server
 //! cargo build --release -p animoca-bench -p animoca-trade
 //! $CARGO_TARGET_DIR/release/realtime_load --clients 1000,5000,10000
+//! # A/B: another build of animoca-trade, alternating, three rounds
+//! $CARGO_TARGET_DIR/release/realtime_load --clients 10000 --layouts hot \
+//!     --servers rust,rust=/path/to/other/animoca-trade --rounds 3
 //! ```
 //!
 //! Hot: 20 trades, one a second (each a fan-out to every client). Spread: 200
@@ -96,8 +100,10 @@ struct Args {
     /// Redis for `rust-redis`.
     #[arg(long, default_value = "redis://127.0.0.1:6379")]
     redis_url: String,
-    /// Threads of the clients' own runtime (they share the machine with the server).
-    #[arg(long, default_value_t = 2)]
+    /// Threads of the clients' own runtime. They share the two cores with the server:
+    /// on one thread they use a third less CPU per block than on two (fewer wake-ups
+    /// and switches), time the server under test gets.
+    #[arg(long, default_value_t = 1)]
     client_threads: usize,
 }
 

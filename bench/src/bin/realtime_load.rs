@@ -239,6 +239,11 @@ impl RawWebSocket {
     fn next_frame(&mut self) -> Option<Frame> {
         let bytes = &self.buffer[self.start..];
         let [first, second, ..] = *bytes else { return None };
+        if second & 0x80 != 0 {
+            eprintln!("a client got a masked frame (servers must not mask)");
+            self.start = self.buffer.len();
+            return Some(Frame::Close);
+        }
         let (length, header) = match second & 0x7f {
             126 => (u64::from(u16::from_be_bytes(bytes.get(2..4)?.try_into().ok()?)), 4),
             127 => (u64::from_be_bytes(bytes.get(2..10)?.try_into().ok()?), 10),

@@ -37,8 +37,8 @@ pub struct RealtimeConfig {
     /// `CORS_ORIGINS`: origins whose pages may use the long-polling transport
     /// (the API's policy; `*` for any).
     pub cors_origins: Vec<String>,
-    /// Items queued per connection (one per broadcast; a block's events for a
-    /// market are one item). Memory is taken only while items wait, and a
+    /// Items queued per connection (one per broadcast; without Redis a block's
+    /// events for a market are one item). Memory is taken only while items wait, and a
     /// broadcast is encoded once and shared. A client that falls this far behind
     /// misses events (counted in `realtime_emit_errors_total`)
     /// rather than holding anyone up; one that stops reading altogether stops

@@ -216,7 +216,10 @@ async fn relay_once<A: Adapter>(
         loop {
             let changes = indexing::changes_after(&mut lock_conn, cursor, READ_LIMIT).await?;
             let Some(last) = changes.last().map(|c| c.version) else { break };
-            for batch in batches(emissions_of_all(&changes)) {
+            // Through the Redis adapter each event is its own broadcast (and publish):
+            // one that fails stops only itself, and the local fallback repeats nothing.
+            let max_batch = if config.elected { 1 } else { MAX_BATCH };
+            for batch in batches(emissions_of_all(&changes), max_batch) {
                 emit(io, &mut throttle, batch).await;
             }
             cursor = last;
@@ -277,15 +280,22 @@ async fn start_cursor(conn: &mut sqlx::PgConnection, elected: bool) -> Result<i6
     }
 }
 
-/// Runs of emissions for the same rooms, in order: a block's `trade`, `price` and
-/// `candle` for one market go out together, one pass over the room's sockets and
-/// one queue item per socket (instead of one of each per event).
-fn batches(emissions: Vec<Emission>) -> Vec<Vec<Emission>> {
+/// Events sent in one broadcast at most (a busy market's block can hold many trades).
+const MAX_BATCH: usize = 32;
+
+/// Runs of emissions for the same rooms and version (one block or write), in
+/// order, `max` at most: a block's `trade`, `price` and `candle` for one market go
+/// out together, one pass over the room's sockets and one queue item per socket
+/// (instead of one of each per event).
+fn batches(emissions: Vec<Emission>, max: usize) -> Vec<Vec<Emission>> {
     let mut batches: Vec<Vec<Emission>> = Vec::new();
     for emission in emissions {
         match batches.last_mut() {
             Some(batch)
-                if matches!(emission.audience, Audience::Rooms(_)) && batch[0].audience == emission.audience =>
+                if batch.len() < max
+                    && matches!(emission.audience, Audience::Rooms(_))
+                    && batch[0].audience == emission.audience
+                    && batch[0].payload["version"] == emission.payload["version"] =>
             {
                 batch.push(emission);
             }
@@ -398,14 +408,25 @@ mod tests {
             StoredChange { version: 2, id: 0, kind: "rederive".into(), payload: json!({}) },
             at("trade", "0xa"),
         ];
-        let batches = batches(emissions_of_all(&changes));
-        let events: Vec<Vec<&str>> = batches.iter().map(|b| b.iter().map(|e| e.event).collect()).collect();
+        let events = |batches: &[Vec<Emission>]| -> Vec<Vec<&'static str>> {
+            batches.iter().map(|b| b.iter().map(|e| e.event).collect()).collect()
+        };
+        let batched = batches(emissions_of_all(&changes), MAX_BATCH);
         assert_eq!(
-            events,
+            events(&batched),
             [vec!["trade", "price", "candle"], vec!["trade"], vec!["reorg"], vec!["refresh"], vec!["trade"]],
             "same rooms and adjacent: one batch, in order; everyone-events stay alone"
         );
-        assert_eq!(batches[0][1].markets_tick.as_deref(), Some("market:0xa"), "the price still feeds `markets`");
+        assert_eq!(batched[0][1].markets_tick.as_deref(), Some("market:0xa"), "the price still feeds `markets`");
+
+        let one_by_one = batches(emissions_of_all(&changes), 1);
+        assert_eq!(one_by_one.len(), 7, "through the Redis adapter: one event per broadcast");
+
+        let two_blocks = [at("trade", "0xa"), StoredChange { version: 2, ..at("trade", "0xa") }];
+        assert_eq!(batches(emissions_of_all(&two_blocks), MAX_BATCH).len(), 2, "one version per batch");
+        let busy_block: Vec<StoredChange> = (0..40).map(|_| at("trade", "0xa")).collect();
+        let sizes: Vec<usize> = batches(emissions_of_all(&busy_block), MAX_BATCH).iter().map(Vec::len).collect();
+        assert_eq!(sizes, [MAX_BATCH, 40 - MAX_BATCH], "at most MAX_BATCH events per broadcast");
     }
 
     #[test]

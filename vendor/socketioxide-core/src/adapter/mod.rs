@@ -326,18 +326,28 @@ pub trait CoreAdapter<E: SocketEmitter>: Sized + Send + Sync + 'static {
 
     /// Broadcasts several packets, in order, to the sockets that match the
     /// [`BroadcastOptions`]. The default broadcasts them one after the other (so an
-    /// adapter that overrides [`CoreAdapter::broadcast`] keeps its behaviour); the
-    /// local adapter queues them together for each socket in one pass.
+    /// adapter that overrides [`CoreAdapter::broadcast`] keeps its behaviour): sockets
+    /// that could not take a packet do not stop the others; any other error stops
+    /// there. The local adapter queues them together for each socket in one pass.
     fn broadcast_many(
         &self,
         packets: Vec<Packet>,
         opts: BroadcastOptions,
     ) -> impl Future<Output = Result<(), BroadcastError>> + Send {
         async move {
+            let mut socket_errors = Vec::new();
             for packet in packets {
-                self.broadcast(packet, opts.clone()).await?;
+                match self.broadcast(packet, opts.clone()).await {
+                    Ok(()) => {}
+                    Err(BroadcastError::Socket(errors)) => socket_errors.extend(errors),
+                    Err(other) => return Err(other),
+                }
             }
-            Ok(())
+            if socket_errors.is_empty() {
+                Ok(())
+            } else {
+                Err(BroadcastError::Socket(socket_errors))
+            }
         }
     }
 

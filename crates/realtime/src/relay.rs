@@ -308,7 +308,7 @@ fn batches(emissions: Vec<Emission>, max: usize) -> Vec<Vec<Emission>> {
 /// Emits one batch (emissions sharing their audience), then offers its price
 /// ticks to the `markets` throttle.
 async fn emit<A: Adapter>(io: &SocketIo<A>, throttle: &mut Throttle, batch: Vec<Emission>) {
-    let events: Vec<(&str, &Value)> = batch.iter().map(|e| (e.event, &e.payload)).collect();
+    let events: Vec<(&'static str, &Value)> = batch.iter().map(|e| (e.event, &e.payload)).collect();
     send(io, &batch[0].audience, &events).await;
     for emission in &batch {
         if let Some(key) = &emission.markets_tick
@@ -320,14 +320,14 @@ async fn emit<A: Adapter>(io: &SocketIo<A>, throttle: &mut Throttle, batch: Vec<
 }
 
 /// Sends events, in order, to an audience (each socket gets them in one go).
-async fn send<A: Adapter>(io: &SocketIo<A>, audience: &Audience, events: &[(&str, &Value)]) {
+async fn send<A: Adapter>(io: &SocketIo<A>, audience: &Audience, events: &[(&'static str, &Value)]) {
     let sent = match audience {
         Audience::Rooms(rooms) if rooms.is_empty() => return,
         Audience::Rooms(rooms) => io.to(rooms.clone()).emit_many(events).await,
         Audience::Everyone => io.broadcast().emit_many(events).await,
     };
     for (event, _) in events {
-        metrics::counter!("realtime_events_total", "event" => event.to_string()).increment(1);
+        metrics::counter!("realtime_events_total", "event" => *event).increment(1);
     }
     // The Redis adapter gives up before its local delivery when it cannot
     // publish: this node's own clients still get the events.
@@ -345,7 +345,7 @@ async fn send<A: Adapter>(io: &SocketIo<A>, audience: &Audience, events: &[(&str
         // Full buffers of slow clients (they are skipped, never waited for), or
         // Redis unreachable (other nodes miss these events; clients refetch on reconnect).
         for (event, _) in events {
-            metrics::counter!("realtime_emit_errors_total", "event" => event.to_string()).increment(1);
+            metrics::counter!("realtime_emit_errors_total", "event" => *event).increment(1);
         }
         tracing::debug!(%error, "realtime emit incomplete");
     }
